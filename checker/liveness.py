@@ -1,0 +1,245 @@
+"""Liveness under weak fairness, on the edge arrays of the reachable graph.
+
+``<>P`` fails iff some behaviour avoids P forever.  On a finite graph such a behaviour ends
+in one of two ways, both confined to the *region* of states reachable from an initial
+state through not-P states only:
+
+* it stops (stutters forever) in a state where no fair action is enabled: weak fairness
+  asks nothing there;
+* it cycles forever through a strongly connected component C of the region, and C is
+  fair: for every fair action family A, A is taken on some edge inside C or A is disabled
+  in some state of C.  (If A were enabled in every state of C and never taken inside it,
+  every cycle in C would violate WF_A, so checking whole SCCs is exact.)
+
+``P ~> Q`` is the same search started from every reachable ``P /\\ ~Q`` state within the
+not-Q states.  Following TLA+'s ``WF_vars(A)``, steps that leave the state unchanged
+(self-loops) neither count as taking A nor as A being enabled.  Actions whose successors
+a state constraint discarded are not seen (as in TLC, liveness under a constraint is
+checked on the constrained graph).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import breadth_first_order, connected_components
+
+from checker.explore import StateGraph
+from checker.layout import View
+from checker.result import TraceStep, Violation
+from checker.spec import Eventually, LeadsTo, Liveness, Spec, as_mask
+
+
+def _mask(spec: Spec, graph: StateGraph, pred) -> np.ndarray:
+    out = np.zeros(len(graph.rows), dtype=bool)
+    step = 1 << 18
+    for lo in range(0, len(graph.rows), step):
+        rows = graph.rows[lo : lo + step]
+        out[lo : lo + len(rows)] = as_mask(pred(View(spec.layout, rows)), len(rows))
+    return out
+
+
+def check_liveness(spec: Spec, graph: StateGraph, name: str, prop: Liveness) -> Violation | None:
+    n = len(graph.rows)
+    goal = _mask(spec, graph, prop.predicate)
+    if isinstance(prop, Eventually):
+        sources = graph.init[~goal[graph.init]]
+    elif isinstance(prop, LeadsTo):
+        sources = np.flatnonzero(_mask(spec, graph, prop.trigger) & ~goal)
+    else:  # pragma: no cover - typing guard
+        raise TypeError(prop)
+    if len(sources) == 0:
+        return None
+    real = graph.src != graph.dst  # self-loops are stuttering steps
+    src, dst, act = graph.src[real], graph.dst[real], graph.act[real]
+    fam_ids = {f: i for i, f in enumerate(dict.fromkeys(graph.families))}
+    act_fam = np.array([fam_ids[f] for f in graph.families], dtype=np.int64)
+    fair = [fam_ids[f] for f in prop.fair if f in fam_ids]
+    fair_set = np.zeros(len(fam_ids), dtype=bool)
+    fair_set[fair] = True
+    # enabled[s, j]: fair family j has a non-stuttering step from s
+    enabled = np.zeros((n, len(fair)), dtype=bool)
+    for j, f in enumerate(fair):
+        sel = act_fam[act] == f
+        enabled[src[sel], j] = True
+
+    # Region: reachable from the sources through not-goal states.
+    inside = ~goal
+    keep = inside[src] & inside[dst]
+    rs, rd, ra = src[keep], dst[keep], act[keep]
+    super_src = n
+    s_all = np.concatenate([rs, np.full(len(sources), super_src)])
+    d_all = np.concatenate([rd, sources])
+    adj = csr_matrix((np.ones(len(s_all), dtype=np.int8), (s_all, d_all)), shape=(n + 1, n + 1))
+    order, pred = breadth_first_order(adj, super_src, directed=True, return_predecessors=True)
+    region = np.zeros(n + 1, dtype=bool)
+    region[order] = True
+    region = region[:n]
+    dist = _bfs_dist(order, pred, n)
+
+    # (1) stuttering: a region state where no fair action is enabled
+    stuck = region & ~enabled.any(axis=1) if fair else region.copy()
+    best: tuple[int, str, int] | None = None  # (dist, kind, state or component)
+    if stuck.any():
+        cand = np.flatnonzero(stuck)
+        s = int(cand[np.argmin(dist[cand])])
+        best = (int(dist[s]), "stutter", s)
+
+    # (2) fair SCCs of the region
+    inr = region[rs] & region[rd]
+    cs, cd, ca = rs[inr], rd[inr], ra[inr]
+    if len(cs):
+        sub = csr_matrix((np.ones(len(cs), dtype=np.int8), (cs, cd)), shape=(n, n))
+        ncomp, comp = connected_components(sub, directed=True, connection="strong")
+        internal = comp[cs] == comp[cd]
+        sizes = np.bincount(comp[region], minlength=ncomp)
+        has_edge = np.zeros(ncomp, dtype=bool)
+        has_edge[comp[cs[internal]]] = True
+        nontrivial = has_edge & (sizes > 0)
+        ok = nontrivial.copy()
+        for j, f in enumerate(fair):
+            taken = np.zeros(ncomp, dtype=bool)
+            sel = internal & (act_fam[ca] == f)
+            taken[comp[cs[sel]]] = True
+            disabled = np.zeros(ncomp, dtype=bool)
+            rstates = np.flatnonzero(region & ~enabled[:, j])
+            disabled[comp[rstates]] = True
+            ok &= taken | disabled
+        if ok.any():
+            members = np.flatnonzero(region & ok[comp])
+            s = int(members[np.argmin(dist[members])])
+            if best is None or dist[s] < best[0]:
+                best = (int(dist[s]), "cycle", s)
+    if best is None:
+        return None
+
+    _, kind, entry = best
+    prefix = _path_from_pred(pred, entry, super_src)  # source ... entry, all in region
+    head = _bfs_tree_path(graph, prefix[0])  # init ... source (any path) for LeadsTo
+    states = head[:-1] + prefix
+    trace = _to_trace(graph, states)
+    what = f"eventually {name}" if isinstance(prop, Eventually) else f"{name} (leads-to)"
+    fair_txt = ", ".join(prop.fair) if prop.fair else "no action"
+    if kind == "stutter":
+        return Violation(
+            name,
+            "liveness",
+            f"liveness {what} is violated: the behaviour can stop here forever "
+            f"(weak fairness on {fair_txt}; none of them is enabled)",
+            trace,
+            loop_start=len(trace) - 1,
+            stutter=True,
+        )
+    cycle = _fair_cycle(graph, comp, cs, cd, ca, act_fam, fair, enabled, entry)
+    loop_start = len(trace) - 1
+    trace.extend(_to_trace(graph, cycle)[1:])
+    return Violation(
+        name,
+        "liveness",
+        f"liveness {what} is violated: the behaviour can repeat the cycle from step "
+        f"{loop_start + 1} forever while staying fair (weak fairness on {fair_txt})",
+        trace,
+        loop_start=loop_start,
+    )
+
+
+def _bfs_dist(order: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+    dist = np.full(n + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    dist[order[0]] = 0
+    for v in order[1:]:
+        dist[v] = dist[pred[v]] + 1
+    return dist[:n]
+
+
+def _path_from_pred(pred: np.ndarray, target: int, root: int) -> list[int]:
+    path = [target]
+    while True:
+        p = int(pred[path[-1]])
+        if p == root or p < 0:
+            break
+        path.append(p)
+    path.reverse()
+    return path
+
+
+def _bfs_tree_path(graph: StateGraph, target: int) -> list[int]:
+    """A shortest path from an initial state to ``target`` over all edges."""
+    n = len(graph.rows)
+    adj = csr_matrix(
+        (
+            np.ones(len(graph.src) + len(graph.init), dtype=np.int8),
+            (
+                np.concatenate([graph.src, np.full(len(graph.init), n)]),
+                np.concatenate([graph.dst, graph.init]),
+            ),
+        ),
+        shape=(n + 1, n + 1),
+    )
+    _, pred = breadth_first_order(adj, n, directed=True, return_predecessors=True)
+    return _path_from_pred(pred, target, n)
+
+
+def _edge_action(graph: StateGraph, s: int, d: int) -> str:
+    sel = np.flatnonzero((graph.src == s) & (graph.dst == d))
+    return graph.labels[int(graph.act[sel[0]])]
+
+
+def _to_trace(graph: StateGraph, states: list[int]) -> list[TraceStep]:
+    out = [TraceStep(None, graph.rows[states[0]].copy())]
+    for a, b in zip(states, states[1:], strict=False):
+        out.append(TraceStep(_edge_action(graph, a, b), graph.rows[b].copy()))
+    return out
+
+
+def _fair_cycle(graph, comp, cs, cd, ca, act_fam, fair, enabled, entry) -> list[int]:
+    """A cycle from ``entry`` through the component that takes or sees disabled each fair family."""
+    c = comp[entry]
+    sel = (comp[cs] == c) & (comp[cd] == c)
+    es, ed, ea = cs[sel], cd[sel], ca[sel]
+    succ: dict[int, list[int]] = {}
+    for s, d in zip(es.tolist(), ed.tolist(), strict=True):
+        succ.setdefault(s, []).append(d)
+    members = set(es.tolist()) | set(ed.tolist())
+
+    def walk(start: int, goal) -> list[int]:
+        prev = {start: start}
+        q = deque([start])
+        while q:
+            u = q.popleft()
+            for v in succ.get(u, []):
+                if v not in prev:
+                    prev[v] = u
+                    if goal(u, v):
+                        path = [v]
+                        while path[-1] != start:
+                            path.append(prev[path[-1]])
+                        return path[::-1]
+                    q.append(v)
+                elif goal(u, v):
+                    path = [v, u]
+                    while path[-1] != start:
+                        path.append(prev[path[-1]])
+                    return path[::-1]
+        return [start]
+
+    path = [entry]
+    for j, f in enumerate(fair):
+        if any(not enabled[m, j] for m in members):
+            if not enabled[path[-1], j]:
+                continue
+            seg = walk(path[-1], lambda u, v, j=j: not enabled[v, j])
+        else:
+            taken = {
+                (s, d)
+                for s, d, a in zip(es.tolist(), ed.tolist(), ea.tolist(), strict=True)
+                if act_fam[a] == f
+            }
+            seg = walk(path[-1], lambda u, v, taken=taken: (u, v) in taken)
+        path.extend(seg[1:])
+    back = walk(path[-1], lambda u, v: v == entry)
+    path.extend(back[1:])
+    if len(path) == 1:  # entry has a successor in the component; close the loop
+        path.extend(walk(entry, lambda u, v: v == entry)[1:])
+    return path
