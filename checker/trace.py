@@ -14,16 +14,23 @@ from checker.layout import Field, Layout
 from checker.result import Violation
 
 
-def _fmt(value: Any) -> str:
+def _fmt(f: Field | None, value: Any, element: bool = False) -> str:
+    """TLA+-like rendering: flag sets as {a, b}, indexed variables as <<x, y>>, booleans TRUE/FALSE."""
+    if f is not None and f.count > 1 and not element:
+        return "<<" + ", ".join(_fmt(f, v, element=True) for v in value) + ">>"
     if isinstance(value, list):
-        return (
-            "{" + ", ".join(str(v) for v in value) + "}"
-            if all(isinstance(v, str) for v in value)
-            else "[" + ", ".join(_fmt(v) for v in value) + "]"
-        )
+        return "{" + ", ".join(str(v) for v in value) + "}"
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     return str(value)
+
+
+def _field_of(layout: Layout, key: str) -> tuple[Field | None, bool]:
+    name, _, rest = key.partition("[")
+    try:
+        return layout.field(name), bool(rest)
+    except ValueError:
+        return None, False
 
 
 def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
@@ -36,7 +43,7 @@ def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, A
         if value == old:
             continue
         is_indexed = isinstance(value, list) and isinstance(old, list) and len(value) == len(old)
-        if is_indexed and not all(isinstance(v, str) for v in value):
+        if is_indexed:
             for i, (a, b) in enumerate(zip(old, value, strict=True)):
                 if a != b:
                     out[f"{name}[{i}]"] = b
@@ -60,7 +67,8 @@ def render_text(violation: Violation, layout: Layout, *, full: bool = False) -> 
         if not shown:
             lines.append("       (no variable changed)")
         for name, value in shown.items():
-            lines.append(f"       {name} = {_fmt(value)}")
+            f, element = _field_of(layout, name)
+            lines.append(f"       {name} = {_fmt(f, value, element)}")
         prev = state
     if violation.loop_start is not None and not violation.stutter:
         lines.append(f"     back to state {violation.loop_start + 1}")

@@ -1,0 +1,81 @@
+"""JUnit XML: one ``testsuite`` per spec, one ``testcase`` per property.
+
+A property's test case fails when its result differs from the spec's expectation: an
+unexpected violation, or an expected violation that did not happen.  Properties that were
+not checked (the run stopped at an earlier violation or a limit) are ``skipped``.
+The shape follows the common JUnit schema (testsuites/testsuite/testcase with
+failure/skipped/system-out) that CI systems read.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from checker.trace import render_text
+
+if TYPE_CHECKING:
+    from checker.commands.check import Checked
+
+
+def junit_tree(results: list[Checked]) -> ET.ElementTree:
+    root = ET.Element("testsuites", name="vfio-migcheck")
+    total = failures = skipped = 0
+    for c in results:
+        r = c.result
+        suite = ET.SubElement(root, "testsuite", name=c.target.name, file=str(c.target.path))
+        cases = dict(r.properties)
+        if r.violation is not None:
+            cases.setdefault(r.violation.name, "violated")
+        exp = c.target.expect
+        if exp.kind == "violation" and exp.name not in cases:
+            cases[exp.name] = "unchecked"
+        # the spec's overall expectation as its own case, so blocked/limit show up too
+        n_fail = n_skip = 0
+        for name, status in [("outcome", "outcome")] + sorted(cases.items()):
+            case = ET.SubElement(
+                suite, "testcase", classname=c.target.name, name=name, time=f"{r.stats.seconds:.3f}"
+            )
+            if name == "outcome":
+                if not c.matched:
+                    n_fail += 1
+                    f = ET.SubElement(case, "failure", message=f"expected {exp}, got {c.outcome}")
+                    f.text = f"expected {exp}, got {c.outcome}"
+                out = ET.SubElement(case, "system-out")
+                s = r.stats
+                out.text = (
+                    f"outcome={c.outcome} distinct={s.distinct} generated={s.generated} depth={s.depth}"
+                )
+                continue
+            expected_violation = exp.kind == "violation" and exp.name == name
+            violated = status == "violated"
+            if status == "unchecked" and not expected_violation:
+                n_skip += 1
+                ET.SubElement(case, "skipped", message="not checked: the run stopped earlier")
+                continue
+            if violated != expected_violation:
+                n_fail += 1
+                msg = f"{name} violated" if violated else f"{name} was expected to be violated but held"
+                f = ET.SubElement(case, "failure", message=msg)
+                if violated and r.violation is not None and r.violation.name == name:
+                    f.text = render_text(r.violation, r.layout)
+        n_cases = len(cases) + 1
+        suite.set("tests", str(n_cases))
+        suite.set("failures", str(n_fail))
+        suite.set("errors", "0")
+        suite.set("skipped", str(n_skip))
+        suite.set("time", f"{r.stats.seconds:.3f}")
+        total += n_cases
+        failures += n_fail
+        skipped += n_skip
+    root.set("tests", str(total))
+    root.set("failures", str(failures))
+    root.set("errors", "0")
+    root.set("skipped", str(skipped))
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write_junit(path: Path, results: list[Checked]) -> None:
+    junit_tree(results).write(path, encoding="utf-8", xml_declaration=True)

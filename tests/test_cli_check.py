@@ -1,0 +1,150 @@
+"""``vfio-migcheck check``: exit codes, JSON contract, JUnit, ITF and user errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from checker.cli import main
+
+ENGINE = Path(__file__).resolve().parent.parent / "specs" / "engine"
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_engine_specs_match_their_expectations():
+    r = run("check", str(ENGINE), "--quiet")
+    assert r.exit_code == 0, r.output
+
+
+def test_json_contract_shape():
+    r = run("check", str(ENGINE / "twophase-broken-invariant.toml"), "--json", "-")
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    assert doc["version"] == 1
+    (res,) = doc["results"]
+    for key in (
+        "spec",
+        "outcome",
+        "expected",
+        "matched",
+        "violated",
+        "blocked_by",
+        "tracking_method",
+        "stats",
+        "trace",
+    ):
+        assert key in res
+    assert res["outcome"] == "violation" and res["violated"] == "TCConsistent" and res["matched"] is True
+    assert res["expected"] == {"violation": "TCConsistent"}
+    assert set(res["stats"]) == {"distinct_states", "generated_states", "depth", "seconds"}
+    assert [s["action"] for s in res["trace"]] == [
+        None,
+        "TMCommit",
+        "RMRcvCommitMsg(rm=1)",
+        "RMChooseToAbort(rm=0)",
+    ]
+    assert res["trace"][0]["state"]["tmState"] == "init"
+
+
+def test_unexpected_violation_exits_1(tmp_path):
+    p = write(
+        tmp_path, "x.toml", 'example = "TwoPhase"\nbroken = "commit-too-early"\n[check]\nexpect = "pass"\n'
+    )
+    r = run("check", str(p))
+    assert r.exit_code == 1
+    assert "UNEXPECTED" in r.stdout and "Counterexample: 4 states" in r.stdout
+
+
+def test_expected_violation_that_does_not_happen_exits_1(tmp_path):
+    p = write(tmp_path, "x.toml", 'example = "TwoPhase"\n[check]\nexpect = { violation = "TCConsistent" }\n')
+    assert run("check", str(p), "-q").exit_code == 1
+
+
+def test_limit_exits_3_with_partial_statistics(tmp_path):
+    p = write(tmp_path, "x.toml", 'example = "TwoPhase"\nrms = 6\n')
+    r = run("check", str(p), "--max-states", "500", "--json", "-")
+    assert r.exit_code == 3
+    res = json.loads(r.stdout)["results"][0]
+    assert res["outcome"] == "limit" and res["stats"]["distinct_states"] >= 500
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('example = "TwoPhase"\nrmz = 3\n', "rmz: unknown key (did you mean 'rms'?)"),
+        ('example = "ThreePhase"\n', "example: 'ThreePhase' is not known; allowed: TCommit, TwoPhase"),
+        ('example = "TwoPhase"\nrms = 0\n', "rms: must be an integer in 1..10"),
+        ('example = "TwoPhase"\n[check]\nexpect = "fail"\n', "check.expect: 'fail' is not allowed"),
+        ('example = "TwoPhase"\n[check]\nexpect = { violation = "Nope" }\n', "unknown property 'Nope'"),
+        ('example = "TwoPhase\n', "not valid TOML"),
+    ],
+)
+def test_spec_file_errors_are_one_line_exit_2(tmp_path, text, message):
+    p = write(tmp_path, "bad.toml", text)
+    r = run("check", str(p))
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"error: {p}: ") and message in lines[0]
+    assert "Traceback" not in r.output
+
+
+def test_missing_path_exit_2(tmp_path):
+    r = run("check", str(tmp_path / "nope.toml"))
+    assert r.exit_code == 2 and "no such spec file or directory" in r.stderr
+
+
+def test_junit_one_case_per_spec_and_property(tmp_path):
+    out = tmp_path / "junit.xml"
+    r = run("check", str(ENGINE), "-q", "--junit", str(out))
+    assert r.exit_code == 0
+    root = ET.parse(out).getroot()
+    assert root.tag == "testsuites" and root.get("failures") == "0"
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert set(suites) >= {"twophase-3", "twophase-broken-invariant", "tcommit-3"}
+    cases = {c.get("name") for c in suites["twophase-3"].findall("testcase")}
+    assert cases == {"outcome", "TPTypeOK", "TCConsistent"}
+    for s in root.findall("testsuite"):
+        assert int(s.get("tests")) == len(s.findall("testcase"))
+
+
+def test_itf_trace(tmp_path):
+    r = run("check", str(ENGINE / "twophase-broken-invariant.toml"), "--json", "-", "--trace-format", "itf")
+    itf = json.loads(r.stdout)["results"][0]["itf"]
+    assert set(itf) >= {"#meta", "vars", "states"}
+    assert itf["vars"] == ["rmState", "tmState", "tmPrepared", "msgs"]
+    s0 = itf["states"][0]
+    assert s0["#meta"]["index"] == 0 and s0["tmPrepared"] == {"#set": []} and s0["rmState"][0] == "working"
+
+
+def test_ctrl_c_exits_130_with_partial_statistics(tmp_path):
+    p = write(tmp_path, "big.toml", 'example = "TwoPhase"\nrms = 10\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from checker.cli import main; main()", "check", str(p)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err and "Traceback" not in err
+    assert "big" in out  # the summary row with partial statistics

@@ -1,0 +1,210 @@
+"""The explorer on small synthetic specs: multi-word states, constraints, symmetry,
+limits, liveness cycles and the reachable graph."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from checker.explore import explore
+from checker.layout import Layout, LayoutError, Next, View, apply
+from checker.spec import Action, Eventually, LeadsTo, Spec
+
+
+def grid(n: int, wide: bool = False, bad_sum: int | None = None) -> Spec:
+    """Two counters 0..n; with ``wide`` each is 40 bits so a state takes two words."""
+    layout = Layout()
+    layout.var("x", 40 if wide else 8)
+    layout.var("y", 40 if wide else 8)
+
+    def inc(name):
+        def effect(s: View, t: Next) -> None:
+            t[name] = s[name] + 1
+
+        return effect
+
+    invariants = {}
+    if bad_sum is not None:
+        invariants["SumBelow"] = lambda s: s.x + s.y < bad_sum
+    return Spec(
+        name="grid",
+        layout=layout,
+        init=[{"x": 0, "y": 0}],
+        actions=[
+            Action("IncX", lambda s: s.x < n, inc("x")),
+            Action("IncY", lambda s: s.y < n, inc("y")),
+        ],
+        invariants=invariants,
+        end_states=lambda s: (s.x == n) & (s.y == n),
+    )
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_grid_counts_single_and_multi_word(wide):
+    spec = grid(6, wide)
+    assert spec.layout.words == (2 if wide else 1)
+    r = explore(spec)
+    assert r.outcome == "pass"
+    assert (r.stats.distinct, r.stats.depth) == (49, 13)
+    assert r.stats.generated == 1 + 2 * 6 * 7  # every state but the last row/column has 2 successors
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_invariant_trace_is_shortest(wide):
+    r = explore(grid(6, wide, bad_sum=5))
+    v = r.violation
+    assert v is not None and v.name == "SumBelow" and v.length == 6
+    last = v.trace[-1].state(r.layout)
+    assert last["x"] + last["y"] == 5
+    for a, b in zip(v.trace, v.trace[1:], strict=False):  # each step is a real transition
+        assert b.action in ("IncX", "IncY")
+
+
+def test_constraint_bounds_the_search():
+    spec = grid(6)
+    spec.constraint = lambda s: s.x <= 2
+    spec.end_states = lambda s: s.y == 6
+    r = explore(spec)
+    assert r.outcome == "pass" and r.stats.distinct == 3 * 7
+
+
+def test_deadlock_unless_declared_end_state():
+    spec = grid(2)
+    spec.end_states = None
+    r = explore(spec)
+    assert r.violation is not None and r.violation.kind == "deadlock" and r.violation.length == 5
+
+
+def test_symmetry_reduction_with_canonical_form():
+    n = 3
+    layout = Layout()
+    layout.var("c", values=("a", "b", "c"), count=n)
+
+    def canonical(rows: np.ndarray) -> np.ndarray:
+        v = View(layout, rows)
+        cols = np.sort(np.stack([v.c[i] for i in range(n)], axis=1), axis=1)
+        return apply(layout, rows, {f"c[{i}]": cols[:, i] for i in range(n)}, "canonical")
+
+    actions = [
+        Action("Step", lambda s, i=i: s.c[i] < 2, lambda s, t, i=i: t.c.__setitem__(i, s.c[i] + 1), {"p": i})
+        for i in range(n)
+    ]
+    base = dict(name="procs", layout=layout, init=[{"c": [0] * n}], actions=actions, check_deadlock=False)
+    assert explore(Spec(**base)).stats.distinct == 27
+    assert explore(Spec(**base, canonical=canonical)).stats.distinct == 10  # multisets of size 3 over 3
+
+
+def test_action_invariant_names_the_transition():
+    spec = grid(3)
+    spec.action_invariants = {"XNeverJumps": lambda s, t, a: t.x - s.x <= 0}
+    r = explore(spec)
+    v = r.violation
+    assert v is not None and v.kind == "action-invariant" and v.length == 2
+    assert v.trace[-1].action == "IncX"
+
+
+def test_witness_must_be_reached():
+    spec = grid(3)
+    spec.witnesses = {"ReachesCorner": lambda s: (s.x == 3) & (s.y == 3), "Impossible": lambda s: s.x > 5}
+    r = explore(spec)
+    assert r.violation is not None and r.violation.kind == "witness" and r.violation.name == "Impossible"
+    assert r.witnesses["ReachesCorner"] == 7
+
+
+def toggler(fair: tuple[str, ...]) -> Spec:
+    layout = Layout()
+    layout.var("x", 1)
+    layout.var("done", 1)
+    return Spec(
+        name="toggler",
+        layout=layout,
+        init=[{"x": 0, "done": 0}],
+        actions=[
+            Action("Toggle", lambda s: s.done == 0, lambda s, t: setattr(t, "x", 1 - s.x)),
+            Action("Finish", lambda s: s.done == 0, lambda s, t: setattr(t, "done", 1)),
+        ],
+        liveness={"Finishes": Eventually(lambda s: s.done == 1, fair=fair)},
+        end_states=lambda s: s.done == 1,
+    )
+
+
+def test_liveness_holds_with_fair_finish():
+    r = explore(toggler(("Finish",)))
+    assert r.outcome == "pass" and r.properties["Finishes"] == "ok"
+
+
+def test_liveness_fair_cycle_counterexample():
+    r = explore(toggler(("Toggle",)))
+    v = r.violation
+    assert v is not None and v.kind == "liveness" and not v.stutter
+    assert v.loop_start == 0
+    assert [s.action for s in v.trace] == [None, "Toggle", "Toggle"]
+    assert v.trace[-1].state(r.layout) == v.trace[0].state(r.layout)
+
+
+def test_liveness_without_fairness_stutters_at_once():
+    r = explore(toggler(()))
+    v = r.violation
+    assert v is not None and v.stutter and v.length == 1
+
+
+def test_leads_to():
+    spec = grid(3)
+    spec.liveness = {"XGrows": LeadsTo(lambda s: s.x == 1, lambda s: s.x == 2, fair=("IncX",))}
+    assert explore(spec).outcome == "pass"
+    spec.liveness = {"XGrows": LeadsTo(lambda s: s.x == 1, lambda s: s.x == 2, fair=("IncY",))}
+    v = explore(spec).violation
+    assert v is not None and v.name == "XGrows" and v.stutter
+    assert v.trace[-1].state(spec.layout) == {"x": 1, "y": 3}
+
+
+def test_limits_stop_with_partial_statistics():
+    from checker.examples.transaction_commit import two_phase
+
+    r = explore(two_phase(5), max_states=1000)
+    assert r.outcome == "limit" and r.limit == "--max-states 1000" and r.stats.distinct >= 1000
+    r = explore(two_phase(6), max_seconds=1e-6)
+    assert r.outcome == "limit" and r.limit.startswith("--max-seconds")
+
+
+def test_graph_is_kept_with_action_labels():
+    r = explore(grid(2), keep_graph=True)
+    g = r.graph()
+    assert g.number_of_nodes() == 9 and g.number_of_edges() == 12
+    labels = {d["action"] for _, _, d in g.edges(data=True)}
+    assert labels == {"IncX", "IncY"}
+
+
+def test_out_of_range_assignment_is_a_clear_spec_error():
+    layout = Layout()
+    layout.var("x", 2)
+    spec = Spec(
+        name="bad",
+        layout=layout,
+        init=[{"x": 0}],
+        actions=[Action("Inc", lambda s: True, lambda s, t: setattr(t, "x", s.x + 1))],
+    )
+    with pytest.raises(LayoutError, match="Inc assigns 4 to x, which holds 0..3"):
+        explore(spec)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 63), min_size=1, max_size=6),
+    data=st.data(),
+)
+def test_pack_unpack_roundtrip(widths, data):
+    layout = Layout()
+    for i, w in enumerate(widths):
+        layout.var(f"f{i}", w)
+    values = [
+        {f"f{i}": data.draw(st.integers(0, (1 << w) - 1)) for i, w in enumerate(widths)} for _ in range(3)
+    ]
+    rows = layout.pack(values)
+    assert rows.shape == (3, layout.words)
+    for r, v in enumerate(values):
+        assert layout.raw(rows[r]) == v
+    # an effect touching one field leaves the others alone
+    new = apply(layout, rows, {"f0": 0}, "test")
+    for r, v in enumerate(values):
+        assert layout.raw(new[r]) == {**v, "f0": 0}
