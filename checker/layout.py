@@ -211,13 +211,21 @@ class Layout:
         row = np.asarray(row, dtype=np.uint64).reshape(1, -1)
         return {s.key: int(self.column(row, s.key)[0]) for s in self.slots}
 
-    def type_ok(self, rows: np.ndarray) -> np.ndarray:
-        """Every field holds one of its declared values (the generic half of TypeOK)."""
-        ok = np.ones(len(rows), dtype=bool)
-        for s in self._slots.values():
-            if s.field.values is not None and len(s.field.values) < s.mask + 1:
-                ok &= self.column(rows, s.key) < len(s.field.values)
-        return ok
+    def type_ok(self, s: Any) -> Any:
+        """Every field holds one of its declared values: the generic half of TypeOK.
+
+        ``s`` is a :class:`View` (or a symbolic view of ``checker.smt``).
+        """
+        from checker.ops import all_of, true_like
+
+        checks = [
+            s[slot.key] < len(slot.field.values)
+            for slot in self._slots.values()
+            if slot.field.values is not None and len(slot.field.values) < slot.mask + 1
+        ]
+        if not checks:
+            return true_like(s[self.slots[0].key] == 0) if self._slots else True
+        return all_of(checks)
 
 
 class _Indexed:

@@ -21,9 +21,8 @@ state with several enabled disjuncts generates one successor per disjunct, as TL
 
 from __future__ import annotations
 
-import numpy as np
-
 from checker.layout import Layout, Next, View
+from checker.ops import all_of, any_of
 from checker.spec import Action, Eventually, Spec
 
 RM_STATES = ("working", "prepared", "committed", "aborted")
@@ -32,12 +31,7 @@ TM_STATES = ("init", "done")
 TM_INIT, TM_DONE = range(2)
 
 
-def _all(cols) -> np.ndarray:
-    cols = list(cols)
-    out = cols[0]
-    for c in cols[1:]:
-        out = out & c
-    return out
+_all = all_of
 
 
 def tcommit(rms: int = 3) -> Spec:
@@ -78,11 +72,8 @@ def tcommit(rms: int = 3) -> Spec:
         )
 
     def consistent(s: View):
-        any_abort = np.zeros(len(s), dtype=bool)
-        any_commit = np.zeros(len(s), dtype=bool)
-        for r in range(rms):
-            any_abort |= s.rmState[r] == ABORTED
-            any_commit |= s.rmState[r] == COMMITTED
+        any_abort = any_of(s.rmState[r] == ABORTED for r in range(rms))
+        any_commit = any_of(s.rmState[r] == COMMITTED for r in range(rms))
         return ~(any_abort & any_commit)
 
     def decided(s: View):
@@ -170,11 +161,8 @@ def two_phase(rms: int = 3, broken: str | None = None) -> Spec:
         )
 
     def consistent(s: View):
-        any_abort = np.zeros(len(s), dtype=bool)
-        any_commit = np.zeros(len(s), dtype=bool)
-        for r in range(rms):
-            any_abort |= s.rmState[r] == ABORTED
-            any_commit |= s.rmState[r] == COMMITTED
+        any_abort = any_of(s.rmState[r] == ABORTED for r in range(rms))
+        any_commit = any_of(s.rmState[r] == COMMITTED for r in range(rms))
         return ~(any_abort & any_commit)
 
     def decided(s: View):

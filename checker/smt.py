@@ -1,0 +1,418 @@
+"""z3 back end: the same spec, as a symbolic transition relation (in the manner of Apalache).
+
+A spec's guards, effects and invariants are evaluated once on a *symbolic* view whose
+variables are z3 bit-vectors (one per layout slot, of the slot's width, zero-extended to
+64 bits so arithmetic matches numpy's ``int64``).  Specs that write their expressions with
+Python operators and :mod:`checker.ops` work unchanged; a spec that uses numpy-only
+functions is reported as not symbolic-ready.
+
+Queries:
+
+* :func:`check_initiation`   Init => Inv
+* :func:`check_consecution`  Inv /\\ Next => Inv', per action (a failure is a
+                             counterexample to induction: state before, action, after)
+* :func:`check_implication`  Inv => Property
+* :func:`bmc`                bounded model checking to depth k, shortest counterexample
+                             first (depth by depth, as the explicit BFS finds it)
+
+Every symbolic state is constrained to its type domain (enumerated fields hold one of
+their named values), so counterexamples to induction are well-typed states.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import z3
+
+from checker.layout import Layout, LayoutError
+from checker.spec import Action, Spec
+
+Pred = Callable[[Any], Any]
+
+
+class NotSymbolic(TypeError):
+    """The spec uses an operation z3 cannot follow (e.g. ``np.where``; use checker.ops)."""
+
+
+class _SymIndexed:
+    def __init__(self, view: SymView, name: str, count: int) -> None:
+        self._view, self._name, self._count = view, name, count
+
+    def __getitem__(self, i: int):
+        if not 0 <= i < self._count:
+            raise LayoutError(f"{self._name}[{i}]: index out of range 0..{self._count - 1}")
+        return self._view[f"{self._name}[{i}]"]
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self):
+        return (self[i] for i in range(self._count))
+
+
+class SymView:
+    """A symbolic state: ``s.x`` is a 64-bit z3 term."""
+
+    def __init__(self, layout: Layout, tag: str) -> None:
+        self._layout = layout
+        self.tag = tag
+        self.vars: dict[str, z3.BitVecRef] = {
+            s.key: z3.BitVec(f"{s.key}@{tag}", s.field.bits) for s in layout.slots
+        }
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, key: str):
+        v = self.vars[self._layout.slot(key).key]
+        bits = v.size()
+        return v if bits == 64 else z3.ZeroExt(64 - bits, v)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        f = self._layout.field(name)
+        if f.count > 1:
+            return _SymIndexed(self, name, f.count)
+        return self[name]
+
+    def zeros(self, dtype: Any = bool):
+        return z3.BoolVal(False) if dtype is bool else z3.BitVecVal(0, 64)
+
+    def ones(self, dtype: Any = bool):
+        return z3.BoolVal(True) if dtype is bool else z3.BitVecVal(1, 64)
+
+    def domain(self) -> z3.BoolRef:
+        cs = []
+        for s in self._layout.slots:
+            if s.field.values is not None and len(s.field.values) < s.mask + 1:
+                cs.append(z3.ULT(self.vars[s.key], len(s.field.values)))
+        return z3.And(cs) if cs else z3.BoolVal(True)
+
+    def values(self, model: z3.ModelRef) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in self._layout.fields:
+            vals = []
+            for i in range(f.count):
+                key = f.name if f.count == 1 else f"{f.name}[{i}]"
+                v = model.eval(self.vars[key], model_completion=True).as_long()
+                vals.append(f.render(v))
+            out[f.name] = vals[0] if f.count == 1 else vals
+        return out
+
+
+class _SymIndexedNext:
+    def __init__(self, nxt: SymNext, name: str) -> None:
+        self._next, self._name = nxt, name
+
+    def __getitem__(self, i: int):
+        return self._next[f"{self._name}[{i}]"]
+
+    def __setitem__(self, i: int, value: Any) -> None:
+        self._next[f"{self._name}[{i}]"] = value
+
+
+class SymNext:
+    def __init__(self, view: SymView) -> None:
+        object.__setattr__(self, "_view", view)
+        object.__setattr__(self, "assigned", {})
+
+    def __getitem__(self, key: str):
+        if key in self.assigned:
+            return _as_bv(self.assigned[key])
+        return self._view[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._view.layout.slot(key)
+        self.assigned[key] = value
+
+    def __getattr__(self, name: str):
+        f = self._view.layout.field(name)
+        if f.count > 1:
+            return _SymIndexedNext(self, name)
+        return self[name]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+
+def _as_bv(value: Any) -> z3.BitVecRef:
+    if isinstance(value, z3.BoolRef):
+        return z3.If(value, z3.BitVecVal(1, 64), z3.BitVecVal(0, 64))
+    if isinstance(value, z3.BitVecRef):
+        return value if value.size() == 64 else z3.ZeroExt(64 - value.size(), value)
+    if hasattr(value, "shape") and getattr(value, "shape", ()) not in ((), (1,)):
+        raise NotSymbolic(f"an effect produced a numpy array {value!r}; use checker.ops")
+    return z3.BitVecVal(int(value), 64)
+
+
+def _as_bool(value: Any, what: str) -> z3.BoolRef:
+    if isinstance(value, z3.BoolRef):
+        return value
+    if isinstance(value, bool) or (hasattr(value, "dtype") and getattr(value, "shape", None) == ()):
+        return z3.BoolVal(bool(value))
+    if hasattr(value, "shape"):
+        if value.shape == (1,):
+            return z3.BoolVal(bool(value[0]))
+        raise NotSymbolic(f"{what} returned a numpy array; write it with Python operators and checker.ops")
+    if isinstance(value, z3.BitVecRef):
+        return value != 0
+    return z3.BoolVal(bool(value))
+
+
+def _call(what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except NotSymbolic:
+        raise
+    except (TypeError, ValueError, AttributeError, IndexError, z3.Z3Exception) as exc:
+        raise NotSymbolic(f"{what} cannot be evaluated symbolically: {exc}") from exc
+
+
+@dataclass
+class Encoding:
+    """A spec's symbolic pieces for a pair of states ``s`` and ``t``."""
+
+    spec: Spec
+
+    def init(self, s: SymView) -> z3.BoolRef:
+        options = []
+        for assignment in self.spec.init:
+            row = self.spec.layout.pack([assignment])
+            raw = self.spec.layout.raw(row[0])
+            options.append(z3.And([s.vars[k] == v for k, v in raw.items()]))
+        return z3.Or(options) if options else z3.BoolVal(False)
+
+    def pred(self, name: str, fn: Pred, s: SymView) -> z3.BoolRef:
+        return _as_bool(_call(name, fn, s), name)
+
+    def transition(self, a: Action, s: SymView, t: SymView) -> z3.BoolRef:
+        g = _as_bool(_call(f"guard of {a.label}", a.guard, s), f"guard of {a.label}")
+        nxt = SymNext(s)
+        _call(f"effect of {a.label}", a.effect, s, nxt)
+        eqs = [g]
+        for slot in self.spec.layout.slots:
+            var = t.vars[slot.key]
+            if slot.key in nxt.assigned:
+                value = _as_bv(nxt.assigned[slot.key])
+                # The explicit engine rejects out-of-range writes; here they disable the step.
+                eqs.append(
+                    z3.ZeroExt(64 - slot.field.bits, var) == value if slot.field.bits < 64 else var == value
+                )
+            else:
+                eqs.append(var == s.vars[slot.key])
+        return z3.And(eqs)
+
+    def constraint(self, s: SymView) -> z3.BoolRef:
+        if self.spec.constraint is None:
+            return z3.BoolVal(True)
+        return self.pred("constraint", self.spec.constraint, s)
+
+
+@dataclass
+class QueryResult:
+    """The answer to one query; ``holds`` False comes with a readable counterexample."""
+
+    query: str
+    holds: bool
+    seconds: float
+    action: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    trace: list[tuple[str | None, dict[str, Any]]] = field(default_factory=list)
+    detail: str = ""
+
+
+def _solver(timeout_ms: int | None) -> z3.Solver:
+    s = z3.Solver()
+    if timeout_ms:
+        s.set("timeout", timeout_ms)
+    return s
+
+
+def _check(solver: z3.Solver, what: str) -> z3.CheckSatResult:
+    r = solver.check()
+    if r == z3.unknown:
+        raise TimeoutError(f"z3 could not decide {what}: {solver.reason_unknown()}")
+    return r
+
+
+def check_initiation(spec: Spec, inv: Mapping[str, Pred], *, timeout_ms: int | None = None) -> QueryResult:
+    enc = Encoding(spec)
+    s = SymView(spec.layout, "0")
+    t0 = time.perf_counter()
+    solver = _solver(timeout_ms)
+    solver.add(enc.init(s), s.domain())
+    solver.add(z3.Not(z3.And([enc.pred(n, p, s) for n, p in inv.items()])))
+    if _check(solver, "initiation") == z3.sat:
+        m = solver.model()
+        return QueryResult(
+            "initiation",
+            False,
+            time.perf_counter() - t0,
+            before=s.values(m),
+            detail="an initial state violates the invariant",
+        )
+    return QueryResult("initiation", True, time.perf_counter() - t0)
+
+
+def check_consecution(spec: Spec, inv: Mapping[str, Pred], *, timeout_ms: int | None = None) -> QueryResult:
+    """Inv /\\ A => Inv' for every action A; the first failure is a counterexample to induction."""
+    enc = Encoding(spec)
+    s, t = SymView(spec.layout, "s"), SymView(spec.layout, "t")
+    t0 = time.perf_counter()
+    inv_s = z3.And([enc.pred(n, p, s) for n, p in inv.items()])
+    solver = _solver(timeout_ms)
+    solver.add(s.domain(), inv_s, enc.constraint(s))
+    for a in spec.actions:
+        tr = enc.transition(a, s, t)
+        for name, p in inv.items():
+            solver.push()
+            solver.add(tr, z3.Not(enc.pred(name, p, t)))
+            if _check(solver, f"consecution of {name} under {a.label}") == z3.sat:
+                m = solver.model()
+                res = QueryResult(
+                    "consecution",
+                    False,
+                    time.perf_counter() - t0,
+                    action=a.label,
+                    before=s.values(m),
+                    after=t.values(m),
+                    detail=f"{a.label} leads from a state satisfying the invariant to one violating {name}",
+                )
+                solver.pop()
+                return res
+            solver.pop()
+        for name, p in spec.action_invariants.items():
+            solver.push()
+            after = t
+            solver.add(tr, z3.Not(_as_bool(_call(name, p, s, after, a), name)))
+            if _check(solver, f"{name} under {a.label}") == z3.sat:
+                m = solver.model()
+                res = QueryResult(
+                    "consecution",
+                    False,
+                    time.perf_counter() - t0,
+                    action=a.label,
+                    before=s.values(m),
+                    after=t.values(m),
+                    detail=f"{a.label} violates the action invariant {name} "
+                    "from a state satisfying the invariant",
+                )
+                solver.pop()
+                return res
+            solver.pop()
+    return QueryResult("consecution", True, time.perf_counter() - t0)
+
+
+def check_implication(
+    spec: Spec, inv: Mapping[str, Pred], prop: Mapping[str, Pred], *, timeout_ms: int | None = None
+) -> QueryResult:
+    enc = Encoding(spec)
+    s = SymView(spec.layout, "s")
+    t0 = time.perf_counter()
+    solver = _solver(timeout_ms)
+    solver.add(s.domain(), z3.And([enc.pred(n, p, s) for n, p in inv.items()]))
+    for name, p in prop.items():
+        solver.push()
+        solver.add(z3.Not(enc.pred(name, p, s)))
+        if _check(solver, f"implication of {name}") == z3.sat:
+            res = QueryResult(
+                "implication",
+                False,
+                time.perf_counter() - t0,
+                before=s.values(solver.model()),
+                detail=f"a state satisfies the invariant but not {name}",
+            )
+            solver.pop()
+            return res
+        solver.pop()
+    return QueryResult("implication", True, time.perf_counter() - t0)
+
+
+def bmc(
+    spec: Spec,
+    props: Mapping[str, Pred] | None = None,
+    depth: int = 10,
+    *,
+    timeout_ms: int | None = None,
+) -> QueryResult:
+    """Bounded model checking: the shortest behaviour (up to ``depth`` steps) violating a
+    state invariant or an action invariant, or ``holds`` when none exists within the bound."""
+    props = dict(spec.invariants if props is None else props)
+    enc = Encoding(spec)
+    t0 = time.perf_counter()
+    solver = _solver(timeout_ms)
+    states = [SymView(spec.layout, "0")]
+    solver.add(enc.init(states[0]), states[0].domain(), enc.constraint(states[0]))
+    choice: list[list[z3.BoolRef]] = []
+    for k in range(depth + 1):
+        s = states[k]
+        for name, p in props.items():
+            solver.push()
+            solver.add(z3.Not(enc.pred(name, p, s)))
+            if _check(solver, f"BMC step {k}") == z3.sat:
+                trace = _trace(solver.model(), spec, states, choice)
+                solver.pop()
+                return QueryResult(
+                    "bmc",
+                    False,
+                    time.perf_counter() - t0,
+                    trace=trace,
+                    detail=f"{name} is violated after {k} steps",
+                )
+            solver.pop()
+        if k == depth:
+            break
+        t = SymView(spec.layout, str(k + 1))
+        steps = [enc.transition(a, s, t) for a in spec.actions]
+        choice.append(steps)
+        solver.add(z3.Or(steps), enc.constraint(t))
+        for name, p in spec.action_invariants.items():
+            solver.push()
+            solver.add(
+                z3.Or(
+                    [
+                        z3.And(st, z3.Not(_as_bool(_call(name, p, s, t, a), name)))
+                        for st, a in zip(steps, spec.actions, strict=True)
+                    ]
+                )
+            )
+            if _check(solver, f"BMC step {k + 1}") == z3.sat:
+                trace = _trace(solver.model(), spec, states + [t], choice, action_inv=(name, p))
+                solver.pop()
+                return QueryResult(
+                    "bmc",
+                    False,
+                    time.perf_counter() - t0,
+                    trace=trace,
+                    detail=f"{name} is violated by step {k + 1}",
+                )
+            solver.pop()
+        states.append(t)
+    return QueryResult("bmc", True, time.perf_counter() - t0, detail=f"no violation within {depth} steps")
+
+
+def _trace(model, spec: Spec, states, choice, action_inv=None) -> list[tuple[str | None, dict[str, Any]]]:
+    out: list[tuple[str | None, dict[str, Any]]] = [(None, states[0].values(model))]
+    for k, steps in enumerate(choice[: len(states) - 1]):
+        label = None
+        for st, a in zip(steps, spec.actions, strict=True):
+            if z3.is_true(model.eval(st, model_completion=True)):
+                if action_inv is not None:
+                    name, p = action_inv
+                    bad = _as_bool(p(states[k], states[k + 1], a), name)
+                    if k == len(states) - 2 and not z3.is_false(model.eval(bad, model_completion=True)):
+                        continue
+                label = a.label
+                break
+        out.append((label, states[k + 1].values(model)))
+    return out
