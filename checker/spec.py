@@ -20,6 +20,13 @@ parameterised family), and named properties:
 
 All predicates receive :class:`~checker.layout.View` batches and return boolean columns.
 The checker knows nothing of what the variables mean.
+
+**Write spec code so both engines can run it**: the explorer evaluates it on numpy columns,
+``checker.smt`` (z3: induction, BMC) on symbolic terms.  Use Python operators (``==``,
+``<``, ``&``, ``|``, ``~``, ``+``, ``<<``, ``>>``) and the helpers of :mod:`checker.ops`
+(``where``, ``lookup``, ``lookup_bool``, ``lookup2``, ``any_of``, ``all_of``, ``bit``,
+``bit_set``, ``false_like``) -- never ``np.where``, ``np.zeros``, fancy indexing into a
+table or ``.any()``/``.all()`` in guards, effects and invariants.
 """
 
 from __future__ import annotations
