@@ -99,7 +99,7 @@ def load_target(path: Path) -> Target:
         raise UserError(str(exc)) from None
     spec = build_spec(scenario)
     exp = scenario.check.expect
-    expect = Expectation(exp.kind, getattr(exp, "invariant", None))
+    expect = Expectation("no-violation") if exp is None else Expectation(exp.kind, exp.invariant)
     return Target(path, scenario.name, spec, expect, dict(spec.info))
 
 
@@ -112,6 +112,8 @@ def judge(target: Target, result: Result) -> Checked:
     exp = target.expect
     if outcome == "limit":
         matched = False
+    elif exp.kind == "no-violation":
+        matched = outcome in ("pass", "blocked")
     elif exp.kind == "violation":
         matched = (
             outcome == "violation" and result.violation is not None and result.violation.name == exp.name

@@ -30,13 +30,17 @@ class ExampleError(ValueError):
 
 @dataclass(frozen=True)
 class Expectation:
-    kind: str  # "pass" | "blocked" | "violation"
+    kind: str  # "pass" | "blocked" | "violation" | "no-violation" (no expect given)
     name: str | None = None
 
     def as_json(self) -> Any:
+        if self.kind == "no-violation":
+            return None
         return {"violation": self.name} if self.kind == "violation" else self.kind
 
     def short(self) -> str:
+        if self.kind == "no-violation":
+            return "(no violation)"
         return f"violation: {self.name}" if self.kind == "violation" else self.kind
 
     def __str__(self) -> str:
