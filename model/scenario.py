@@ -1,0 +1,688 @@
+"""Scenario files: the typed, validated configuration of one check (DESIGN.md section 4).
+
+A scenario is a TOML file: a QEMU behaviour profile, the guest (``[vm]``), the host IOMMU
+(``[host]``), one to three VFIO devices (``[[devices]]`` with their ``-device`` properties),
+the migration to explore (``[migration]``), what to check and expect (``[check]``) and the
+deliberate bugs to switch on (``[mutations]``).  :func:`load_scenario` turns a file into a
+frozen :class:`Scenario` or raises :class:`SpecError`, whose ``str()`` is one line naming the
+file, the key and what is allowed, e.g.::
+
+    specs/x.toml: [devices.1].dma_pages: page 5 is out of range 0..2 (vm.pages = 3)
+
+Keys are written as ``[table].key``; ``[devices.N]`` is the N-th ``[[devices]]`` entry,
+counted from 0 in file order; top-level keys are written bare (``qemu``).
+
+Decisions taken here (documented for spec writers):
+
+* ``qemu`` defaults to ``"master"``; ``name`` to the file stem; ``[vm].pages`` to 2,
+  ``[vm].ram`` to 16 GiB; ``[migration].precopy_rounds`` to 1, ``attempts`` to 1, the
+  other ``[migration]`` switches to false; ``features`` to ``[]`` (a device with only the
+  mandatory ``VFIO_MIGRATION_STOP_COPY``); ``dma_logging`` to false; ``dma_pages`` to all
+  pages; ``pins`` to ``[]``; the properties to QEMU's defaults.
+* ``p2p_dma`` (may the device initiate peer-to-peer DMA to another device of the VM)
+  defaults to true when the VM has another VFIO device and false otherwise: a device
+  without ``VFIO_MIGRATION_P2P`` can still do P2P DMA, it just cannot be quiesced
+  separately, so the conservative assumption is the one QEMU has to make.  Setting it true
+  with a single device is an error (there is no peer to target).
+* Profile-dependent properties are checked against the profile, because QEMU itself would
+  refuse them: ``x-device-dirty-page-tracking`` exists from 9.1 (30b9167785); the iommufd
+  backend from 9.0 (5ee3dc7af7, so from the 9.1 profile); QEMU 8.0 only has the
+  experimental boolean ``x-enable-migration`` (default off): under ``qemu = "8.0"``,
+  ``enable-migration = "on"|"off"`` sets it and leaving the key out means off.
+* ``[migration].postcopy`` (an optional extension of the DESIGN format, default false):
+  postcopy-ram requested.  From 8.2 QEMU refuses it for VFIO devices at migration start
+  (``vfio_save_prepare``, bf7ef7a2da); earlier releases did not refuse it and the
+  destination failed, which the model does not cover, so it is an error there.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+from model.profiles import PROFILE_NAMES, EnableMigrationProperty, Profile, get_profile
+
+# --- contract names (DESIGN.md section 3) -------------------------------------------------
+
+#: Invariants, the action invariant, the liveness property and the witness, by kind.
+PROPERTY_KINDS: dict[str, str] = {
+    "TypeOK": "invariant",
+    "NoPageLost": "invariant",
+    "DirtyTrackingSound": "invariant",
+    "NoDeviceTrackingWithViommu": "invariant",
+    "LegalDeviceArcs": "action-invariant",
+    "P2PQuiescedBeforeStop": "invariant",
+    "SourceRecovers": "invariant",
+    "DestinationStartsLoaded": "invariant",
+    "MigrationEnds": "liveness",
+    "MigrationCanComplete": "witness",
+}
+PROPERTY_NAMES: tuple[str, ...] = tuple(PROPERTY_KINDS)
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """A deliberate, known kind of bug a spec may switch on."""
+
+    name: str
+    description: str
+    violates: str  # the property a shipped spec shows it breaking
+
+
+MUTATIONS: dict[str, Mutation] = {
+    m.name: m
+    for m in (
+        Mutation("no_final_sync", "skip the dirty sync after devices stop", "NoPageLost"),
+        Mutation(
+            "sync_before_devices_stop",
+            "do the final sync while devices can still DMA",
+            "NoPageLost",
+        ),
+        Mutation(
+            "allow_viommu_device_tracking",
+            "drop the vIOMMU blocker for devices using device dirty tracking",
+            "NoPageLost",
+        ),
+        Mutation(
+            "no_unmap_dirty_query",
+            "a vIOMMU unmap does not fetch dirty bits first",
+            "NoPageLost",
+        ),
+        Mutation(
+            "type1_ignores_unpinned_groups",
+            "type1 reports only pinned pages although a group does not pin",
+            "NoPageLost",
+        ),
+        Mutation(
+            "device_logging_for_mixed_container",
+            "use DMA logging although a device in the container lacks it",
+            "NoPageLost",
+        ),
+        Mutation(
+            "skip_p2p_prepare",
+            "stop devices without first quiescing P2P on all of them",
+            "P2PQuiescedBeforeStop",
+        ),
+        Mutation(
+            "retry_keeps_cleared_bits",
+            "a new attempt after a failed one does not mark all pages dirty again",
+            "NoPageLost",
+        ),
+        Mutation(
+            "no_recovery_on_cancel",
+            "cancel leaves devices where they are",
+            "SourceRecovers",
+        ),
+    )
+}
+
+# --- vocabulary and bounds ----------------------------------------------------------------
+
+FEATURE_P2P = "p2p"  # VFIO_MIGRATION_P2P
+FEATURE_PRE_COPY = "pre-copy"  # VFIO_MIGRATION_PRE_COPY
+FEATURES: tuple[str, ...] = (FEATURE_P2P, FEATURE_PRE_COPY)
+ON_OFF_AUTO: tuple[str, ...] = ("on", "off", "auto")
+IOMMU_BACKENDS: tuple[str, ...] = ("type1", "iommufd")
+EXPECT_KINDS: tuple[str, ...] = ("pass", "blocked", "violation")
+
+MAX_PAGES = 8  # pages are interchangeable; the concrete executor covers real sizes
+MAX_DEVICES = 3
+MAX_PRECOPY_ROUNDS = 3
+MAX_ATTEMPTS = 3
+DEFAULT_PAGES = 2
+DEFAULT_RAM = 16 << 30  # 16 GiB
+PAGE_SIZE = 4096  # x86 host and guest page size
+
+IommuBackend = Literal["type1", "iommufd"]
+OnOffAuto = Literal["on", "off", "auto"]
+ExpectKind = Literal["pass", "blocked", "violation"]
+
+
+class SpecError(Exception):
+    """A scenario file a user got wrong.  ``str()`` is one line: ``path: key: message``."""
+
+    def __init__(self, path: str | Path, key: str | None, message: str) -> None:
+        self.path = str(path)
+        self.key = key
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        if self.key:
+            return f"{self.path}: {self.key}: {self.message}"
+        return f"{self.path}: {self.message}"
+
+
+# --- the typed configuration --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceProperties:
+    """QEMU ``-device vfio-pci,...`` properties that matter for migration."""
+
+    x_pre_copy_dirty_page_tracking: bool = True  # since 5.2 (bb0990d174)
+    x_device_dirty_page_tracking: OnOffAuto = "on"  # since 9.1 (30b9167785); only "off" counts
+    enable_migration: OnOffAuto = "auto"  # 8.1+; under 8.0 "on"/"off" = x-enable-migration
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    name: str
+    features: frozenset[str]  # subset of FEATURES; VFIO_MIGRATION_STOP_COPY is implied
+    dma_logging: bool  # VFIO_DEVICE_FEATURE_DMA_LOGGING_* supported (PROBE succeeds)
+    dma_pages: tuple[int, ...]  # sorted pages (IOVAs under a vIOMMU) the device writes
+    pins: tuple[int, ...]  # sorted pages its driver pins through vfio_pin_pages()
+    p2p_dma: bool  # may initiate P2P DMA to another device of the VM
+    properties: DeviceProperties = DeviceProperties()
+
+    @property
+    def has_p2p(self) -> bool:
+        return FEATURE_P2P in self.features
+
+    @property
+    def has_pre_copy(self) -> bool:
+        return FEATURE_PRE_COPY in self.features
+
+
+@dataclass(frozen=True)
+class VmConfig:
+    pages: int = DEFAULT_PAGES
+    viommu: bool = False
+    cpu_writes: bool = True
+    ram: int = DEFAULT_RAM  # bytes of guest RAM (only the type1 large-RAM limit reads it)
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    iommu: IommuBackend = "type1"
+    iommu_dirty_tracking: bool = False  # iommufd: IOMMU_HW_CAP_DIRTY_TRACKING
+
+
+@dataclass(frozen=True)
+class MigrationConfig:
+    precopy_rounds: int = 1
+    cancel: bool = False
+    device_faults: bool = False
+    query_faults: bool = False
+    attempts: int = 1
+    postcopy: bool = False
+
+
+@dataclass(frozen=True)
+class Expect:
+    kind: ExpectKind
+    invariant: str | None = None  # the property expected to be violated (kind "violation")
+
+    def __str__(self) -> str:
+        return f"violation({self.invariant})" if self.kind == "violation" else self.kind
+
+    def matches(self, outcome: str, violated: str | None) -> bool:
+        """Whether a check's outcome ("pass"/"blocked"/"violation"/...) is the expected one."""
+        if self.kind == "violation":
+            return outcome == "violation" and violated == self.invariant
+        return outcome == self.kind
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    invariants: tuple[str, ...] | None = None  # None: all that apply
+    expect: Expect | None = None  # None: any outcome but a violation is fine
+
+    def matches(self, outcome: str, violated: str | None) -> bool:
+        if self.expect is None:
+            return outcome in ("pass", "blocked")
+        return self.expect.matches(outcome, violated)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    path: Path
+    name: str
+    description: str
+    qemu: str
+    vm: VmConfig
+    host: HostConfig
+    devices: tuple[DeviceConfig, ...]
+    migration: MigrationConfig
+    check: CheckConfig
+    mutations: frozenset[str]
+
+    @property
+    def profile(self) -> Profile:
+        return get_profile(self.qemu)
+
+    def device(self, name: str) -> DeviceConfig:
+        for dev in self.devices:
+            if dev.name == name:
+                return dev
+        raise KeyError(name)
+
+    def has_mutation(self, name: str) -> bool:
+        if name not in MUTATIONS:
+            raise KeyError(name)
+        return name in self.mutations
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate one spec file."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(path, None, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecError(path, None, f"not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(path, None, _toml_error_message(exc)) from None
+    return scenario_from_dict(data, path)
+
+
+def load_scenarios(paths_or_dirs: Iterable[str | Path]) -> list[Scenario]:
+    """Load files as given and, for a directory, all its ``*.toml`` files sorted by name."""
+    scenarios: list[Scenario] = []
+    for item in paths_or_dirs:
+        p = Path(item)
+        if p.is_dir():
+            scenarios.extend(load_scenario(f) for f in sorted(p.glob("*.toml")))
+        elif p.exists():
+            scenarios.append(load_scenario(p))
+        else:
+            raise SpecError(p, None, "no such file or directory")
+    return scenarios
+
+
+def _toml_error_message(exc: tomllib.TOMLDecodeError) -> str:
+    text = str(exc)
+    match = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", text)
+    if match:
+        return f"invalid TOML at line {match[1]}, column {match[2]}: {text[: match.start()]}"
+    match = re.search(r"\s*\(at end of document\)\s*$", text)
+    if match:
+        return f"invalid TOML at end of document: {text[: match.start()]}"
+    return f"invalid TOML: {text}"
+
+
+_TOP_KEYS = ("name", "description", "qemu", "vm", "host", "devices", "migration", "check",
+             "mutations")
+_VM_KEYS = ("pages", "viommu", "cpu_writes", "ram")
+_HOST_KEYS = ("iommu", "iommu_dirty_tracking")
+_DEVICE_KEYS = ("name", "features", "dma_logging", "dma_pages", "pins", "p2p_dma",
+                "properties")
+_PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-tracking",
+                  "enable-migration")
+_MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults", "attempts",
+                   "postcopy")
+_CHECK_KEYS = ("invariants", "expect")
+
+
+def scenario_from_dict(data: Mapping[str, Any], path: str | Path) -> Scenario:
+    """Validate parsed TOML (``data``) of the file ``path`` into a :class:`Scenario`."""
+    path = Path(path)
+    top = _Table(path, None, data)
+    top.only(_TOP_KEYS)
+
+    name = top.string("name", path.stem)
+    if not name.strip():
+        top.fail("name", "must not be empty")
+    description = top.string("description", "")
+    qemu = top.choice("qemu", "master", PROFILE_NAMES, what="profile", suggest=False)
+    profile = get_profile(qemu)
+
+    vm = _load_vm(top.table("vm"))
+    host = _load_host(top.table("host"), profile)
+    devices = _load_devices(top, vm, profile)
+    migration = _load_migration(top.table("migration"), profile)
+    check = _load_check(top.table("check"))
+    mutations = _load_mutations(top.table("mutations"))
+    return Scenario(path=path, name=name, description=description, qemu=qemu, vm=vm,
+                    host=host, devices=devices, migration=migration, check=check,
+                    mutations=mutations)
+
+
+def _load_vm(t: _Table) -> VmConfig:
+    t.only(_VM_KEYS)
+    pages = t.integer("pages", DEFAULT_PAGES, 1, MAX_PAGES)
+    ram = t.size("ram", DEFAULT_RAM)
+    if ram < pages * PAGE_SIZE:
+        t.fail("ram", f"{ram} bytes is less than vm.pages = {pages} pages of {PAGE_SIZE} bytes")
+    return VmConfig(pages=pages, viommu=t.boolean("viommu", False),
+                    cpu_writes=t.boolean("cpu_writes", True), ram=ram)
+
+
+def _load_host(t: _Table, profile: Profile) -> HostConfig:
+    t.only(_HOST_KEYS)
+    iommu = t.choice("iommu", "type1", IOMMU_BACKENDS)
+    dirty = t.boolean("iommu_dirty_tracking", False)
+    if iommu == "iommufd" and not profile.has_iommufd_backend:
+        t.fail("iommu", f'"iommufd" needs QEMU 9.0 or later (iommufd backend, 5ee3dc7af7); '
+                        f'profile is {profile.name}')
+    if dirty and iommu != "iommufd":
+        t.fail("iommu_dirty_tracking",
+               'true needs iommu = "iommufd" (type1 has no hardware dirty bits)')
+    return HostConfig(iommu=iommu, iommu_dirty_tracking=dirty)  # type: ignore[arg-type]
+
+
+def _load_devices(top: _Table, vm: VmConfig, profile: Profile) -> tuple[DeviceConfig, ...]:
+    entries = top.array_of_tables("devices")
+    if not entries:
+        top.fail("devices", "at least one [[devices]] entry is required")
+    if len(entries) > MAX_DEVICES:
+        top.fail("devices", f"{len(entries)} devices; at most {MAX_DEVICES} can be modelled")
+    devices: list[DeviceConfig] = []
+    seen: dict[str, int] = {}
+    for index, t in enumerate(entries):
+        dev = _load_device(t, index, len(entries), vm, profile)
+        if dev.name in seen:
+            t.fail("name", f'duplicate device name "{dev.name}" (also [devices.{seen[dev.name]}])')
+        seen[dev.name] = index
+        devices.append(dev)
+    return tuple(devices)
+
+
+def _load_device(t: _Table, index: int, count: int, vm: VmConfig,
+                 profile: Profile) -> DeviceConfig:
+    t.only(_DEVICE_KEYS)
+    name = t.string("name", f"dev{index}")
+    if not name.strip():
+        t.fail("name", "must not be empty")
+    features = t.string_set(
+        "features", FEATURES, what="feature", hint=" (VFIO_MIGRATION_STOP_COPY is implied)",
+        special={"stop-copy": '"stop-copy" is implied (VFIO_MIGRATION_STOP_COPY is mandatory); '
+                              'list only "p2p", "pre-copy"'})
+    all_pages = tuple(range(vm.pages))
+    dma_pages = t.pages("dma_pages", all_pages, vm.pages)
+    pins = t.pages("pins", (), vm.pages)
+    p2p_dma = t.boolean("p2p_dma", count > 1)
+    if p2p_dma and count == 1:
+        t.fail("p2p_dma", "true needs another device to target (the VM has one device)")
+    props = _load_properties(t.table("properties"), profile)
+    return DeviceConfig(name=name, features=features, dma_logging=t.boolean("dma_logging", False),
+                        dma_pages=dma_pages, pins=pins, p2p_dma=p2p_dma, properties=props)
+
+
+def _load_properties(t: _Table, profile: Profile) -> DeviceProperties:
+    t.only(_PROPERTY_KEYS)
+    pre_copy = t.boolean("x-pre-copy-dirty-page-tracking", True)
+    if "x-device-dirty-page-tracking" in t.data and not profile.has_device_dirty_page_tracking_property:
+        t.fail("x-device-dirty-page-tracking",
+               f"property does not exist in QEMU {profile.name} (added in 9.1, 30b9167785)")
+    device_tracking = t.choice("x-device-dirty-page-tracking", "on", ON_OFF_AUTO)
+    if profile.enable_migration_property is EnableMigrationProperty.EXPERIMENTAL_BOOL:
+        # QEMU 8.0: boolean x-enable-migration, default false (hw/vfio/pci.c at c1eb2ddf0f).
+        enable = t.choice("enable-migration", "off", ("on", "off"),
+                          hint=" (QEMU 8.0 has only the experimental boolean "
+                               "x-enable-migration, default off)")
+    else:
+        enable = t.choice("enable-migration", "auto", ON_OFF_AUTO)
+    return DeviceProperties(x_pre_copy_dirty_page_tracking=pre_copy,
+                            x_device_dirty_page_tracking=device_tracking,  # type: ignore[arg-type]
+                            enable_migration=enable)  # type: ignore[arg-type]
+
+
+def _load_migration(t: _Table, profile: Profile) -> MigrationConfig:
+    t.only(_MIGRATION_KEYS)
+    postcopy = t.boolean("postcopy", False)
+    if postcopy and not profile.refuses_postcopy:
+        t.fail("postcopy", f"QEMU {profile.name} does not refuse postcopy with VFIO devices "
+                           "(the destination fails; refused since 8.2, bf7ef7a2da) and "
+                           "postcopy is not modelled")
+    return MigrationConfig(
+        precopy_rounds=t.integer("precopy_rounds", 1, 0, MAX_PRECOPY_ROUNDS),
+        cancel=t.boolean("cancel", False),
+        device_faults=t.boolean("device_faults", False),
+        query_faults=t.boolean("query_faults", False),
+        attempts=t.integer("attempts", 1, 1, MAX_ATTEMPTS),
+        postcopy=postcopy,
+    )
+
+
+def _load_check(t: _Table) -> CheckConfig:
+    t.only(_CHECK_KEYS)
+    invariants: tuple[str, ...] | None = None
+    if "invariants" in t.data:
+        names = t.string_list("invariants")
+        if not names:
+            t.fail("invariants", "empty list; leave the key out to check all that apply")
+        for name in names:
+            if name not in PROPERTY_KINDS:
+                t.fail("invariants", f'unknown property "{name}"; allowed: '
+                                     f"{', '.join(PROPERTY_NAMES)}{_did_you_mean(name, PROPERTY_NAMES)}")
+        dup = _first_duplicate(names)
+        if dup is not None:
+            t.fail("invariants", f'"{dup}" is listed twice')
+        invariants = tuple(names)
+    expect = _load_expect(t)
+    if (expect is not None and expect.kind == "violation" and invariants is not None
+            and expect.invariant not in invariants):
+        t.fail("expect", f'violation of "{expect.invariant}" is expected but '
+                         "[check].invariants does not check it")
+    return CheckConfig(invariants=invariants, expect=expect)
+
+
+_EXPECT_FORM = '"pass", "blocked" or { violation = "<property>" }'
+
+
+def _load_expect(t: _Table) -> Expect | None:
+    if "expect" not in t.data:
+        return None
+    value = t.data["expect"]
+    if isinstance(value, str):
+        if value in ("pass", "blocked"):
+            return Expect(kind=value)  # type: ignore[arg-type]
+        if value == "violation":
+            t.fail("expect", '"violation" needs the property: { violation = "<property>" }')
+        t.fail("expect", f'unknown value "{value}"; allowed: {_EXPECT_FORM}'
+                         f"{_did_you_mean(value, ('pass', 'blocked'))}")
+    if isinstance(value, dict):
+        keys = list(value)
+        if keys != ["violation"]:
+            extra = [k for k in keys if k != "violation"]
+            bad = extra[0] if extra else "(none)"
+            t.fail("expect", f'unknown key "{bad}" in the inline table; allowed: violation')
+        inv = value["violation"]
+        if not isinstance(inv, str):
+            t.fail("expect", f"violation: expected a property name string, got {_describe(inv)}")
+        if inv not in PROPERTY_KINDS:
+            t.fail("expect", f'unknown property "{inv}"; allowed: {", ".join(PROPERTY_NAMES)}'
+                             f"{_did_you_mean(inv, PROPERTY_NAMES)}")
+        return Expect(kind="violation", invariant=inv)
+    t.fail("expect", f"expected {_EXPECT_FORM}, got {_describe(value)}")
+
+
+def _load_mutations(t: _Table) -> frozenset[str]:
+    t.only(tuple(MUTATIONS), what="mutation")
+    return frozenset(name for name in MUTATIONS if t.boolean(name, False))
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
+               "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40,
+               "p": 1 << 50, "pib": 1 << 50}
+
+
+def parse_size(text: str) -> int | None:
+    """``"16TiB"``, ``"512 GiB"``, ``"4G"`` (binary units, as QEMU's ``-m``) in bytes."""
+    match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", text)
+    if not match:
+        return None
+    unit = _SIZE_UNITS.get(match[2].lower())
+    return None if unit is None else int(match[1]) * unit
+
+
+def format_size(size: int) -> str:
+    """Bytes in the largest binary unit that divides them: ``17592186044416`` -> ``16 TiB``."""
+    for unit, scale in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30),
+                        ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} bytes"
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"float {value}"
+    if isinstance(value, str):
+        return f'string "{value}"'
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"{type(value).__name__} {value}"
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _first_duplicate(items: Iterable[Any]) -> Any | None:
+    seen: set[Any] = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    return None
+
+
+def _quoted(choices: Iterable[str]) -> str:
+    return ", ".join(f'"{c}"' for c in choices)
+
+
+class _Table:
+    """One TOML table being validated; knows how to name its keys in errors."""
+
+    def __init__(self, path: Path, where: str | None, data: Mapping[str, Any]) -> None:
+        self.path = path
+        self.where = where  # "vm", "devices.1", "devices.1.properties"; None = top level
+        self.data = data
+
+    def key(self, key: str) -> str:
+        return f"[{self.where}].{key}" if self.where else key
+
+    def fail(self, key: str, message: str) -> NoReturn:
+        raise SpecError(self.path, self.key(key), message)
+
+    def only(self, allowed: tuple[str, ...], what: str = "key") -> None:
+        for key in self.data:
+            if key not in allowed:
+                self.fail(key, f"unknown {what}; allowed: {', '.join(allowed)}"
+                               f"{_did_you_mean(key, allowed)}")
+
+    def _get(self, key: str, kind: type | tuple[type, ...], expected: str) -> Any:
+        value = self.data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # TOML booleans are Python ints: never accept one where a number is meant.
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            self.fail(key, f"expected {expected}, got {_describe(value)}")
+        return value
+
+    def table(self, key: str) -> _Table:
+        where = f"{self.where}.{key}" if self.where else key
+        if key not in self.data:
+            return _Table(self.path, where, {})
+        return _Table(self.path, where, self._get(key, dict, "a table"))
+
+    def array_of_tables(self, key: str) -> list[_Table]:
+        if key not in self.data:
+            return []
+        value = self._get(key, list, "an array of tables ([[devices]])")
+        tables = []
+        for index, item in enumerate(value):
+            if not isinstance(item, dict):
+                self.fail(key, f"entry {index}: expected a table ([[{key}]]), "
+                               f"got {_describe(item)}")
+            tables.append(_Table(self.path, f"{key}.{index}", item))
+        return tables
+
+    def boolean(self, key: str, default: bool) -> bool:
+        if key not in self.data:
+            return default
+        return bool(self._get(key, bool, "a boolean (true or false)"))
+
+    def string(self, key: str, default: str) -> str:
+        if key not in self.data:
+            return default
+        return str(self._get(key, str, "a string"))
+
+    def integer(self, key: str, default: int, lo: int, hi: int) -> int:
+        if key not in self.data:
+            return default
+        value = int(self._get(key, int, "an integer"))
+        if not lo <= value <= hi:
+            self.fail(key, f"{value} is out of range {lo}..{hi}")
+        return value
+
+    def size(self, key: str, default: int) -> int:
+        if key not in self.data:
+            return default
+        value = self._get(key, (int, str), 'bytes or a size string such as "16TiB"')
+        size = value if isinstance(value, int) else parse_size(value)
+        if size is None:
+            self.fail(key, f'cannot read "{value}"; use bytes or a number with a unit '
+                           'KiB, MiB, GiB, TiB, PiB (e.g. "16TiB")')
+        if size <= 0:
+            self.fail(key, f"{size} must be positive")
+        return size
+
+    def choice(self, key: str, default: str, allowed: tuple[str, ...], what: str = "value",
+               suggest: bool = True, hint: str = "") -> str:
+        if key not in self.data:
+            return default
+        value = str(self._get(key, str, f"a string, one of {_quoted(allowed)}"))
+        if value not in allowed:
+            more = _did_you_mean(value, allowed) if suggest else ""
+            self.fail(key, f'unknown {what} "{value}"; allowed: {_quoted(allowed)}{hint}{more}')
+        return value
+
+    def string_list(self, key: str) -> list[str]:
+        value = self._get(key, list, "an array of strings")
+        for item in value:
+            if not isinstance(item, str):
+                self.fail(key, f"expected an array of strings, got {_describe(item)} in it")
+        return list(value)
+
+    def string_set(self, key: str, allowed: tuple[str, ...], what: str, hint: str = "",
+                   special: Mapping[str, str] | None = None) -> frozenset[str]:
+        if key not in self.data:
+            return frozenset()
+        items = self.string_list(key)
+        for item in items:
+            if special and item in special:
+                self.fail(key, special[item])
+            if item not in allowed:
+                self.fail(key, f'unknown {what} "{item}"; allowed: {_quoted(allowed)}{hint}'
+                               f"{_did_you_mean(item, allowed)}")
+        dup = _first_duplicate(items)
+        if dup is not None:
+            self.fail(key, f'"{dup}" is listed twice')
+        return frozenset(items)
+
+    def pages(self, key: str, default: tuple[int, ...], pages: int) -> tuple[int, ...]:
+        if key not in self.data:
+            return default
+        value = self._get(key, list, "an array of page numbers")
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, int):
+                self.fail(key, f"expected an array of page numbers, got {_describe(item)} in it")
+            if not 0 <= item < pages:
+                self.fail(key, f"page {item} is out of range 0..{pages - 1} (vm.pages = {pages})")
+        dup = _first_duplicate(value)
+        if dup is not None:
+            self.fail(key, f"page {dup} is listed twice")
+        return tuple(sorted(value))
