@@ -7,9 +7,10 @@ state through not-P states only:
 * it stops (stutters forever) in a state where no fair action is enabled: weak fairness
   asks nothing there;
 * it cycles forever through a strongly connected component C of the region, and C is
-  fair: for every fair action family A, A is taken on some edge inside C or A is disabled
-  in some state of C.  (If A were enabled in every state of C and never taken inside it,
-  every cycle in C would violate WF_A, so checking whole SCCs is exact.)
+  fair: for every fairness group A (an action family, or one action instance named by its
+  label), A is taken on some edge inside C or A is disabled in some state of C.  (If A
+  were enabled in every state of C and never taken inside it, every cycle in C would
+  violate WF_A, so checking whole SCCs is exact.)
 
 ``P ~> Q`` is the same search started from every reachable ``P /\\ ~Q`` state within the
 not-Q states.  Following TLA+'s ``WF_vars(A)``, steps that leave the state unchanged
@@ -54,15 +55,18 @@ def check_liveness(spec: Spec, graph: StateGraph, name: str, prop: Liveness) -> 
         return None
     real = graph.src != graph.dst  # self-loops are stuttering steps
     src, dst, act = graph.src[real], graph.dst[real], graph.act[real]
-    fam_ids = {f: i for i, f in enumerate(dict.fromkeys(graph.families))}
-    act_fam = np.array([fam_ids[f] for f in graph.families], dtype=np.int64)
-    fair = [fam_ids[f] for f in prop.fair if f in fam_ids]
-    fair_set = np.zeros(len(fam_ids), dtype=bool)
-    fair_set[fair] = True
-    # enabled[s, j]: fair family j has a non-stuttering step from s
+    # Each name in ``fair`` is one weak-fairness group: an action family (every instance
+    # of it together) or one action instance by its full label ("KernelStep(dev=0)").
+    member = np.zeros((len(prop.fair), len(graph.labels)), dtype=bool)
+    for j, group in enumerate(prop.fair):
+        member[j] = [f == group or lab == group for f, lab in zip(graph.families, graph.labels, strict=True)]
+        if not member[j].any():
+            raise ValueError(f"liveness {name}: fairness names {group!r}, which is no action family or label")
+    fair = list(range(len(prop.fair)))
+    # enabled[s, j]: fairness group j has a non-stuttering step from s
     enabled = np.zeros((n, len(fair)), dtype=bool)
-    for j, f in enumerate(fair):
-        sel = act_fam[act] == f
+    for j in fair:
+        sel = member[j, act]
         enabled[src[sel], j] = True
 
     # Region: reachable from the sources through not-goal states.
@@ -99,9 +103,9 @@ def check_liveness(spec: Spec, graph: StateGraph, name: str, prop: Liveness) -> 
         has_edge[comp[cs[internal]]] = True
         nontrivial = has_edge & (sizes > 0)
         ok = nontrivial.copy()
-        for j, f in enumerate(fair):
+        for j in fair:
             taken = np.zeros(ncomp, dtype=bool)
-            sel = internal & (act_fam[ca] == f)
+            sel = internal & member[j, ca]
             taken[comp[cs[sel]]] = True
             disabled = np.zeros(ncomp, dtype=bool)
             rstates = np.flatnonzero(region & ~enabled[:, j])
@@ -132,7 +136,7 @@ def check_liveness(spec: Spec, graph: StateGraph, name: str, prop: Liveness) -> 
             loop_start=len(trace) - 1,
             stutter=True,
         )
-    cycle = _fair_cycle(graph, comp, cs, cd, ca, act_fam, fair, enabled, entry)
+    cycle = _fair_cycle(comp, cs, cd, ca, member, enabled, entry)
     loop_start = len(trace) - 1
     trace.extend(_to_trace(graph, cycle)[1:])
     return Violation(
@@ -193,7 +197,7 @@ def _to_trace(graph: StateGraph, states: list[int]) -> list[TraceStep]:
     return out
 
 
-def _fair_cycle(graph, comp, cs, cd, ca, act_fam, fair, enabled, entry) -> list[int]:
+def _fair_cycle(comp, cs, cd, ca, member, enabled, entry) -> list[int]:
     """A cycle from ``entry`` through the component that takes or sees disabled each fair family."""
     c = comp[entry]
     sel = (comp[cs] == c) & (comp[cd] == c)
@@ -225,7 +229,7 @@ def _fair_cycle(graph, comp, cs, cd, ca, act_fam, fair, enabled, entry) -> list[
         return [start]
 
     path = [entry]
-    for j, f in enumerate(fair):
+    for j in range(member.shape[0]):
         if any(not enabled[m, j] for m in members):
             if not enabled[path[-1], j]:
                 continue
@@ -234,7 +238,7 @@ def _fair_cycle(graph, comp, cs, cd, ca, act_fam, fair, enabled, entry) -> list[
             taken = {
                 (s, d)
                 for s, d, a in zip(es.tolist(), ed.tolist(), ea.tolist(), strict=True)
-                if act_fam[a] == f
+                if member[j, a]
             }
             seg = walk(path[-1], lambda u, v, taken=taken: (u, v) in taken)
         path.extend(seg[1:])

@@ -70,7 +70,9 @@ class Eventually:
     """``<>P``: every fair behaviour reaches a state satisfying ``P``."""
 
     predicate: Predicate
-    fair: tuple[str, ...] = ()  # action families under weak fairness
+    # Weak fairness, one group per name: an action family (all its instances together) or
+    # one instance by its full label, e.g. "KernelStep(dev=0)" (fairness per device).
+    fair: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -208,3 +208,25 @@ def test_pack_unpack_roundtrip(widths, data):
     new = apply(layout, rows, {"f0": 0}, "test")
     for r, v in enumerate(values):
         assert layout.raw(new[r]) == {**v, "f0": 0}
+
+
+def test_fairness_per_action_instance():
+    # Two independent counters; fairness on the family IncX+IncY as one group lets a
+    # behaviour increment only y forever-ish; per-instance groups force both.
+    layout = Layout()
+    layout.var("x", 1)
+    layout.var("y", 2)
+    actions = [
+        Action("Inc", lambda s: s.x == 0, lambda s, t: setattr(t, "x", 1), {"c": "x"}),
+        Action("Inc", lambda s: True, lambda s, t: setattr(t, "y", (s.y + 1) & 3), {"c": "y"}),
+    ]
+    goal = lambda s: s.x == 1  # noqa: E731
+    spec = Spec(name="two", layout=layout, init=[{"x": 0, "y": 0}], actions=actions, check_deadlock=False)
+    spec.liveness = {"XSet": Eventually(goal, fair=("Inc",))}
+    v = explore(spec).violation
+    assert v is not None and not v.stutter  # y cycles forever; the family is taken, so fair
+    spec.liveness = {"XSet": Eventually(goal, fair=("Inc(c=x)", "Inc(c=y)"))}
+    assert explore(spec).outcome == "pass"
+    spec.liveness = {"XSet": Eventually(goal, fair=("Nope",))}
+    with pytest.raises(ValueError, match="fairness names 'Nope'"):
+        explore(spec)
