@@ -126,19 +126,19 @@ def fsm_spec(kernel: KernelStepFunction, flags: int, n_devices: int = 1) -> Spec
             ok &= legal[col(s, "kstate", d), col(t, "kstate", d)]
         return ok
 
-    # Weak fairness in the checker is per action *family*; with several devices,
-    # KernelStep(dev=1) taking steps would satisfy it while dev 0 waits for ever, so the
-    # per-request property is stated for a single device only.
+    # Every request ends: each device's kernel walk is weakly fair on its own (fairness
+    # per action instance), so one device's steps cannot hide another's starvation.
+    fair = tuple(f"KernelStep(dev={d})" for d in range(n)) if n > 1 else ("KernelStep",)
     liveness = {}
-    if n == 1:
+    for d in range(n):
 
-        def busy(s: View) -> np.ndarray:
-            return col(s, "target", 0) != NONE
+        def busy(s: View, d: int = d) -> np.ndarray:
+            return col(s, "target", d) != NONE
 
-        def idle(s: View) -> np.ndarray:
-            return col(s, "target", 0) == NONE
+        def idle(s: View, d: int = d) -> np.ndarray:
+            return col(s, "target", d) == NONE
 
-        liveness["RequestsEnd"] = LeadsTo(busy, idle, fair=("KernelStep",))
+        liveness["RequestsEnd" if n == 1 else f"RequestsEnd(dev={d})"] = LeadsTo(busy, idle, fair=fair)
 
     witnesses = {}
     for state in supported_states(f):
