@@ -44,6 +44,10 @@ class Field:
     flags: tuple[str, ...] | None = None
     count: int = 1
     doc: str = ""
+    # How a value reads in traces: True/False for a boolean, a number otherwise.  None
+    # keeps the default (a 1-bit field reads as a boolean); counters that happen to fit
+    # one bit declare boolean=False so they read as numbers in every configuration.
+    boolean: bool | None = None
 
     @property
     def domain_size(self) -> int:
@@ -59,7 +63,7 @@ class Field:
             return self.values[value] if 0 <= value < len(self.values) else f"<bad {value}>"
         if self.flags is not None:
             return sorted(n for i, n in enumerate(self.flags) if value >> i & 1)
-        if self.bits == 1:
+        if self.boolean or (self.boolean is None and self.bits == 1):
             return bool(value)
         return value
 
@@ -125,6 +129,7 @@ class Layout:
         flags: Sequence[str] | None = None,
         count: int = 1,
         doc: str = "",
+        boolean: bool | None = None,
     ) -> Field:
         """Declare a variable.  Width comes from ``values``/``flags`` when not given."""
         vals = tuple(values) if values is not None else None
@@ -136,7 +141,7 @@ class Layout:
                 bits = max(1, len(fl))
             else:
                 raise LayoutError(f"field {name!r}: give bits, values or flags")
-        return self.add(Field(name, bits, vals, fl, count, doc))
+        return self.add(Field(name, bits, vals, fl, count, doc, boolean))
 
     # ------------------------------------------------------------------ queries
     @property
