@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def junit_tree(results: list[Checked]) -> ET.ElementTree:
     root = ET.Element("testsuites", name="vfio-migcheck")
-    total = failures = skipped = 0
+    total = failures = 0
     for c in results:
         r = c.result
         suite = ET.SubElement(root, "testsuite", name=c.target.name, file=str(c.target.path))
@@ -68,11 +68,10 @@ def junit_tree(results: list[Checked]) -> ET.ElementTree:
         suite.set("time", f"{r.stats.seconds:.3f}")
         total += n_cases
         failures += n_fail
-        skipped += n_skip
     root.set("tests", str(total))
     root.set("failures", str(failures))
     root.set("errors", "0")
-    root.set("skipped", str(skipped))
+    # (the common schema has no "skipped" on <testsuites>; it is counted per testsuite)
     ET.indent(root)
     return ET.ElementTree(root)
 
