@@ -11,10 +11,13 @@ Two ways to drive it:
   :meth:`Executor.setup` (or its parts ``mark_all_dirty``, ``log_global_start``,
   ``log_sync``), :meth:`~Executor.cpu_write`, :meth:`~Executor.dma_write`,
   :meth:`~Executor.send`, :meth:`~Executor.send_next`, :meth:`~Executor.stop_vcpus`,
-  :meth:`~Executor.stop_devices` (all or some devices), :meth:`~Executor.send_all`,
+  :meth:`~Executor.stop_devices` (all or some devices), :meth:`~Executor.start_devices`
+  (a device reset after a failed state change runs again), :meth:`~Executor.send_all`,
   :meth:`~Executor.complete`, :meth:`~Executor.cancel` (then ``setup`` again for a new
-  attempt), and the observers ``migration`` (bitmap), :meth:`~Executor.stale_pages`,
-  :meth:`~Executor.pending_bytes`, :meth:`~Executor.vfio_log_sync_needed`.  An action out
+  attempt), and the observers ``migration`` (bitmap), ``kvm_log``,
+  :meth:`~Executor.device_dma_log`, :meth:`~Executor.iommu_dirty_bits`,
+  :meth:`~Executor.stale_pages`, :meth:`~Executor.pending_bytes`,
+  :meth:`~Executor.vfio_log_sync_needed`.  An action out
   of order (a vCPU write after ``stop_vcpus``, a DMA write from a stopped device, a send
   outside a migration) raises :class:`ExecutorError`;
 * as a whole timed run, :meth:`Executor.run`, which drives the same actions from a
@@ -320,18 +323,25 @@ class Executor:
             self._type1_dirty.clear_all()
         self.tracking = True
 
-    def setup(self) -> int:
+    def setup(self, *, first_sync: bool = True) -> int:
         """``ram_init_bitmaps()``: all pages dirty, dirty logging on, first sync.
 
         A new attempt after :meth:`cancel` marks every page dirty again, except under the
         mutation ``retry_keeps_cleared_bits``: then the pages the failed attempt sent stay
         clear although the new destination has none of them.
+
+        ``first_sync=False`` leaves the first sync out, as the abstract model's
+        ``MigrateStart``/``MigrateRetry`` step does (``model.conformance``).  Without
+        ``retry_keeps_cleared_bits`` that sync changes nothing: every page is already
+        dirty and every tracker was cleared a moment before.  With it, a type1 (unpinned)
+        or all-dirty report at that sync marks every page again (where QEMU queries VFIO
+        during SETUP at all: 10.0+ does, vfio-facts §6.5 says 8.1 stopped doing so).
         """
         if not (self.attempts and RETRY_KEEPS_CLEARED_BITS in self.config.mutations):
             self.mark_all_dirty()
         self.attempts += 1
         self.log_global_start()
-        return self.log_sync()
+        return self.log_sync() if first_sync else 0
 
     def cancel(self) -> None:
         """The attempt fails or is cancelled: dirty logging stops
@@ -496,6 +506,14 @@ class Executor:
         for i in range(len(self.devices)) if devs is None else devs:
             self.device_running[i] = False
 
+    def start_devices(self, devs: Any = None) -> None:
+        """Devices ``devs`` (indices; default all) may DMA again: a device QEMU reset after a
+        failed state change is RUNNING (``VFIO_DEVICE_RESET`` in
+        ``vfio_migration_set_state()``), and a failed migration's recovery restarts them
+        (``vfio_vmstate_change(running=true)``, which :meth:`cancel` does for all)."""
+        for i in range(len(self.devices)) if devs is None else devs:
+            self.device_running[i] = True
+
     def complete(self) -> int:
         """End of migration: dirty logging stops and the destination VM starts.  Returns
         the number of lost pages (stale at the destination)."""
@@ -508,6 +526,16 @@ class Executor:
         return self.count_stale()
 
     # ------------------------------------------------------------------ observers
+    def device_dma_log(self, dev: int) -> Bitmap | None:
+        """A copy of device ``dev``'s DMA log (what its next
+        ``VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT`` returns), or None when it does not log."""
+        log = self._dev_logs[dev]
+        return None if log is None else log.copy()
+
+    def iommu_dirty_bits(self) -> Bitmap | None:
+        """A copy of the iommufd hwpt dirty bits (method iommufd-hw), else None."""
+        return None if self._iommu_dirty is None else self._iommu_dirty.copy()
+
     def pending_bytes(self) -> int:
         """QEMU's exact pending: RAM in the migration bitmap + the devices' stop-copy data."""
         return self.dirty * PAGE_SIZE + self.stop_copy_bytes
