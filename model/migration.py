@@ -77,7 +77,7 @@ def declare_layout(cfg: ModelConfig) -> Layout:
     lay.var("src_run", values=SRC_RUN_NAMES, doc="source VM RunState")
     lay.var("dst_run", values=DST_RUN_NAMES, doc="destination VM")
     lay.var("pc", values=PHASE_NAMES, doc="the QEMU hook being run")
-    lay.var("cursor", max(1, (D - 1).bit_length()), doc="device the hook works on")
+    lay.var("cursor", cfg.cursor_bits, doc="device the hook works on")
     lay.var("req", values=REQ_NAMES, doc="stage of the SET ioctl in flight")
     lay.var("mig_error", 1, doc="migration_file_set_error() was called")
     lay.var("round", max(1, cfg.rounds.bit_length()), doc="pre-copy log_syncs done")

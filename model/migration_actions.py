@@ -1,7 +1,10 @@
 """The actions of the migration model: guest, devices, kernel, QEMU source and destination.
 
 Every parameterised action is one :class:`~checker.spec.Action` per parameter value
-(``DmaWrite(dev=vf0, iova=1)``).  Guards and effects work on whole columns of states.
+(``DmaWrite(dev=vf0, iova=1)``).  Guards and effects work on whole columns of states and,
+written with Python operators and :mod:`checker.ops` only, on z3 terms alike
+(``checker.smt``: induction, BMC); ``is_any`` shortcuts only skip work that would change
+nothing, so no result depends on which way a shortcut went.
 Families are named after what they model (QEMU hooks keep QEMU's names: SaveSetup is
 vfio_save_setup, VmStopPrepare is vfio_vmstate_change_prepare, ...).  The QEMU and kernel
 families are the ones weak fairness applies to (:data:`FAIR_FAMILIES`); guest, device,
@@ -43,6 +46,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from checker.layout import Next, View
+from checker.ops import (
+    Term,
+    bit,
+    is_any,
+    isin,
+    lookup,
+    lookup_bool,
+    lookup_nd,
+    maximum,
+    true_like,
+    where,
+)
 from checker.spec import Action, Effect, Predicate
 from model.device_fsm import (
     ALLOWS_DMA,
@@ -52,11 +67,12 @@ from model.device_fsm import (
     supported_states,
 )
 from model.migration_config import ModelConfig
-from model.migration_dirty import Trackers, bit
+from model.migration_dirty import Trackers
 from model.migration_phases import (
     CHECKPOINTS,
     ISSUE_FAMILIES,
     KIND,
+    PHASES_OF_KIND,
     SIDE_PREFIX,
     Control,
     DstRun,
@@ -96,18 +112,14 @@ class Parts:
     trk: Trackers
 
 
-def _col(x: View | Next, key: str) -> np.ndarray:
-    return np.asarray(x[key])
-
-
-def _migrating(x: View | Next) -> np.ndarray:
-    st = _col(x, "status")
+def _migrating(x: View | Next) -> Term:
+    st = x["status"]
     return (st == Status.SETUP) | (st == Status.ACTIVE) | (st == Status.DEVICE)
 
 
-def _no_error(x: View | Next) -> np.ndarray:
+def _no_error(x: View | Next) -> Term:
     """The migration thread goes on only while no error is pending on the stream."""
-    return _col(x, "mig_error") == 0
+    return x["mig_error"] == 0
 
 
 class ActionBuilder:
@@ -146,7 +158,7 @@ class ActionBuilder:
         ╚════════════════════════════════════════════════════════════════════════════╝
         """
         cfg, ctl, trk = self.cfg, self.p.ctl, self.p.trk
-        n = len(np.asarray(t["status"]))
+        rows = true_like(t["status"])
         t["status"] = Status.SETUP
         t["stale"] = cfg.all_pages  # a new destination holds no page yet
         if not (retry and cfg.has("retry_keeps_cleared_bits")):
@@ -163,12 +175,12 @@ class ActionBuilder:
             if cfg.p2p_actions:
                 t[cfg.key("p2p_hit", d)] = 0
         trk.log_start(t)
-        ctl.enter(t, np.ones(n, dtype=bool), Phase.SAVE_SETUP)
+        ctl.enter(t, rows, Phase.SAVE_SETUP)
 
     def _migrate_command(self) -> None:
         cfg = self.cfg
 
-        def idle_none(s: View) -> np.ndarray:
+        def idle_none(s: View) -> Term:
             return (s.pc == Phase.IDLE) & (s.status == Status.NONE) & (s.refused == 0)
 
         if cfg.blocked:
@@ -182,7 +194,7 @@ class ActionBuilder:
 
         self.add("MigrateStart", idle_none, lambda s, t: self._start(t, retry=False))
         if cfg.attempts > 1:
-            def can_retry(s: View) -> np.ndarray:
+            def can_retry(s: View) -> Term:
                 st = s.status
                 return ((s.pc == Phase.IDLE) & ((st == Status.FAILED) | (st == Status.CANCELLED))
                         & (s.attempt + 1 < cfg.attempts))
@@ -203,10 +215,10 @@ class ActionBuilder:
                 if not present or not (self.p.plan.tgt[present, d] >= 0).any():
                     continue
 
-                def guard(s: View, d: int = d, present: list[Phase] = present) -> np.ndarray:
-                    at = np.isin(s.pc, present)
+                def guard(s: View, d: int = d, present: list[Phase] = present) -> Term:
+                    at = isin(s.pc, present)
                     return (at & (s.cursor == d) & (s.req == Req.IDLE)
-                            & ~(CHECKPOINTS[s.pc] & (s.mig_error == 1)))
+                            & ~(lookup_bool(CHECKPOINTS, s.pc) & (s.mig_error == 1)))
 
                 def issue(s: View, t: Next) -> None:
                     t.req = Req.TARGET
@@ -214,39 +226,40 @@ class ActionBuilder:
                 self.add(family, guard, issue, dev=cfg.names[d])
 
     # ================================================================== kernel
-    def _walk(self, x: View | Next, d: int, side: str) -> tuple[np.ndarray, ...]:
+    def _walk(self, x: View | Next, d: int, side: str) -> tuple[Term, Term, Term]:
         """(current, goal, next step) of the request of device ``d`` on ``side``."""
-        k = _col(x, self.cfg.key(f"{SIDE_PREFIX[side]}kstate", d))
+        k = x[self.cfg.key(f"{SIDE_PREFIX[side]}kstate", d)]
         goal = self.p.ctl.goal(x, d, side)
-        nxt = self.cfg.step[d][k, np.maximum(goal, 0)]
+        nxt = lookup_nd(self.cfg.step[d], k, maximum(goal, 0))
         return k, goal, nxt
 
-    def _walking(self, s: View, d: int, side: str) -> np.ndarray:
+    def _walking(self, s: View, d: int, side: str) -> Term:
         kind = Kind.SRC_DEV if side == "src" else Kind.DST_DEV
         req = s.req
         return (((req == Req.TARGET) | (req == Req.RECOVER)) & (s.cursor == d)
-                & (KIND[s.pc] == kind))
+                & (lookup(KIND, s.pc) == kind))
 
-    def _req_failed(self, t: Next, rows: np.ndarray, d: int, side: str) -> None:
+    def _req_failed(self, t: Next, rows: Term, d: int, side: str) -> None:
         """The SET failed: QEMU sets the recover state, or resets the device when the
         recover state is ERROR or the recovery fails too (vfio_migration_set_state)."""
-        if not rows.any():
+        if not is_any(rows):
             return
-        pc = _col(t, "pc")
-        q = _col(t, self.cfg.key(f"{SIDE_PREFIX[side]}qstate", d))
-        req = _col(t, "req")
+        pc = t["pc"]
+        q = t[self.cfg.key(f"{SIDE_PREFIX[side]}qstate", d)]
+        req = t["req"]
         rec = self.p.ctl.recover(pc, d, q)
         to_reset = (req == Req.RECOVER) | (rec == S.ERROR)
-        t["req"] = np.where(rows, np.where(to_reset, Req.RESET, Req.RECOVER), req)
+        t["req"] = where(rows, where(to_reset, Req.RESET, Req.RECOVER), req)
 
     def _kernel(self) -> None:
         cfg, ctl = self.cfg, self.p.ctl
         faults = cfg.scenario.migration.device_faults
         for side, fam in (("src", "KernelStep"), ("dst", "DstKernelStep")):
             pre = SIDE_PREFIX[side]
+            kind = Kind.SRC_DEV if side == "src" else Kind.DST_DEV
             for d in range(cfg.devices):
 
-                def guard(s: View, d: int = d, side: str = side) -> np.ndarray:
+                def guard(s: View, d: int = d, side: str = side) -> Term:
                     k, goal, nxt = self._walk(s, d, side)
                     # STEP_LOOP / STEP_UNDEFINED / a step to the current state: the
                     # ioctl never returns (the driver loop spins): no step is enabled.
@@ -254,7 +267,7 @@ class ActionBuilder:
                     return self._walking(s, d, side) & ~hung
 
                 def step(s: View, t: Next, d: int = d, side: str = side,
-                         pre: str = pre) -> None:
+                         pre: str = pre, kind: Kind = kind) -> None:
                     k, goal, nxt = self._walk(s, d, side)
                     req = s.req
                     at_goal = k == goal
@@ -263,26 +276,28 @@ class ActionBuilder:
                         # RESUMING -> STOP: the driver validates what was written and the
                         # SET fails on invalid or missing data (uAPI vfio.h).
                         validating = ~at_goal & (k == S.RESUMING) & (nxt == S.STOP)
-                        refused |= validating & (_col(s, cfg.key("dst_loaded", d)) == 0)
+                        refused = refused | (validating & (s[cfg.key("dst_loaded", d)] == 0))
                         valid = cfg.key("dst_valid", d)
-                        t[valid] = np.where(validating & ~refused, 1, s[valid])
+                        t[valid] = where(validating & ~refused, 1, s[valid])
                     moved = ~at_goal & ~refused
-                    k2 = np.where(moved, nxt, k)
+                    k2 = where(moved, nxt, k)
                     t[cfg.key(f"{pre}kstate", d)] = k2
                     reached = at_goal | (moved & (k2 == goal))
-                    q = _col(s, cfg.key(f"{pre}qstate", d))
-                    t[cfg.key(f"{pre}qstate", d)] = np.where(reached, goal, q)
-                    t["req"] = np.where(reached, Req.IDLE, req)
+                    q = s[cfg.key(f"{pre}qstate", d)]
+                    t[cfg.key(f"{pre}qstate", d)] = where(reached, goal, q)
+                    t["req"] = where(reached, Req.IDLE, req)
                     # A SET that enters a saving/resuming state from outside returns a new
                     # data_fd; QEMU already holding one is "data_fd out of sync" (-EBADF).
                     fd_key = cfg.key(f"{pre}data_fd", d) if side == "src" else cfg.key("dst_fd", d)
-                    opened = moved & reached & ARC_OPENS_SESSION[k, np.maximum(nxt, 0)]
-                    fd = _col(s, fd_key)
+                    opened = moved & reached & lookup_nd(ARC_OPENS_SESSION, k, maximum(nxt, 0))
+                    fd = s[fd_key]
                     out_of_sync = opened & (fd == 1)
-                    t[fd_key] = np.where(opened, 1, fd)
+                    t[fd_key] = where(opened, 1, fd)
                     err = reached & ((req == Req.RECOVER) | out_of_sync)
-                    ctl.finish(t, reached, err)
+                    # The refused rows and the reached ones are disjoint, and finishing
+                    # touches neither ``req`` nor a refused row.
                     self._req_failed(t, refused, d, side)
+                    ctl.finish(t, reached, err, phases=PHASES_OF_KIND[kind], dev=d)
 
                 self.add(fam, guard, step, dev=cfg.names[d])
 
@@ -291,7 +306,7 @@ class ActionBuilder:
                 for d in range(cfg.devices):
                     for outcome in ("stays", "error"):
 
-                        def fguard(s: View, d: int = d, side: str = side) -> np.ndarray:
+                        def fguard(s: View, d: int = d, side: str = side) -> Term:
                             k, goal, nxt = self._walk(s, d, side)
                             return (self._walking(s, d, side) & (s.fault_used == 0)
                                     & (k != goal) & (nxt >= 0) & (nxt != k))
@@ -304,7 +319,7 @@ class ActionBuilder:
                             t.fault_used = 1
                             if outcome == "error":
                                 t[cfg.key(f"{pre}kstate", d)] = S.ERROR
-                            self._req_failed(t, np.ones(len(s), dtype=bool), d, side)
+                            self._req_failed(t, s.ones(), d, side)
 
                         self.add(ffam, fguard, fail, dev=cfg.names[d], outcome=outcome)
 
@@ -313,11 +328,11 @@ class ActionBuilder:
             kind = Kind.SRC_DEV if side == "src" else Kind.DST_DEV
             for d in range(cfg.devices):
 
-                def rguard(s: View, d: int = d, kind: int = kind) -> np.ndarray:
-                    return (s.req == Req.RESET) & (s.cursor == d) & (KIND[s.pc] == kind)
+                def rguard(s: View, d: int = d, kind: int = kind) -> Term:
+                    return (s.req == Req.RESET) & (s.cursor == d) & (lookup(KIND, s.pc) == kind)
 
                 def reset(s: View, t: Next, d: int = d, pre: str = pre,
-                          side: str = side) -> None:
+                          side: str = side, kind: Kind = kind) -> None:
                     # VFIO_DEVICE_RESET: the device is RUNNING again and QEMU caches
                     # RUNNING; the original error is returned to the hook.
                     t[cfg.key(f"{pre}kstate", d)] = S.RUNNING
@@ -326,8 +341,8 @@ class ActionBuilder:
                     if side == "dst":
                         t[cfg.key("dst_valid", d)] = 0
                         t[cfg.key("dst_loaded", d)] = 0
-                    rows = np.ones(len(s), dtype=bool)
-                    ctl.finish(t, rows, rows)
+                    rows = s.ones()
+                    ctl.finish(t, rows, rows, phases=PHASES_OF_KIND[kind], dev=d)
 
                 if faults or self._reset_reachable(d):
                     self.add(fam, rguard, reset, dev=cfg.names[d])
@@ -354,7 +369,7 @@ class ActionBuilder:
         cfg, trk, ctl = self.cfg, self.p.trk, self.p.ctl
         for p in range(cfg.pages):
 
-            def sguard(s: View, p: int = p) -> np.ndarray:
+            def sguard(s: View, p: int = p) -> Term:
                 at = (s.pc == Phase.ACTIVE) | (s.pc == Phase.SEND_REST)
                 return at & bit(s.bitmap, p) & _no_error(s)
 
@@ -363,11 +378,11 @@ class ActionBuilder:
                 # goes on the wire, so the destination's copy is fresh from here.
                 t.bitmap = s.bitmap & ~(1 << p)
                 t.stale = s.stale & ~(1 << p)
-                ctl.settle(t, np.ones(len(s), dtype=bool))
+                ctl.settle(t, s.ones(), phases=(Phase.ACTIVE, Phase.SEND_REST))
 
             self.add("SendPage", sguard, send, page=f"p{p}")
 
-        def sync_guard(s: View) -> np.ndarray:
+        def sync_guard(s: View) -> Term:
             return (s.pc == Phase.ACTIVE) & (s.round < cfg.rounds) & _no_error(s)
 
         def log_sync(s: View, t: Next) -> None:
@@ -379,7 +394,7 @@ class ActionBuilder:
         if cfg.rounds > 0:
             self.add("LogSync", sync_guard, log_sync)
 
-        def switch_guard(s: View) -> np.ndarray:
+        def switch_guard(s: View) -> Term:
             return (s.pc == Phase.ACTIVE) & _no_error(s)
 
         def switchover(s: View, t: Next) -> None:
@@ -387,24 +402,24 @@ class ActionBuilder:
             # stop, then the VM-state callbacks run (prepare callbacks first).
             t.status = Status.DEVICE
             t.src_run = SrcRun.FINISH_MIGRATE
-            ctl.enter(t, np.ones(len(s), dtype=bool), self.p.plan.switchover_entry)
+            ctl.enter(t, s.ones(), self.p.plan.switchover_entry)
 
         self.add("Switchover", switch_guard, switchover)
 
-        def final_guard(s: View) -> np.ndarray:
+        def final_guard(s: View) -> Term:
             return (s.pc == Phase.FINAL_SYNC) & _no_error(s)
 
         def final_sync(s: View, t: Next) -> None:
             # ram_save_complete -> migration_bitmap_sync_precopy(last_stage=true).
             trk.sync(t)
-            ctl.finish(t, np.ones(len(s), dtype=bool))
+            ctl.finish(t, s.ones(), phases=(Phase.FINAL_SYNC,))
 
         if Phase.FINAL_SYNC in self.p.plan.order:
             self.add("FinalSync", final_guard, final_sync)
 
         if cfg.scenario.migration.query_faults and trk.query_can_fail():
 
-            def qguard(s: View) -> np.ndarray:
+            def qguard(s: View) -> Term:
                 at = final_guard(s)
                 if cfg.rounds > 0:
                     at = at | sync_guard(s)
@@ -426,16 +441,16 @@ class ActionBuilder:
             # migration_completion(): status COMPLETED, VM POSTMIGRATE.
             t.status = Status.COMPLETED
             t.src_run = SrcRun.POSTMIGRATE
-            ctl.finish(t, np.ones(len(s), dtype=bool))
+            ctl.finish(t, s.ones(), phases=(Phase.COMPLETE,))
 
         self.add("Complete", lambda s: (s.pc == Phase.COMPLETE) & _no_error(s), complete)
 
-        def stop_guard(s: View) -> np.ndarray:
+        def stop_guard(s: View) -> Term:
             return (s.pc == Phase.LOG_STOP) | (s.pc == Phase.FAIL_LOG_STOP)
 
         def log_stop(s: View, t: Next) -> None:
             trk.log_stop(t)
-            ctl.finish(t, np.ones(len(s), dtype=bool))
+            ctl.finish(t, s.ones(), phases=(Phase.LOG_STOP, Phase.FAIL_LOG_STOP))
 
         self.add("LogGlobalStop", stop_guard, log_stop)
 
@@ -444,21 +459,21 @@ class ActionBuilder:
         cfg, ctl = self.cfg, self.p.ctl
         for d in range(cfg.devices):
 
-            def lguard(s: View, d: int = d) -> np.ndarray:
+            def lguard(s: View, d: int = d) -> Term:
                 return (s.pc == Phase.LOAD_STATE) & (s.cursor == d)
 
             def load(s: View, t: Next, d: int = d) -> None:
                 # vfio_load_state: the device data (saved on the source in STOP_COPY)
                 # is written to the RESUMING data_fd.
                 t[cfg.key("dst_loaded", d)] = 1
-                ctl.finish(t, np.ones(len(s), dtype=bool))
+                ctl.finish(t, s.ones(), phases=(Phase.LOAD_STATE,), dev=d)
 
             self.add("LoadState", lguard, load, dev=cfg.names[d])
 
         def resume(s: View, t: Next) -> None:
             # process_incoming_migration_bh -> vm_start: vCPUs run on the destination.
             t.dst_run = DstRun.RUNNING
-            ctl.finish(t, np.ones(len(s), dtype=bool))
+            ctl.finish(t, s.ones(), phases=(Phase.DST_RESUME,))
 
         self.add("DstResume", lambda s: s.pc == Phase.DST_RESUME, resume)
 
@@ -466,10 +481,10 @@ class ActionBuilder:
     def _failure(self) -> None:
         cfg, ctl = self.cfg, self.p.ctl
 
-        def at_checkpoint(s: View) -> np.ndarray:
-            return CHECKPOINTS[s.pc] & (s.req == Req.IDLE)
+        def at_checkpoint(s: View) -> Term:
+            return lookup_bool(CHECKPOINTS, s.pc) & (s.req == Req.IDLE)
 
-        def fguard(s: View) -> np.ndarray:
+        def fguard(s: View) -> Term:
             return at_checkpoint(s) & (s.mig_error == 1)
 
         def fails(s: View, t: Next) -> None:
@@ -477,32 +492,32 @@ class ActionBuilder:
             # (migration_iteration_run / migration_completion -> migrate_set_state).
             t.status = Status.FAILED
             t.mig_error = 0
-            ctl.enter_failure(t, np.ones(len(s), dtype=bool))
+            ctl.enter_failure(t, s.ones())
 
         self.add("MigrationFails", fguard, fails)
 
         if cfg.scenario.migration.cancel:
 
-            def cguard(s: View) -> np.ndarray:
+            def cguard(s: View) -> Term:
                 return at_checkpoint(s) & _no_error(s) & _migrating(s)
 
             def cancel(s: View, t: Next) -> None:
                 # qmp_migrate_cancel -> migration_cancel: CANCELLING, seen by the migration
                 # thread at its next check; cleanup ends in CANCELLED.
                 t.status = Status.CANCELLED
-                ctl.enter_failure(t, np.ones(len(s), dtype=bool))
+                ctl.enter_failure(t, s.ones())
 
             self.add("Cancel", cguard, cancel)
 
         def resume(s: View, t: Next) -> None:
             # migration_iteration_finish: vm_start() for a VM that was running before.
             t.src_run = SrcRun.RUNNING
-            ctl.finish(t, np.ones(len(s), dtype=bool))
+            ctl.finish(t, s.ones(), phases=(Phase.FAIL_RESUME,))
 
         self.add("VmResume", lambda s: s.pc == Phase.FAIL_RESUME, resume)
 
     # ================================================================== guest
-    def _guest_runs(self, s: View) -> np.ndarray:
+    def _guest_runs(self, s: View) -> Term:
         st = s.status
         running = s.src_run == SrcRun.RUNNING
         during = (st == Status.NONE) | (st == Status.SETUP) | (st == Status.ACTIVE)
@@ -516,7 +531,7 @@ class ActionBuilder:
             return
         for p in range(cfg.pages):
 
-            def guard(s: View, p: int = p) -> np.ndarray:
+            def guard(s: View, p: int = p) -> Term:
                 st = s.status
                 running = (s.src_run == SrcRun.RUNNING) & ((st == Status.SETUP)
                                                            | (st == Status.ACTIVE))
@@ -536,17 +551,13 @@ class ActionBuilder:
         for d in range(cfg.devices):
             for i in cfg.dma_iovas[d]:
 
-                def guard(s: View, d: int = d, i: int = i) -> np.ndarray:
-                    ok = ALLOWS_DMA[s[cfg.key("kstate", d)]] & _migrating(s)
+                def guard(s: View, d: int = d, i: int = i) -> Term:
+                    ok = lookup_bool(ALLOWS_DMA, s[cfg.key("kstate", d)]) & _migrating(s)
                     if cfg.viommu:
-                        ok &= trk.page_of(s, d, i) >= 0
-                    if not ok.any():
+                        ok = ok & (trk.page_of(s, d, i) >= 0)
+                    if not is_any(ok):
                         return ok
-                    new = trk.dma_write(s, d, i)
-                    changes = np.zeros(len(s), dtype=bool)
-                    for key, val in new.items():
-                        changes |= val != _col(s, key)
-                    return ok & changes
+                    return ok & trk.changes(s, trk.dma_write(s, d, i))
 
                 def write(s: View, t: Next, d: int = d, i: int = i) -> None:
                     # Only states that allow DMA (RUNNING, RUNNING_P2P, PRE_COPY,
@@ -554,8 +565,8 @@ class ActionBuilder:
                     for key, val in trk.dma_write(s, d, i).items():
                         t[key] = val
 
-                where = {"iova": str(i)} if cfg.viommu else {"page": f"p{i}"}
-                self.add("DmaWrite", guard, write, dev=cfg.names[d], **where)
+                place = {"iova": str(i)} if cfg.viommu else {"page": f"p{i}"}
+                self.add("DmaWrite", guard, write, dev=cfg.names[d], **place)
         if not cfg.p2p_actions:
             return
         for d in range(cfg.devices):
@@ -565,18 +576,18 @@ class ActionBuilder:
                 if e == d:
                     continue
 
-                def pguard(s: View, d: int = d, e: int = e) -> np.ndarray:
+                def pguard(s: View, d: int = d, e: int = e) -> Term:
                     # Only RUNNING / PRE_COPY may initiate P2P DMA (the *_P2P states are
                     # "P2P quiescent", uAPI vfio.h).
-                    return (_migrating(s) & ALLOWS_P2P_INITIATE[s[cfg.key("kstate", d)]]
+                    return (_migrating(s) & lookup_bool(ALLOWS_P2P_INITIATE, s[cfg.key("kstate", d)])
                             & (s[cfg.key("p2p_hit", e)] == 0))
 
                 def p2p(s: View, t: Next, e: int = e) -> None:
                     # A write into a running peer is ordinary device traffic (no variable
                     # changes); into a stopped peer it changes a device whose state is
                     # being saved (STOP/STOP_COPY must not change internal state).
-                    hit = P2P_TARGET_STOPPED[s[cfg.key("kstate", e)]]
-                    t[cfg.key("p2p_hit", e)] = np.where(hit, 1, 0)
+                    hit = lookup_bool(P2P_TARGET_STOPPED, s[cfg.key("kstate", e)])
+                    t[cfg.key("p2p_hit", e)] = where(hit, 1, 0)
 
                 self.add("P2PWrite", pguard, p2p, dev=cfg.names[d], peer=cfg.names[e])
 
@@ -591,7 +602,7 @@ class ActionBuilder:
                 key = trk.map_key(d, i)
                 for p in range(cfg.pages):
 
-                    def mguard(s: View, key: str = key) -> np.ndarray:
+                    def mguard(s: View, key: str = key) -> Term:
                         return self._guest_runs(s) & (s[key] == 0)
 
                     def do_map(s: View, t: Next, key: str = key, p: int = p) -> None:
@@ -602,7 +613,7 @@ class ActionBuilder:
                     self.add("IommuMap", mguard, do_map, dev=cfg.names[d], iova=str(i),
                              page=f"p{p}")
 
-                def uguard(s: View, key: str = key) -> np.ndarray:
+                def uguard(s: View, key: str = key) -> Term:
                     return self._guest_runs(s) & (s[key] != 0)
 
                 def unmap(s: View, t: Next, d: int = d, i: int = i) -> None:
@@ -613,7 +624,7 @@ class ActionBuilder:
 
                 if can_fail:
 
-                    def qguard(s: View, key: str = key) -> np.ndarray:
+                    def qguard(s: View, key: str = key) -> Term:
                         return uguard(s, key) & (s.dirty_log == 1) & _migrating(s)
 
                     def qfail(s: View, t: Next, d: int = d, i: int = i) -> None:

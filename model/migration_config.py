@@ -97,6 +97,11 @@ class ModelConfig:
         return dev if self.viommu else 0
 
     @property
+    def cursor_bits(self) -> int:
+        """Width of ``cursor``, the device a QEMU hook is working on."""
+        return max(1, (self.devices - 1).bit_length())
+
+    @property
     def pinned_mask(self) -> int:
         return sum(1 << p for p in self.decision.pinned_pages)
 

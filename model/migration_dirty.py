@@ -34,38 +34,38 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from checker.layout import Next
+from checker.layout import Next, View
+from checker.ops import Term, any_of, bit, lookup_bool, maximum, minimum, pow2, where, zeros_like
 from model.migration_config import ModelConfig
 from model.tracking import Method
 
-Cols = dict[str, np.ndarray]
+Cols = dict[str, Term]
+State = View | Next
 
 
-def bit(x: np.ndarray, i: int) -> np.ndarray:
-    return ((np.asarray(x) >> i) & 1) == 1
-
-
-def span(mask: np.ndarray, width: int) -> np.ndarray:
+def span(mask: Term, width: int) -> Term:
     """The contiguous bit range from the lowest to the highest set bit (0 if none).
 
     vfio_dirty_tracking_init() collapses the mapped sections into at most three ranges
     (32-bit, 64-bit, PCI hole); with a handful of IOVAs one covering range is the same.
     """
-    mask = np.asarray(mask)
-    lo = np.full(mask.shape, width, dtype=np.int64)
-    hi = np.full(mask.shape, -1, dtype=np.int64)
+    lo: Term = width + zeros_like(mask)
+    hi: Term = -1 + zeros_like(mask)
     for i in range(width):
         b = bit(mask, i)
-        lo = np.where(b & (lo == width), i, lo)
-        hi = np.where(b, i, hi)
-    full = (np.left_shift(1, hi + 1) - np.left_shift(1, np.minimum(lo, width - 1)))
-    return np.where(mask != 0, full, 0)
+        lo = where(b & (lo == width), i, lo)
+        hi = where(b, i, hi)
+    full = pow2(hi + 1, width + 1) - pow2(minimum(lo, width - 1), width)
+    return where(mask != 0, full, 0)
 
 
 class Trackers:
-    """The dirty-tracking rules of one scenario (method, vIOMMU, profile)."""
+    """The dirty-tracking rules of one scenario (method, vIOMMU, profile).
+
+    Written with :mod:`checker.ops` (numpy columns and z3 terms alike).  Which tracker
+    exists is fixed by the scenario, so the Python ``if``s below read only the
+    configuration, never a variable.
+    """
 
     def __init__(self, cfg: ModelConfig) -> None:
         self.cfg = cfg
@@ -75,79 +75,82 @@ class Trackers:
     def map_key(self, dev: int, iova: int) -> str:
         return self.cfg.key("iova_map", dev * self.P + iova)
 
-    def page_of(self, x: Next, dev: int, iova: int) -> np.ndarray:
-        """The page IOVA ``iova`` of ``dev`` maps to now, or -1 when unmapped."""
+    def page_of(self, x: State, dev: int, iova: int) -> Term:
+        """The page IOVA ``iova`` of ``dev`` maps to now, or -1 when unmapped (without a
+        vIOMMU the IOVA is the guest-physical address: the page of the same number)."""
         if not self.cfg.viommu:
-            return np.full(len(np.asarray(x["status"])), iova, dtype=np.int64)
-        return np.asarray(x[self.map_key(dev, iova)]) - 1
+            return iova
+        return x[self.map_key(dev, iova)] - 1
 
-    def mapped_iovas(self, x: Next, dev: int) -> np.ndarray | int:
+    def _page_bit(self, page: Term) -> Term:
+        """The bit of ``page`` in a page set (none for -1, unmapped)."""
+        return where(page >= 0, pow2(maximum(page, 0), self.P), 0)
+
+    def mapped_iovas(self, x: State, dev: int) -> Term:
         """IOVA bit set of ``dev`` that is mapped now (all of them without a vIOMMU)."""
         if not self.cfg.viommu:
             return self.cfg.all_pages
-        out = np.zeros(len(np.asarray(x["status"])), dtype=np.int64)
+        out: Term = 0
         for i in self.cfg.dma_iovas[dev]:
-            out |= np.where(self.page_of(x, dev, i) >= 0, 1 << i, 0)
+            out = out | where(self.page_of(x, dev, i) >= 0, 1 << i, 0)
         return out
 
-    def mapped_pages(self, x: Next) -> np.ndarray | int:
+    def mapped_pages(self, x: State) -> Term:
         """Pages some IOMMU mapping points at now: all guest RAM without a vIOMMU (the
         container maps it whole), the current vIOMMU mappings' pages with one."""
         if not self.cfg.viommu:
             return self.cfg.all_pages
-        out = np.zeros(len(np.asarray(x["status"])), dtype=np.int64)
+        out: Term = 0
         for d in range(self.cfg.devices):
             for i in self.cfg.dma_iovas[d]:
-                p = self.page_of(x, d, i)
-                out |= np.where(p >= 0, np.left_shift(1, np.maximum(p, 0)), 0)
+                out = out | self._page_bit(self.page_of(x, d, i))
         return out
 
-    def translate(self, x: Next, dev: int, iovas: np.ndarray) -> np.ndarray:
+    def translate(self, x: State, dev: int, iovas: Term) -> Term:
         """Pages for an IOVA bit set of ``dev``, through the mappings of the moment."""
         if not self.cfg.viommu:
-            return np.asarray(iovas)
-        out = np.zeros(len(np.asarray(x["status"])), dtype=np.int64)
+            return iovas
+        out: Term = 0
         for i in self.cfg.dma_iovas[dev]:
             p = self.page_of(x, dev, i)
-            out |= np.where(bit(iovas, i) & (p >= 0), np.left_shift(1, np.maximum(p, 0)), 0)
+            out = out | where(bit(iovas, i) & (p >= 0), pow2(maximum(p, 0), self.P), 0)
         return out
 
     # ------------------------------------------------------------------ reports
-    def vfio_report(self, x: Next) -> np.ndarray:
+    def vfio_report(self, x: State) -> Term:
         """The pages VFIO's part of a log_sync would report in this state (not clearing).
 
         Also the "will be reported at the next sync" half of DirtyTrackingSound.
         """
         cfg = self.cfg
-        n = len(np.asarray(x["status"]))
-        started = np.asarray(x["dirty_log"]) == 1
-        out = np.zeros(n, dtype=np.int64)
+        started = x["dirty_log"] == 1
+        out: Term = zeros_like(x["dirty_log"])
         if cfg.method is Method.DEVICE_DMA_LOGGING:
             # DMA_LOGGING_REPORT on every logging device, OR'ed into one bitmap
             # (vfio_container_devices_query_dirty_bitmap).
             for d in range(cfg.devices):
                 if cfg.logs[d]:
-                    out |= self.translate(x, d, np.asarray(x[self.cfg.key("dma_log", d)]))
+                    out = out | self.translate(x, d, x[self.cfg.key("dma_log", d)])
         elif cfg.method is Method.TYPE1:
             mapped = self.mapped_pages(x)
             rep = mapped & cfg.pinned_mask if cfg.decision.type1_pinned_scope else mapped
-            out |= np.where(started, rep, 0)
+            out = out | where(started, rep, 0)
         elif cfg.method is Method.IOMMUFD_HW:
             for s in range(cfg.spaces):
-                out |= self.translate(x, s, np.asarray(x[self.cfg.key("iommu_dirty", s)]))
+                out = out | self.translate(x, s, x[self.cfg.key("iommu_dirty", s)])
         elif cfg.all_dirty_reports:  # Method.ALL_DIRTY up to 9.2
-            out |= np.where(started, self.mapped_pages(x), 0)
-        return out & np.where(started, cfg.all_pages, 0)
+            out = out | where(started, self.mapped_pages(x), 0)
+        return out & where(started, cfg.all_pages, 0)
 
-    def sync_needed(self, x: Next) -> np.ndarray:
+    def sync_needed(self, x: State) -> Term:
         """vfio_log_sync_needed() (master; vfio_devices_all_dirty_tracking() before 10.0):
         tracking on, and no device with x-pre-copy-dirty-page-tracking=off in one of the
         profile's suppressing states (QEMU's cached device_state)."""
-        ok = np.asarray(x["dirty_log"]) == 1
+        ok = x["dirty_log"] == 1
         states = self.cfg.sync_suppressing_states
         for d in range(self.cfg.devices):
             if self.cfg.precopy_opt_out[d]:
-                ok = ok & ~states[np.asarray(x[self.cfg.key("qstate", d)])]
+                ok = ok & ~lookup_bool(states, x[self.cfg.key("qstate", d)])
         return ok
 
     def query_can_fail(self) -> bool:
@@ -157,23 +160,22 @@ class Trackers:
     def sync(self, t: Next) -> None:
         """migration_bitmap_sync(): KVM's log, then VFIO's log_sync (when needed)."""
         cfg = self.cfg
-        bitmap = np.asarray(t["bitmap"]) | np.asarray(t["kvm_dirty"])
+        bitmap = t["bitmap"] | t["kvm_dirty"]
         t["kvm_dirty"] = 0
         need = self.sync_needed(t)
         rep = self.vfio_report(t)
-        bitmap = bitmap | np.where(need, rep, 0)
+        bitmap = bitmap | where(need, rep, 0)
         t["bitmap"] = bitmap
         # What the queries read and cleared: the currently mapped IOVAs.
         if cfg.method is Method.DEVICE_DMA_LOGGING:
             for d in range(cfg.devices):
                 if cfg.logs[d]:
                     key = self.cfg.key("dma_log", d)
-                    t[key] = np.where(need, np.asarray(t[key]) & ~self.mapped_iovas(t, d),
-                                      t[key])
+                    t[key] = where(need, t[key] & ~self.mapped_iovas(t, d), t[key])
         elif cfg.method is Method.IOMMUFD_HW:
             for s in range(cfg.spaces):
                 key = self.cfg.key("iommu_dirty", s)
-                t[key] = np.where(need, np.asarray(t[key]) & ~self.mapped_iovas(t, s), t[key])
+                t[key] = where(need, t[key] & ~self.mapped_iovas(t, s), t[key])
 
     # ------------------------------------------------------------------ lifecycle
     def log_start(self, t: Next) -> None:
@@ -212,38 +214,41 @@ class Trackers:
                 t[self.cfg.key("iommu_dirty", s)] = 0
 
     # ------------------------------------------------------------------ writes
-    def dma_write(self, x: Next, dev: int, iova: int) -> Cols:
+    def dma_write(self, x: State, dev: int, iova: int) -> Cols:
         """New values of the variables a DMA write of ``dev`` to ``iova`` changes."""
         cfg = self.cfg
-        on = np.asarray(x["dirty_log"]) == 1
+        on = x["dirty_log"] == 1
         page = self.page_of(x, dev, iova)
-        out: Cols = {"stale": np.asarray(x["stale"]) | np.left_shift(1, np.maximum(page, 0))}
+        out: Cols = {"stale": x["stale"] | pow2(maximum(page, 0), self.P)}
         if cfg.logs[dev]:
             key = self.cfg.key("dma_log", dev)
             logged = on
             if cfg.viommu:
                 logged = logged & bit(x[self.cfg.key("log_range", dev)], iova)
-            out[key] = np.asarray(x[key]) | np.where(logged, 1 << iova, 0)
+            out[key] = x[key] | where(logged, 1 << iova, 0)
         if cfg.method is Method.IOMMUFD_HW:
             key = self.cfg.key("iommu_dirty", cfg.space_of(dev))
-            out[key] = np.asarray(x[key]) | np.where(on, 1 << iova, 0)
+            out[key] = x[key] | where(on, 1 << iova, 0)
         return out
 
-    def unmap(self, x: Next, dev: int, iova: int, query: bool) -> Cols:
+    def changes(self, x: State, new: Cols) -> Term:
+        """Whether assigning ``new`` would change any variable of ``x``."""
+        return any_of(val != x[key] for key, val in new.items())
+
+    def unmap(self, x: State, dev: int, iova: int, query: bool) -> Cols:
         """A vIOMMU unmap of ``iova`` of ``dev``: the dirty query QEMU makes first (or,
         for device logs and all-dirty, right after, for the translated range) when
         ``query``, then the mapping (and its IOPTE dirty bit) disappears."""
         cfg = self.cfg
-        on = np.asarray(x["dirty_log"]) == 1
-        page = self.page_of(x, dev, iova)
-        pbit = np.where(page >= 0, np.left_shift(1, np.maximum(page, 0)), 0)
-        out: Cols = {self.map_key(dev, iova): np.zeros_like(page)}
-        rep = np.zeros_like(page)
+        on = x["dirty_log"] == 1
+        pbit = self._page_bit(self.page_of(x, dev, iova))
+        out: Cols = {self.map_key(dev, iova): 0}
+        rep: Term = 0
         if cfg.method is Method.DEVICE_DMA_LOGGING and cfg.logs[dev]:
             key = self.cfg.key("dma_log", dev)
             if query:
-                rep = np.where(bit(x[key], iova), pbit, 0)
-                out[key] = np.where(on, np.asarray(x[key]) & ~(1 << iova), x[key])
+                rep = where(bit(x[key], iova), pbit, 0)
+                out[key] = where(on, x[key] & ~(1 << iova), x[key])
         elif cfg.method is Method.TYPE1:
             if query:
                 scope = cfg.pinned_mask if cfg.decision.type1_pinned_scope else cfg.all_pages
@@ -251,9 +256,9 @@ class Trackers:
         elif cfg.method is Method.IOMMUFD_HW:
             key = self.cfg.key("iommu_dirty", cfg.space_of(dev))
             if query:
-                rep = np.where(bit(x[key], iova), pbit, 0)
-            out[key] = np.asarray(x[key]) & ~(1 << iova)
+                rep = where(bit(x[key], iova), pbit, 0)
+            out[key] = x[key] & ~(1 << iova)
         elif cfg.method is Method.ALL_DIRTY and query and cfg.all_dirty_reports:
             rep = pbit
-        out["bitmap"] = np.asarray(x["bitmap"]) | np.where(on, rep, 0)
+        out["bitmap"] = x["bitmap"] | where(on, rep, 0)
         return out

@@ -54,11 +54,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 
-from checker.layout import Next
+from checker.layout import Next, View
+from checker.ops import (
+    Term,
+    all_of,
+    as_const,
+    is_all,
+    is_any,
+    is_symbolic,
+    isin,
+    lookup,
+    lookup_bool,
+    lookup_nd,
+    minimum,
+    true_like,
+    where,
+)
 from model.device_fsm import DeviceState
 from model.migration_config import ModelConfig
 
@@ -164,6 +181,9 @@ for _p in (Phase.SAVE_SETUP, Phase.VM_STOP_PREPARE, Phase.VM_STOP, Phase.SAVE_CO
 for _p in (Phase.LOAD_SETUP, Phase.DST_START_PREPARE, Phase.DST_START):
     KIND[_p] = Kind.DST_DEV
 KIND[Phase.LOAD_STATE] = Kind.DST_LOAD
+PHASES_OF_KIND: dict[Kind, tuple[Phase, ...]] = {
+    k: tuple(ph for ph in Phase if KIND[ph] == k) for k in Kind
+}
 
 # Points where the migration thread looks at the stream's error state and at a pending
 # cancel before going on (migration_iteration_run / migration_completion and
@@ -287,123 +307,293 @@ class PhasePlan:
 
 
 class Control:
-    """Helpers that move ``pc``/``cursor``/``req`` forward inside action effects."""
+    """Helpers that move ``pc``/``cursor``/``req`` forward inside action effects.
+
+    Written with :mod:`checker.ops` so that they run on numpy columns and on z3 terms
+    alike; ``is_any`` shortcuts only skip work that would change nothing.
+    """
 
     def __init__(self, cfg: ModelConfig, plan: PhasePlan) -> None:
         self.cfg = cfg
         self.plan = plan
         self.D = cfg.devices
+        # Whether the request of (phase, device, cached state) issues a SET at all.
+        self.has_target = plan.tgt >= 0
+        self.settle_bound = self._settle_bound()
 
     # ------------------------------------------------------------------ reading
-    def at_cursor(self, x: Next, name: str) -> np.ndarray:
+    def at_cursor(self, x: View | Next, name: str) -> Term:
         """The indexed variable ``name`` of the device the cursor points at."""
-        cur = np.asarray(x["cursor"])
-        out = np.asarray(x[self.cfg.key(name, 0)])
+        cur = x["cursor"]
+        out = x[self.cfg.key(name, 0)]
         for d in range(1, self.D):
-            out = np.where(cur == d, x[self.cfg.key(name, d)], out)
+            out = where(cur == d, x[self.cfg.key(name, d)], out)
         return out
 
-    def cached_at_cursor(self, x: Next) -> np.ndarray:
+    def cached_at_cursor(self, x: View | Next) -> Term:
         """QEMU's cached state of the device the current phase works on (its side)."""
-        pc = np.asarray(x["pc"])
         src = self.at_cursor(x, "qstate")
         dst = self.at_cursor(x, "dst_qstate")
-        return np.where(KIND[pc] == Kind.DST_DEV, dst, src)
+        return where(lookup(KIND, x["pc"]) == Kind.DST_DEV, dst, src)
 
-    def target(self, pc: np.ndarray, dev: int, q: np.ndarray) -> np.ndarray:
-        return self.plan.tgt[pc, dev, q]
+    def target(self, pc: Term, dev: int, q: Term) -> Term:
+        return lookup_nd(self.plan.tgt, pc, dev, q)
 
-    def recover(self, pc: np.ndarray, dev: int, q: np.ndarray) -> np.ndarray:
-        return self.plan.rec[pc, dev, q]
+    def recover(self, pc: Term, dev: int, q: Term) -> Term:
+        return lookup_nd(self.plan.rec, pc, dev, q)
 
-    def goal(self, x: Next, dev: int, side: str) -> np.ndarray:
+    def goal(self, x: View | Next, dev: int, side: str) -> Term:
         """Where the in-flight request of ``dev`` is walking (target or recover state)."""
-        pc = np.asarray(x["pc"])
-        q = np.asarray(x[self.cfg.key(f"{SIDE_PREFIX[side]}qstate", dev)])
-        return np.where(np.asarray(x["req"]) == Req.TARGET,
-                        self.target(pc, dev, q), self.recover(pc, dev, q))
+        pc = x["pc"]
+        q = x[self.cfg.key(f"{SIDE_PREFIX[side]}qstate", dev)]
+        return where(x["req"] == Req.TARGET, self.target(pc, dev, q), self.recover(pc, dev, q))
 
     # ------------------------------------------------------------------ progress
-    def has_work(self, t: Next) -> np.ndarray:
-        pc = np.asarray(t["pc"])
-        kind = KIND[pc]
-        work = np.ones(len(pc), dtype=bool)
+    def _may_skip(self, ph: int) -> bool:
+        """Whether :meth:`has_work` can be False at phase ``ph`` (mirrors it)."""
+        kind = int(KIND[ph])
+        if kind in (Kind.SRC_DEV, Kind.DST_DEV):
+            return True
+        return ph == Phase.SEND_REST
+
+    def _settle_bound(self) -> int:
+        """The most units :meth:`settle` can skip in a row: from any reachable phase, the
+        units of the phases up to the next one that always has work.  A symbolic
+        evaluation unrolls the settle loop this many times; the explicit one checks it."""
+        bound = 0
+        for start in self.plan.reachable:
+            ph, n, seen = int(start), 0, set()
+            while self._may_skip(ph):
+                if ph in seen:
+                    raise RuntimeError("QEMU phase plan does not settle (a cycle of phases without work)")
+                seen.add(ph)
+                n += self.D if KIND[ph] != Kind.SINGLE else 1
+                ph = int(self.plan.next[ph])
+            bound = max(bound, n)
+        return bound
+
+    def has_work(self, t: View | Next) -> Term:
+        pc = t["pc"]
+        kind = lookup(KIND, pc)
+        work = true_like(pc)
         dev = (kind == Kind.SRC_DEV) | (kind == Kind.DST_DEV)
-        if dev.any():
-            cur = np.minimum(np.asarray(t["cursor"]), self.D - 1)
+        if is_any(dev):
+            cur = minimum(t["cursor"], self.D - 1)
             q = self.cached_at_cursor(t)
-            work = np.where(dev, self.plan.tgt[pc, cur, q] >= 0, work)
+            work = where(dev, lookup_nd(self.has_target, pc, cur, q), work)
         send = pc == Phase.SEND_REST
-        if send.any():
-            work = np.where(send, np.asarray(t["bitmap"]) != 0, work)
+        if is_any(send):
+            # ram_save_complete sends pages while the migration bitmap has any: with an
+            # empty bitmap the unit has nothing to do.
+            work = where(send, t["bitmap"] != 0, work)
         if self.cfg.has("no_recovery_on_cancel"):
             # Mutation: the migration-state notifier ignores a cancel, so devices stay
             # where the cancel found them.
-            skip = (pc == Phase.FAIL_NOTIFY) & (np.asarray(t["status"]) == Status.CANCELLED)
-            work &= ~skip
+            skip = all_of([pc == Phase.FAIL_NOTIFY, t["status"] == Status.CANCELLED])
+            work = where(skip, False, work)
         return work
 
-    def step(self, t: Next, rows: np.ndarray) -> None:
+    def step(self, t: Next, rows: Term) -> None:
         """Move ``rows`` past their current unit: next device, or the next phase."""
-        if not rows.any():
+        if not is_any(rows):
             return
-        pc = np.asarray(t["pc"])
-        cur = np.asarray(t["cursor"])
-        per_dev = KIND[pc] != Kind.SINGLE
+        pc = t["pc"]
+        cur = t["cursor"]
+        per_dev = lookup(KIND, pc) != Kind.SINGLE
         inc = rows & per_dev & (cur + 1 < self.D)
         leave = rows & ~inc
-        new_pc = np.where(leave, self.plan.next[pc], pc)
-        t["cursor"] = np.where(inc, cur + 1, np.where(leave, 0, cur))
+        new_pc = where(leave, lookup(self.plan.next, pc), pc)
+        t["cursor"] = where(inc, cur + 1, where(leave, 0, cur))
         t["pc"] = new_pc
         # Exit effects: save_cleanup / load_cleanup close QEMU's data_fd
         # (vfio_migration_cleanup, vfio_load_cleanup).
         closes = leave & ((pc == Phase.SAVE_CLEANUP) | (pc == Phase.FAIL_SAVE_CLEANUP))
-        if closes.any():
+        if is_any(closes):
             for d in range(self.D):
-                t[self.cfg.key("data_fd", d)] = np.where(closes, 0, t[self.cfg.key("data_fd", d)])
+                t[self.cfg.key("data_fd", d)] = where(closes, 0, t[self.cfg.key("data_fd", d)])
         closes = leave & (pc == Phase.LOAD_STATE)
-        if closes.any():
+        if is_any(closes):
             for d in range(self.D):
-                t[self.cfg.key("dst_fd", d)] = np.where(closes, 0, t[self.cfg.key("dst_fd", d)])
+                t[self.cfg.key("dst_fd", d)] = where(closes, 0, t[self.cfg.key("dst_fd", d)])
         # Entry effect: the end of setup makes the migration ACTIVE.
         active = leave & (new_pc == Phase.ACTIVE)
-        if active.any():
-            t["status"] = np.where(active, Status.ACTIVE, t["status"])
+        if is_any(active):
+            t["status"] = where(active, Status.ACTIVE, t["status"])
 
-    def settle(self, t: Next, rows: np.ndarray) -> None:
-        """Skip units without work until every row in ``rows`` points at work."""
-        for _ in range(NPH * (self.D + 1) + 1):
+    # ------------------------------------------------------------------ moving on
+    # Each of these has one body that runs on numpy columns; on z3 terms (``rows`` or
+    # ``pc`` symbolic) the same body runs once per concrete unit (:meth:`_by_unit`).
+
+    def settle(self, t: Next, rows: Term, *, phases: Sequence[int] | None = None,
+               dev: int | None = None) -> None:
+        """Skip units without work until every row in ``rows`` points at work.
+
+        At most :attr:`settle_bound` units are skipped: the explicit evaluation stops as
+        soon as every row has work and fails loudly should the bound be short.
+        ``phases``/``dev``: what the calling action's guard says about the unit ``rows``
+        are at (see :meth:`_by_unit`).
+        """
+        if self._symbolic(t, rows):
+            self._by_unit(t, rows, self._settle_here, phases, dev)
+            return
+        self._check_unit(t, rows, phases, dev)
+        for _ in range(self.settle_bound):
             stuck = rows & ~self.has_work(t)
-            if not stuck.any():
+            if not is_any(stuck):
                 return
             self.step(t, stuck)
-        raise RuntimeError("QEMU phase plan does not settle (a cycle of phases without work)")
+        if is_any(rows & ~self.has_work(t)):
+            raise RuntimeError("QEMU phase plan does not settle (a cycle of phases without work)")
 
-    def finish(self, t: Next, rows: np.ndarray, err: np.ndarray | None = None) -> None:
+    def finish(self, t: Next, rows: Term, err: Term | None = None, *,
+               phases: Sequence[int] | None = None, dev: int | None = None) -> None:
         """The unit of ``rows`` is done (with an error where ``err``): apply the hook's
-        error policy, then move on."""
-        if err is not None and err.any():
-            pc = np.asarray(t["pc"])
-            raise_err = err & rows & RAISES_ERROR[pc]
-            if raise_err.any():
-                t["mig_error"] = np.where(raise_err, 1, t["mig_error"])
-            dst_fail = err & rows & (pc == Phase.LOAD_SETUP)
-            if dst_fail.any():
+        error policy, then move on.  ``phases``/``dev`` as for :meth:`settle`."""
+        if err is not None and is_any(err):
+            pc = t["pc"]
+            raise_err = all_of([err, rows, lookup_bool(RAISES_ERROR, pc)])
+            if is_any(raise_err):
+                t["mig_error"] = where(raise_err, 1, t["mig_error"])
+            dst_fail = all_of([err, rows, pc == Phase.LOAD_SETUP])
+            if is_any(dst_fail):
                 # The incoming side fails its load (qemu_loadvm_state_setup); the
                 # destination QEMU exits and its VM never runs.
-                t["dst_run"] = np.where(dst_fail, DstRun.LOAD_FAILED, t["dst_run"])
+                t["dst_run"] = where(dst_fail, DstRun.LOAD_FAILED, t["dst_run"])
+        if self._symbolic(t, rows):
+            self._by_unit(t, rows, self._finish_here, phases, dev)
+            return
+        self._check_unit(t, rows, phases, dev)
         self.step(t, rows)
         self.settle(t, rows)
 
-    def enter(self, t: Next, rows: np.ndarray, phase: np.ndarray | int) -> None:
-        """Jump ``rows`` to ``phase`` (cursor 0) and settle."""
-        t["pc"] = np.where(rows, phase, t["pc"])
-        t["cursor"] = np.where(rows, 0, t["cursor"])
-        self.settle(t, rows)
+    def enter(self, t: Next, rows: Term, phase: Term, *, phases: Sequence[int] | None = None) -> None:
+        """Jump ``rows`` to ``phase`` (cursor 0; ``phases``: the values it can have) and
+        settle."""
+        t["pc"] = where(rows, phase, t["pc"])
+        t["cursor"] = where(rows, 0, t["cursor"])
+        self.settle(t, rows, phases=phases)
 
-    def enter_failure(self, t: Next, rows: np.ndarray) -> None:
+    def enter_failure(self, t: Next, rows: Term) -> None:
         """The failure path (migration_iteration_finish, then migration_cleanup): restart
         the VM if it was stopped, stop logging, clean up, notify PRECOPY_FAILED."""
-        stopped = np.asarray(t["src_run"]) != SrcRun.RUNNING
-        entry = np.where(stopped, Phase.FAIL_START_PREPARE, Phase.FAIL_LOG_STOP)
-        self.enter(t, rows, entry)
+        stopped = t["src_run"] != SrcRun.RUNNING
+        entry = where(stopped, Phase.FAIL_START_PREPARE, Phase.FAIL_LOG_STOP)
+        self.enter(t, rows, entry, phases=(Phase.FAIL_START_PREPARE, Phase.FAIL_LOG_STOP))
+
+    # ------------------------------------------------------------------ symbolic
+    @staticmethod
+    def _symbolic(t: Next, rows: Term) -> bool:
+        return is_symbolic(rows) or is_symbolic(t["pc"]) or is_symbolic(t["cursor"])
+
+    @staticmethod
+    def _check_unit(t: Next, rows: Term, phases: Sequence[int] | None, dev: int | None) -> None:
+        """The explicit engine checks, on every state it explores, that an action's claim
+        about its unit holds, so the symbolic case split may rely on it."""
+        if phases is None and dev is None:
+            return
+        ok = all_of([isin(t["pc"], phases) if phases is not None else True,
+                     t["cursor"] == dev if dev is not None else True])
+        if is_any(rows & ~ok):
+            raise RuntimeError(f"an action's unit is not at phases {phases} / device {dev}")
+
+    def _by_unit(self, t: Next, rows: Term, run: Callable[[_Pinned], None],
+                 phases: Sequence[int] | None = None, dev: int | None = None) -> None:
+        """Run ``run`` (a move of the unit, for every row) on z3 terms, as a case split
+        over the concrete unit (``pc``, ``cursor``) that ``t`` is at.
+
+        Run directly on symbolic ``pc``/``cursor``, the skipping loop of :meth:`settle`
+        would nest each round's ``pc`` inside the next round's table look-ups, which a
+        solver pays for at every step of a BMC run.  Pinned to one unit, the same code
+        (``has_work``, ``step``) reads constant tables and leaves only the work
+        conditions symbolic (cached device states, the bitmap being empty); the outcomes
+        are then selected by the actual ``pc``/``cursor``.
+
+        Only the units ``t`` can be at are cases: the one a constant ``pc``/``cursor``
+        names (as after :meth:`enter`), else those the calling action's guard allows
+        (``phases``, ``dev``; any other unit has the action disabled, so what the effect
+        does there does not matter, and :meth:`_check_unit` checks the claim
+        explicitly), else every unit.
+        """
+        pc, cur = t["pc"], t["cursor"]
+        pc0, cur0 = as_const(pc), as_const(cur)
+        starts = (pc0,) if pc0 is not None else tuple(phases) if phases is not None else range(NPH)
+        cursors = ((cur0,) if cur0 is not None else (dev,) if dev is not None
+                   else range(1 << self.cfg.cursor_bits))
+        cases: list[tuple[Term, dict[str, Term]]] = []
+        for ph in starts:
+            for c in cursors:
+                here = _Pinned(t, {"pc": np.int64(ph), "cursor": np.int64(c)})
+                run(here)
+                moved = {k: v for k, v in here.assigned.items()
+                         if not (k in ("pc", "cursor") and as_const(v) == (ph if k == "pc" else c))}
+                if moved:
+                    # A sole candidate needs no condition (the guard, or a constant, has it).
+                    at = all_of([pc == ph if len(starts) > 1 else True,
+                                 cur == c if len(cursors) > 1 else True])
+                    cases.append((at, {**here.assigned}))
+        for key in dict.fromkeys(k for _, out in cases for k in out):
+            value = t[key]
+            for at, out in reversed(cases):
+                value = where(at, out.get(key, t[key]), value)
+            t[key] = where(rows, value, t[key])
+
+    def _finish_here(self, here: _Pinned) -> None:
+        self.step(here, np.True_)
+        self._settle_here(here)
+
+    def _settle_here(self, here: _Pinned) -> None:
+        """:meth:`settle` at one concrete unit: the skipping loop unrolled along the one
+        path of units it can take, each skip guarded by the unit's (symbolic) lack of work."""
+        written = {k: v for k, v in here.assigned.items() if k not in ("pc", "cursor")}
+        ph, c = as_const(here["pc"]), as_const(here["cursor"])
+        assert ph is not None and c is not None
+        out = self._settle_from(here.base, ph, c, written, self.settle_bound, {})
+        if out is not None:
+            here.assigned.update(out)
+
+    def _settle_from(
+        self, t: Next, ph: int, c: int, written: dict[str, Term], budget: int, memo: dict[tuple, Any]
+    ) -> dict[str, Term] | None:
+        """The variables settling assigns when it starts at unit (``ph``, ``c``) of ``t``
+        with ``written`` assigned by the units before (None: nothing, the unit surely has
+        work)."""
+        key = (ph, c, budget, tuple(sorted((k, _const_key(v)) for k, v in written.items())))
+        if key in memo:
+            return memo[key]
+        here = _Pinned(t, {"pc": np.int64(ph), "cursor": np.int64(c), **written})
+        work = self.has_work(here)
+        out: dict[str, Term] | None
+        if budget == 0 or is_all(work):
+            out = None if not written else dict(here.assigned)
+        else:
+            self.step(here, np.True_)
+            after = dict(here.assigned)
+            nph, nc = as_const(after.pop("pc")), as_const(after.pop("cursor"))
+            assert nph is not None and nc is not None
+            rest = self._settle_from(t, nph, nc, after, budget - 1, memo)
+            rest = rest if rest is not None else {"pc": nph, "cursor": nc, **after}
+            stay = {"pc": ph, "cursor": c, **written}
+            out = {k: where(work, stay.get(k, t[k]), rest.get(k, t[k]))
+                   for k in dict.fromkeys([*stay, *rest])}
+        memo[key] = out
+        return out
+
+
+class _Pinned:
+    """``t`` as seen from one concrete unit: ``pc``/``cursor`` (and whatever the skipped
+    units assigned) are fixed, the rest reads through; writes stay here."""
+
+    def __init__(self, t: Next, assigned: dict[str, Term]) -> None:
+        self.base = t
+        self.assigned = assigned
+
+    def __getitem__(self, key: str) -> Term:
+        return self.assigned[key] if key in self.assigned else self.base[key]
+
+    def __setitem__(self, key: str, value: Term) -> None:
+        self.assigned[key] = value
+
+
+def _const_key(v: Term) -> object:
+    """A hashable stand-in for a value written while settling (a constant, or a term)."""
+    return ("sym", v.get_id()) if is_symbolic(v) else int(np.asarray(v))

@@ -1,6 +1,7 @@
 """The properties of the migration model (contract names, DESIGN.md section 3).
 
-Invariants are state predicates on whole columns; ``LegalDeviceArcs`` is a predicate on
+Invariants are state predicates on whole columns (or on z3 terms: every predicate here
+is written with :mod:`checker.ops`); ``LegalDeviceArcs`` is a predicate on
 transitions; ``MigrationEnds`` is a liveness property under weak fairness of QEMU's and
 the kernel's actions; ``MigrationCanComplete`` is a witness (some reachable state), so a
 passing check cannot be vacuous.
@@ -10,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
 from checker.layout import View
+from checker.ops import Term, all_of, any_of, lookup_nd
 from checker.spec import Action, Eventually
 from model.device_fsm import DeviceState
 from model.migration_actions import FAIR_FAMILIES, FAULT_FAMILIES, RESET_FAMILIES, Parts
@@ -20,11 +20,11 @@ from model.migration_phases import DstRun, Phase, SrcRun, Status
 from model.tracking import Method
 
 S = DeviceState
-Pred = Callable[[View], np.ndarray]
+Pred = Callable[[View], Term]
 REOPEN_FAMILIES = ("MigrateStart", "MigrateRetry")
 
 
-def _migrating(s: View) -> np.ndarray:
+def _migrating(s: View) -> Term:
     st = s.status
     return (st == Status.SETUP) | (st == Status.ACTIVE) | (st == Status.DEVICE)
 
@@ -33,19 +33,20 @@ def invariants(parts: Parts) -> dict[str, Pred]:
     """Every invariant of the model, by contract name (filtered by the caller)."""
     cfg, trk = parts.cfg, parts.trk
 
-    def type_ok(s: View) -> np.ndarray:
-        ok = np.asarray(s.layout.type_ok(s), dtype=bool) & np.ones(len(s), dtype=bool)
-        ok &= s.round <= cfg.rounds
-        ok &= s.attempt < cfg.attempts
-        ok &= s.cursor < cfg.devices
-        return ok
+    def type_ok(s: View) -> Term:
+        return all_of([
+            s.layout.type_ok(s),
+            s.round <= cfg.rounds,
+            s.attempt < cfg.attempts,
+            s.cursor < cfg.devices,
+        ])
 
-    def no_page_lost(s: View) -> np.ndarray:
+    def no_page_lost(s: View) -> Term:
         # When the destination's vCPUs start, every page it holds is the source's last
         # content: no page is stale.
         return (s.dst_run != DstRun.RUNNING) | (s.stale == 0)
 
-    def dirty_tracking_sound(s: View) -> np.ndarray:
+    def dirty_tracking_sound(s: View) -> Term:
         # The inductive strengthening of NoPageLost: while migrating, a stale page is in
         # the migration bitmap, in KVM's log, or in what VFIO's log_sync would report.
         # Once an error is pending on the stream the migration can only fail, so
@@ -54,39 +55,37 @@ def invariants(parts: Parts) -> dict[str, Pred]:
         doomed = s.mig_error == 1
         return ~_migrating(s) | doomed | ((s.stale & ~covered) == 0)
 
-    def no_device_tracking_with_viommu(s: View) -> np.ndarray:
+    def no_device_tracking_with_viommu(s: View) -> Term:
         # Every profile blocks device dirty tracking behind a vIOMMU (8.0 globally,
         # 8.1-10.2 every device, master device-tracking users).
         if cfg.viommu and cfg.method is Method.DEVICE_DMA_LOGGING and any(cfg.logs):
             return s.dirty_log == 0
-        return np.ones(len(s), dtype=bool)
+        return s.ones()
 
-    def p2p_quiesced_before_stop(s: View) -> np.ndarray:
+    def p2p_quiesced_before_stop(s: View) -> Term:
         # No device of a completed migration was hit by P2P DMA after it had stopped:
         # every device that can initiate P2P was quiesced before any device stopped.
         if not cfg.p2p_actions:
-            return np.ones(len(s), dtype=bool)
-        hit = np.zeros(len(s), dtype=bool)
-        for d in range(cfg.devices):
-            hit |= s[cfg.key("p2p_hit", d)] == 1
+            return s.ones()
+        hit = any_of(s[cfg.key("p2p_hit", d)] == 1 for d in range(cfg.devices))
         return (s.status != Status.COMPLETED) | ~hit
 
-    def source_recovers(s: View) -> np.ndarray:
+    def source_recovers(s: View) -> Term:
         # Once QEMU is done with a failed or cancelled migration, the source runs as
         # before: VM running, every device RUNNING, dirty logging off.
         st = s.status
         ended = (s.pc == Phase.IDLE) & ((st == Status.FAILED) | (st == Status.CANCELLED))
-        ok = (s.src_run == SrcRun.RUNNING) & (s.dirty_log == 0)
-        for d in range(cfg.devices):
-            ok &= s[cfg.key("kstate", d)] == S.RUNNING
+        ok = all_of([
+            s.src_run == SrcRun.RUNNING,
+            s.dirty_log == 0,
+            *(s[cfg.key("kstate", d)] == S.RUNNING for d in range(cfg.devices)),
+        ])
         return ~ended | ok
 
-    def destination_starts_loaded(s: View) -> np.ndarray:
+    def destination_starts_loaded(s: View) -> Term:
         # The destination VM runs only with devices whose state was loaded and validated
         # by the kernel's RESUMING -> STOP arc (and not reset since).
-        ok = np.ones(len(s), dtype=bool)
-        for d in range(cfg.devices):
-            ok &= s[cfg.key("dst_valid", d)] == 1
+        ok = all_of(s[cfg.key("dst_valid", d)] == 1 for d in range(cfg.devices))
         return (s.dst_run != DstRun.RUNNING) | ok
 
     return {
@@ -100,13 +99,13 @@ def invariants(parts: Parts) -> dict[str, Pred]:
     }
 
 
-def legal_device_arcs(parts: Parts) -> Callable[[View, View, Action], np.ndarray]:
+def legal_device_arcs(parts: Parts) -> Callable[[View, View, Action], Term]:
     """Every change of a device's state is a direct uAPI arc of its feature set; the only
     exceptions are the failure outcome ERROR (a fault) and VFIO_DEVICE_RESET (-> RUNNING)."""
     cfg = parts.cfg
 
-    def pred(before: View, after: View, action: Action) -> np.ndarray:
-        ok = np.ones(len(before), dtype=bool)
+    def pred(before: View, after: View, action: Action) -> Term:
+        checks: list[Term] = []
         fault = action.family in FAULT_FAMILIES
         reset = action.family in RESET_FAMILIES
         for prefix in ("", "dst_"):
@@ -116,18 +115,19 @@ def legal_device_arcs(parts: Parts) -> Callable[[View, View, Action], np.ndarray
             for d in range(cfg.devices):
                 b = before[cfg.key(f"{prefix}kstate", d)]
                 a = after[cfg.key(f"{prefix}kstate", d)]
-                legal = (b == a) | cfg.arcs[d][b, a]
+                legal = (b == a) | lookup_nd(cfg.arcs[d], b, a)
+                # Which exceptions apply depends on the action (a constant), not on data.
                 if fault:
-                    legal |= a == S.ERROR
+                    legal = legal | (a == S.ERROR)
                 if reset or reopen:
-                    legal |= a == S.RUNNING
-                ok &= legal
-        return ok
+                    legal = legal | (a == S.RUNNING)
+                checks.append(legal)
+        return all_of(checks)
 
     return pred
 
 
-def ended(s: View) -> np.ndarray:
+def ended(s: View) -> Term:
     """The migration is over: refused by a blocker, or QEMU is idle after it completed,
     failed or was cancelled (a retry may follow)."""
     st = s.status
@@ -140,7 +140,7 @@ def migration_ends(families: list[str]) -> Eventually:
     return Eventually(ended, fair=tuple(f for f in FAIR_FAMILIES if f in families))
 
 
-def can_complete(s: View) -> np.ndarray:
+def can_complete(s: View) -> Term:
     return s.status == Status.COMPLETED
 
 
@@ -148,7 +148,7 @@ def end_states(parts: Parts) -> Pred:
     """States where a behaviour may stop: ended, and no retry left."""
     cfg = parts.cfg
 
-    def pred(s: View) -> np.ndarray:
+    def pred(s: View) -> Term:
         st = s.status
         retry_left = (((st == Status.FAILED) | (st == Status.CANCELLED))
                       & (s.attempt + 1 < cfg.attempts))
