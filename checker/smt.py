@@ -346,57 +346,76 @@ def bmc(
     timeout_ms: int | None = None,
 ) -> QueryResult:
     """Bounded model checking: the shortest behaviour (up to ``depth`` steps) violating a
-    state invariant or an action invariant, or ``holds`` when none exists within the bound."""
+    state invariant or an action invariant, or ``holds`` when none exists within the bound.
+
+    Each depth is one satisfiability check of "some property fails here" on a fresh solver
+    (z3's incremental push/pop mode was measured 10-15x slower on the migration specs);
+    only at the depth where something fails are the properties asked one by one, in their
+    declared order, so the reported property is the first that fails at the shortest depth
+    (as in the explicit BFS).
+    """
     props = dict(spec.invariants if props is None else props)
     enc = Encoding(spec)
     t0 = time.perf_counter()
-    solver = _solver(timeout_ms)
     states = [SymView(spec.layout, "0")]
-    solver.add(enc.init(states[0]), states[0].domain(), enc.constraint(states[0]))
+    base: list[z3.BoolRef] = [enc.init(states[0]), states[0].domain(), enc.constraint(states[0])]
     choice: list[list[z3.BoolRef]] = []
+
+    def sat(extra: z3.BoolRef, what: str) -> z3.ModelRef | None:
+        solver = _solver(timeout_ms)
+        solver.add(*base, extra)
+        return solver.model() if _check(solver, what) == z3.sat else None
+
+    def first_failing(bad: list[tuple[str, z3.BoolRef]], what: str):
+        if not bad or sat(z3.Or([b for _, b in bad]), what) is None:
+            return None
+        for name, b in bad:
+            model = sat(b, what)
+            if model is not None:
+                return name, model
+        return None  # pragma: no cover - the disjunction was satisfiable
+
     for k in range(depth + 1):
         s = states[k]
-        for name, p in props.items():
-            solver.push()
-            solver.add(z3.Not(enc.pred(name, p, s)))
-            if _check(solver, f"BMC step {k}") == z3.sat:
-                trace = _trace(solver.model(), spec, states, choice)
-                solver.pop()
-                return QueryResult(
-                    "bmc",
-                    False,
-                    time.perf_counter() - t0,
-                    trace=trace,
-                    detail=f"{name} is violated after {k} steps",
-                )
-            solver.pop()
+        found = first_failing([(n, z3.Not(enc.pred(n, p, s))) for n, p in props.items()], f"BMC step {k}")
+        if found is not None:
+            name, model = found
+            return QueryResult(
+                "bmc",
+                False,
+                time.perf_counter() - t0,
+                trace=_trace(model, spec, states, choice),
+                detail=f"{name} is violated after {k} steps",
+            )
         if k == depth:
             break
         t = SymView(spec.layout, str(k + 1))
         steps = [enc.transition(a, s, t) for a in spec.actions]
         choice.append(steps)
-        solver.add(z3.Or(steps), enc.constraint(t))
-        for name, p in spec.action_invariants.items():
-            solver.push()
-            solver.add(
+        base += [z3.Or(steps), enc.constraint(t)]
+        bad = [
+            (
+                name,
                 z3.Or(
                     [
                         z3.And(st, z3.Not(_as_bool(_call(name, p, s, t, a), name)))
                         for st, a in zip(steps, spec.actions, strict=True)
                     ]
-                )
+                ),
             )
-            if _check(solver, f"BMC step {k + 1}") == z3.sat:
-                trace = _trace(solver.model(), spec, states + [t], choice, action_inv=(name, p))
-                solver.pop()
-                return QueryResult(
-                    "bmc",
-                    False,
-                    time.perf_counter() - t0,
-                    trace=trace,
-                    detail=f"{name} is violated by step {k + 1}",
-                )
-            solver.pop()
+            for name, p in spec.action_invariants.items()
+        ]
+        found = first_failing(bad, f"BMC step {k + 1}")
+        if found is not None:
+            name, model = found
+            p = spec.action_invariants[name]
+            return QueryResult(
+                "bmc",
+                False,
+                time.perf_counter() - t0,
+                trace=_trace(model, spec, states + [t], choice, action_inv=(name, p)),
+                detail=f"{name} is violated by step {k + 1}",
+            )
         states.append(t)
     return QueryResult("bmc", True, time.perf_counter() - t0, detail=f"no violation within {depth} steps")
 
