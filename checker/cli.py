@@ -1,26 +1,19 @@
 """The ``vfio-migcheck`` command line: the one place where the VFIO model meets the checker.
 
-Sub-commands live in ``checker/commands/``; a sub-command whose module is not importable
-(an optional part missing from an installation) is simply not offered.
+Each sub-command lives in its own module of ``checker/commands/``.
 """
 
 from __future__ import annotations
 
-import importlib
-
 import click
 
 from checker.commands.check import check
-
-# (module, attribute) of the other sub-commands, registered when present.
-_OPTIONAL = [
-    ("checker.commands.fsm", "fsm"),
-    ("checker.commands.simulate", "simulate"),
-    ("checker.commands.graph", "graph"),
-    ("checker.commands.prove", "prove"),
-    ("checker.commands.report", "report"),
-    ("checker.commands.tables", "tables"),
-]
+from checker.commands.fsm import fsm
+from checker.commands.graph import graph
+from checker.commands.prove import prove
+from checker.commands.report import report
+from checker.commands.simulate import simulate
+from checker.commands.tables import tables
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,12 +27,5 @@ def main() -> None:
     """
 
 
-main.add_command(check)
-for _module, _attr in _OPTIONAL:
-    try:
-        _cmd = getattr(importlib.import_module(_module), _attr)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _module:
-            raise
-        continue
-    main.add_command(_cmd)
+for _command in (check, fsm, simulate, graph, prove, tables, report):
+    main.add_command(_command)
