@@ -34,6 +34,26 @@ TM_INIT, TM_DONE = range(2)
 _all = all_of
 
 
+def _consistent(rms: int):
+    """TCConsistent: no RM has aborted while another has committed (both specs)."""
+
+    def consistent(s: View):
+        any_abort = any_of(s.rmState[r] == ABORTED for r in range(rms))
+        any_commit = any_of(s.rmState[r] == COMMITTED for r in range(rms))
+        return ~(any_abort & any_commit)
+
+    return consistent
+
+
+def _decided(rms: int):
+    """Every RM has committed or aborted."""
+
+    def decided(s: View):
+        return _all((s.rmState[r] == COMMITTED) | (s.rmState[r] == ABORTED) for r in range(rms))
+
+    return decided
+
+
 def tcommit(rms: int = 3) -> Spec:
     layout = Layout()
     layout.var("rmState", values=RM_STATES, count=rms)
@@ -71,13 +91,7 @@ def tcommit(rms: int = 3) -> Spec:
             )
         )
 
-    def consistent(s: View):
-        any_abort = any_of(s.rmState[r] == ABORTED for r in range(rms))
-        any_commit = any_of(s.rmState[r] == COMMITTED for r in range(rms))
-        return ~(any_abort & any_commit)
-
-    def decided(s: View):
-        return _all((s.rmState[r] == COMMITTED) | (s.rmState[r] == ABORTED) for r in range(rms))
+    consistent, decided = _consistent(rms), _decided(rms)
 
     return Spec(
         name=f"TCommit(RM={rms})",
@@ -160,13 +174,7 @@ def two_phase(rms: int = 3, broken: str | None = None) -> Spec:
             Action("RMRcvAbortMsg", lambda s: (s.msgs & abort_bit) != 0, set_rm(ABORTED), {"rm": r})
         )
 
-    def consistent(s: View):
-        any_abort = any_of(s.rmState[r] == ABORTED for r in range(rms))
-        any_commit = any_of(s.rmState[r] == COMMITTED for r in range(rms))
-        return ~(any_abort & any_commit)
-
-    def decided(s: View):
-        return _all((s.rmState[r] == COMMITTED) | (s.rmState[r] == ABORTED) for r in range(rms))
+    consistent, decided = _consistent(rms), _decided(rms)
 
     liveness = {}
     if broken == "no-abort-message":
