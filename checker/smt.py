@@ -274,42 +274,38 @@ def check_consecution(spec: Spec, inv: Mapping[str, Pred], *, timeout_ms: int | 
     solver.add(s.domain(), inv_s, enc.constraint(s))
     for a in spec.actions:
         tr = enc.transition(a, s, t)
-        for name, p in inv.items():
+        # (what is checked, its negation after the step, how a failure reads)
+        obligations = [
+            (
+                name,
+                z3.Not(enc.pred(name, p, t)),
+                f"{a.label} leads from a state satisfying the invariant to one violating {name}",
+            )
+            for name, p in inv.items()
+        ] + [
+            (
+                name,
+                z3.Not(_as_bool(_call(name, p, s, t, a), name)),
+                f"{a.label} violates the action invariant {name} from a state satisfying the invariant",
+            )
+            for name, p in spec.action_invariants.items()
+        ]
+        for name, negated, detail in obligations:
             solver.push()
-            solver.add(tr, z3.Not(enc.pred(name, p, t)))
-            if _check(solver, f"consecution of {name} under {a.label}") == z3.sat:
-                m = solver.model()
-                res = QueryResult(
+            solver.add(tr, negated)
+            failed = _check(solver, f"consecution of {name} under {a.label}") == z3.sat
+            m = solver.model() if failed else None
+            solver.pop()
+            if m is not None:
+                return QueryResult(
                     "consecution",
                     False,
                     time.perf_counter() - t0,
                     action=a.label,
                     before=s.values(m),
                     after=t.values(m),
-                    detail=f"{a.label} leads from a state satisfying the invariant to one violating {name}",
+                    detail=detail,
                 )
-                solver.pop()
-                return res
-            solver.pop()
-        for name, p in spec.action_invariants.items():
-            solver.push()
-            after = t
-            solver.add(tr, z3.Not(_as_bool(_call(name, p, s, after, a), name)))
-            if _check(solver, f"{name} under {a.label}") == z3.sat:
-                m = solver.model()
-                res = QueryResult(
-                    "consecution",
-                    False,
-                    time.perf_counter() - t0,
-                    action=a.label,
-                    before=s.values(m),
-                    after=t.values(m),
-                    detail=f"{a.label} violates the action invariant {name} "
-                    "from a state satisfying the invariant",
-                )
-                solver.pop()
-                return res
-            solver.pop()
     return QueryResult("consecution", True, time.perf_counter() - t0)
 
 
