@@ -1,7 +1,7 @@
 """Benchmark of the concrete executor's bitmap hot path; prints JSON on stdout.
 
 For guests of 64 GiB, 1 TiB and 4 TiB (4 KiB pages: 2^24, 2^28, 2^30 bits) it times one
-dirty-sync + send-selection round exactly as ``model.executor`` does it:
+dirty-sync + send-selection round exactly as ``model.concrete.executor`` does it:
 
 1. merge a tracker bitmap (a read-and-clear report: KVM's log, a DMA log) into the
    migration bitmap, clearing the tracker and counting the result (``Bitmap.merge_from``);
@@ -28,9 +28,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from model.bitmap import Bitmap
-from model.executor import Executor, MigrationConfig
-from model.workload import PAGE_SIZE, DeviceLoad, PageSet, Workload
+from model.concrete.bitmap import Bitmap
+from model.concrete.executor import Executor, MigrationConfig
+from model.concrete.workload import PAGE_SIZE, DeviceLoad, PageSet, Workload
 
 GiB = 1 << 30
 STEP_BUDGET = int(10e9 / 8 * 0.1 / PAGE_SIZE)  # pages sent per 100 ms at 10 Gbit/s

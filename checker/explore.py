@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from checker.layout import Next, View, apply
+from checker.lang.layout import Next, View, apply
+from checker.lang.spec import Spec, as_mask
 from checker.result import Result, Stats, TraceStep, Violation
-from checker.spec import Spec, as_mask
 from checker.store import StateStore
 
 Progress = Callable[[Stats], None]

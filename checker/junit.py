@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from checker.trace import render_text
 
 if TYPE_CHECKING:
-    from checker.commands.check import Checked
+    from cli.check import Checked
 
 
 def junit_tree(results: list[Checked]) -> ET.ElementTree:

@@ -28,9 +28,9 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from checker.explore import StateGraph
-from checker.layout import View
+from checker.lang.layout import View
+from checker.lang.spec import Eventually, LeadsTo, Liveness, Spec, as_mask
 from checker.result import TraceStep, Violation
-from checker.spec import Eventually, LeadsTo, Liveness, Spec, as_mask
 
 
 def _mask(spec: Spec, graph: StateGraph, pred) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from checker.layout import Layout
+from checker.lang.layout import Layout
 
 
 @dataclass

@@ -3,7 +3,7 @@
 A spec's guards, effects and invariants are evaluated once on a *symbolic* view whose
 variables are z3 bit-vectors (one per layout slot, of the slot's width, zero-extended to
 64 bits so arithmetic matches numpy's ``int64``).  Specs that write their expressions with
-Python operators and :mod:`checker.ops` work unchanged; a spec that uses numpy-only
+Python operators and :mod:`checker.lang.ops` work unchanged; a spec that uses numpy-only
 functions is reported as not symbolic-ready.
 
 Queries:
@@ -28,14 +28,14 @@ from typing import Any
 
 import z3
 
-from checker.layout import Layout, LayoutError
-from checker.spec import Action, Spec
+from checker.lang.layout import Layout, LayoutError
+from checker.lang.spec import Action, Spec
 
 Pred = Callable[[Any], Any]
 
 
 class NotSymbolic(TypeError):
-    """The spec uses an operation z3 cannot follow (e.g. ``np.where``; use checker.ops)."""
+    """The spec uses an operation z3 cannot follow (e.g. ``np.where``; use checker.lang.ops)."""
 
 
 class _SymIndexed:
@@ -150,7 +150,7 @@ def _as_bv(value: Any) -> z3.BitVecRef:
     if isinstance(value, z3.BitVecRef):
         return value if value.size() == 64 else z3.ZeroExt(64 - value.size(), value)
     if hasattr(value, "shape") and getattr(value, "shape", ()) not in ((), (1,)):
-        raise NotSymbolic(f"an effect produced a numpy array {value!r}; use checker.ops")
+        raise NotSymbolic(f"an effect produced a numpy array {value!r}; use checker.lang.ops")
     return z3.BitVecVal(int(value), 64)
 
 
@@ -162,7 +162,9 @@ def _as_bool(value: Any, what: str) -> z3.BoolRef:
     if hasattr(value, "shape"):
         if value.shape == (1,):
             return z3.BoolVal(bool(value[0]))
-        raise NotSymbolic(f"{what} returned a numpy array; write it with Python operators and checker.ops")
+        raise NotSymbolic(
+            f"{what} returned a numpy array; write it with Python operators and checker.lang.ops"
+        )
     if isinstance(value, z3.BitVecRef):
         return value != 0
     return z3.BoolVal(bool(value))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from checker.layout import Field, Layout
+from checker.lang.layout import Field, Layout
 from checker.result import Violation
 
 

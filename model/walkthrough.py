@@ -24,13 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from model.migration_actions import ActionBuilder
-from model.migration_config import ModelConfig
-from model.migration_dirty import Trackers, span
-from model.migration_phases import PhasePlan
-from model.profiles import PROFILES, MultiDeviceRule, Profile, ViommuRule
-from model.scenario import Scenario
-from model.tracking import (
+from model.decision.tracking import (
     MULTIPLE_DEVICES,
     MULTIPLE_DEVICES_WITHOUT_P2P,
     NO_DIRTY_TRACKING,
@@ -44,6 +38,12 @@ from model.tracking import (
     type1_pinned_scope,
     unmap_queries_dirty,
 )
+from model.migration.actions import ActionBuilder
+from model.migration.config import ModelConfig
+from model.migration.dirty import Trackers, span
+from model.migration.phases import PhasePlan
+from model.profiles import PROFILES, MultiDeviceRule, Profile, ViommuRule
+from model.scenario import Scenario
 
 DOCUMENT = "docs/devel/migration/vfio.rst"
 DOCUMENT_VERSION = "qemu/qemu 3228d311ab"
@@ -64,7 +64,7 @@ class Rule:
 
     @property
     def file(self) -> str:
-        """Repository-relative path of the defining module (``model/tracking.py``)."""
+        """Repository-relative path of the defining module (``model/decision/tracking.py``)."""
         return self.function.__module__.replace(".", "/") + ".py"
 
     @property
@@ -407,7 +407,7 @@ STATEMENTS: tuple[Statement, ...] = (
                 "'started', which a container without dirty support never sets, so such a "
                 "device's writes are reported by nobody (the model's reading of the code).",
                 "vfio_container_dirty_tracking_is_started(), 0ae05e087f (10.0); "
-                "model/migration_config.py ModelConfig.all_dirty_reports",
+                "model/migration/config.py ModelConfig.all_dirty_reports",
             ),
             Divergence(
                 "all",

@@ -1,9 +1,9 @@
 """The layering rules of DESIGN.md section 1, and lint, as tests.
 
 * ``model/`` says what VFIO and QEMU do: it may use the specification language
-  (``checker.layout``, ``checker.spec``, ``checker.ops``) but never the search machinery.
+  (``checker.lang.layout``, ``checker.lang.spec``, ``checker.lang.ops``) but never the search machinery.
 * ``checker/`` is a general checker: apart from the command-line front end
-  (``checker/cli.py``, ``checker/commands/``) it never imports ``model``.
+  (``cli/main.py``, ``cli/``) it never imports ``model``.
 """
 
 import ast
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC_LANGUAGE = {"checker.layout", "checker.spec", "checker.ops"}
+SPEC_LANGUAGE = {"checker.lang.layout", "checker.lang.spec", "checker.lang.ops"}
 
 
 def imports(path: Path) -> set[str]:

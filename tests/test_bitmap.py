@@ -1,4 +1,4 @@
-"""model.bitmap against a plain Python ``set`` of page numbers."""
+"""model.concrete.bitmap against a plain Python ``set`` of page numbers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.bitmap import Bitmap, popcount
+from model.concrete.bitmap import Bitmap, popcount
 
 # Sizes around word boundaries and not multiples of 64.
 SIZES = st.sampled_from([1, 2, 63, 64, 65, 127, 128, 129, 200, 640, 1000])

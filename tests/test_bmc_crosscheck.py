@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from checker import smt
-from checker.commands.check import load_target
 from checker.explore import explore
+from checker.lang.spec import Spec
 from checker.result import Result
-from checker.spec import Spec
+from cli.check import load_target
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "specs").rglob("*.toml"))

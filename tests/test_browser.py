@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from checker.cli import main
+from cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 ENGINE = REPO / "specs" / "engine"

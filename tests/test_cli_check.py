@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from checker.cli import main
+from cli.main import main
 
 ENGINE = Path(__file__).resolve().parent.parent / "specs" / "engine"
 
@@ -136,7 +136,7 @@ def test_itf_trace(tmp_path):
 def test_ctrl_c_exits_130_with_partial_statistics(tmp_path):
     p = write(tmp_path, "big.toml", 'example = "TwoPhase"\nrms = 10\n')
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from checker.cli import main; main()", "check", str(p)],
+        [sys.executable, "-c", "from cli.main import main; main()", "check", str(p)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

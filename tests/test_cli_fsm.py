@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from checker.commands.fsm import fsm
+from cli.fsm import fsm
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kernel"
 
@@ -181,7 +181,7 @@ def test_graph_svg(tmp_path: Path) -> None:
 
 
 def test_registered_in_main_cli() -> None:
-    from checker.cli import main
+    from cli.main import main
 
     r = CliRunner().invoke(main, ["fsm", "path", "RUNNING", "STOP", "--features", "",
                                   "--json"])

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from checker.commands.simulate import parse_duration, parse_rate, parse_size, simulate
-from checker.errors import UserError
+from cli.errors import UserError
+from cli.simulate import parse_duration, parse_rate, parse_size, simulate
 
 SMALL = ["--guest-size", "64MiB", "--hot-set", "4MiB", "--dma-set", "2MiB",
          "--cpu-dirty-rate", "8MiB/s", "--dma-rate", "4MiB/s", "--bandwidth", "640Mbps",
@@ -178,8 +178,8 @@ def test_progress_feed_renders_rounds_on_a_terminal() -> None:
     from rich.console import Console
     from rich.progress import Progress, TextColumn
 
-    from checker.commands.simulate import _ProgressFeed
-    from model.executor import RunStatus
+    from cli.simulate import _ProgressFeed
+    from model.concrete.executor import RunStatus
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=120)

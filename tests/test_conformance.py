@@ -1,7 +1,7 @@
 """Conformance: the concrete executor agrees with the abstract model step for step.
 
 A hypothesis state machine (DESIGN.md §6) drives the migration model (through the spec API
-only) and the executor (one executor page per model page, ``model.conformance``) with the
+only) and the executor (one executor page per model page, ``model.concrete.conformance``) with the
 same actions -- chosen at each step among those the *model* enables, so every sequence is
 legal -- and after every step compares every page's migration-bitmap bit and staleness,
 and while migrating KVM's dirty log, each device's DMA log, the iommufd dirty bits and
@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from model.conformance import (
+from model.concrete.conformance import (
     EXECUTOR_CALLS,
     NO_EXECUTOR_COUNTERPART,
     Conformance,
@@ -35,7 +35,7 @@ from model.conformance import (
     executor_config,
     numbers_of,
 )
-from model.executor import (
+from model.concrete.executor import (
     ALL_DIRTY,
     DEVICE_DMA_LOGGING,
     IOMMUFD_HW,
@@ -46,9 +46,9 @@ from model.executor import (
     Executor,
     MigrationConfig,
 )
-from model.migration import build_spec
+from model.concrete.workload import PAGE_SIZE, DeviceLoad, PageSet, Workload
+from model.migration.spec import build_spec
 from model.scenario import Scenario, scenario_from_dict
-from model.workload import PAGE_SIZE, DeviceLoad, PageSet, Workload
 
 # ------------------------------------------------------------------------------ scenarios
 VF = {"name": "vf0", "features": ["p2p", "pre-copy"], "dma_logging": True}
@@ -416,7 +416,7 @@ def test_the_first_sync_the_model_leaves_out_changes_nothing(name: str) -> None:
 def test_under_retry_keeps_cleared_bits_the_first_sync_would_matter() -> None:
     """Why the mapping leaves it out: at a retry under retry_keeps_cleared_bits, type1's
     first report (every mapped page) would undo the mutation the model keeps until its
-    first LogSync (see the report of model.conformance)."""
+    first LogSync (see the report of model.concrete.conformance)."""
     sc = scenario_from_dict({**copy.deepcopy(SCENARIOS["type1-unpinned"][0]),
                              "mutations": {"retry_keeps_cleared_bits": True}}, Path("r.toml"))
     c = Conformance(sc)

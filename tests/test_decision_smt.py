@@ -1,4 +1,4 @@
-"""The z3 decision tables equal model.tracking.decide() configuration by configuration, and
+"""The z3 decision tables equal model.decision.tracking.decide() configuration by configuration, and
 the properties proved for any number of devices hold (and fail when a mutation breaks
 them)."""
 
@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checker.cli import main
-from model.decision_smt import (
+from cli.main import main
+from model.decision.smt import (
     DECISION_MUTATIONS,
     DEVICE_PROPERTIES,
     MAX_TABLE_DEVICES,
@@ -29,8 +29,8 @@ from model.decision_smt import (
     prove_all,
     prove_any_devices,
 )
+from model.decision.tracking import decide
 from model.profiles import PROFILE_NAMES, get_profile
-from model.tracking import decide
 
 
 @cache

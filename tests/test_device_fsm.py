@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from model.device_fsm import (
+from model.fsm.uapi import (
     ALL_FLAGS,
     ALLOWS_DMA,
     ALLOWS_P2P_INITIATE,

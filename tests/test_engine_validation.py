@@ -62,7 +62,7 @@ def test_no_liveness_for_the_real_twophase():
     from checker.examples.transaction_commit import _all  # noqa: F401
 
     spec = two_phase(3)
-    from checker.spec import Eventually
+    from checker.lang.spec import Eventually
 
     decided = lambda s: _all(  # noqa: E731
         (s.rmState[r] == 2) | (s.rmState[r] == 3) for r in range(3)

@@ -1,4 +1,4 @@
-"""model.executor: the concrete migration on bitmaps (small guests, fast)."""
+"""model.concrete.executor: the concrete migration on bitmaps (small guests, fast)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.executor import (
+from model.concrete.executor import (
     ALL_DIRTY,
     DEVICE_DMA_LOGGING,
     IOMMUFD_HW,
@@ -20,7 +20,7 @@ from model.executor import (
     ExecutorError,
     MigrationConfig,
 )
-from model.workload import PAGE_SIZE, DeviceLoad, PageSet, Workload
+from model.concrete.workload import PAGE_SIZE, DeviceLoad, PageSet, Workload
 
 MiB = 1 << 20
 GUEST = 64 * MiB // PAGE_SIZE  # 16384 pages

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checker.explore import explore
-from checker.layout import Layout, LayoutError, Next, View, apply
-from checker.spec import Action, Eventually, LeadsTo, Spec
+from checker.lang.layout import Layout, LayoutError, Next, View, apply
+from checker.lang.spec import Action, Eventually, LeadsTo, Spec
 
 
 def grid(n: int, wide: bool = False, bad_sum: int | None = None) -> Spec:

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from checker.explore import explore
-from model.device_fsm import ALL_FLAGS, FEATURE_SETS, DeviceState, MigFlag, supported_states
-from model.fsm_audit import (
+from model.fsm.audit import (
     PROPERTIES,
     allowed_shortest,
     audit,
@@ -18,8 +17,9 @@ from model.fsm_audit import (
     strict_ok,
     strict_shortest,
 )
-from model.fsm_spec import fsm_spec
-from model.kernel_next_state import default_kernel, fixed_kernel, load_kernel
+from model.fsm.kernel.reader import default_kernel, fixed_kernel, load_kernel
+from model.fsm.spec import fsm_spec
+from model.fsm.uapi import ALL_FLAGS, FEATURE_SETS, DeviceState, MigFlag, supported_states
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kernel"
 S = DeviceState
@@ -232,7 +232,7 @@ def test_spec_two_devices() -> None:
 
 
 def test_spec_rejects_unknown_feature_set() -> None:
-    from model.device_fsm import FeatureError
+    from model.fsm.uapi import FeatureError
 
     with pytest.raises(FeatureError, match="does not know the feature set stop-copy\\+pre-copy"):
         fsm_spec(fixture("vfio_v5_18.c"), PRE)

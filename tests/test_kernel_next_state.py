@@ -10,16 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.device_fsm import (
-    ALL_FLAGS,
-    BLOCKED_REQUESTS,
-    FEATURE_SETS,
-    DeviceState,
-    MigFlag,
-    direct_arcs,
-    supported_states,
-)
-from model.kernel_next_state import (
+from model.fsm.kernel.reader import (
     BUILTIN_SOURCE,
     EINVAL,
     STEP_EINVAL,
@@ -34,6 +25,15 @@ from model.kernel_next_state import (
     parse_kernel_source,
     resolve_kernel,
     step_table,
+)
+from model.fsm.uapi import (
+    ALL_FLAGS,
+    BLOCKED_REQUESTS,
+    FEATURE_SETS,
+    DeviceState,
+    MigFlag,
+    direct_arcs,
+    supported_states,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kernel"
@@ -60,7 +60,7 @@ COMMENT_COMBINATIONS_ALL = [
 
 
 def must_refuse(flags: MigFlag, cur: DeviceState, new: DeviceState) -> bool:
-    """What the uAPI says, computed here independently of model.fsm_audit."""
+    """What the uAPI says, computed here independently of model.fsm.audit."""
     sup = set(supported_states(flags))
     return cur not in sup or new not in sup or (cur, new) in BLOCKED_REQUESTS
 

@@ -20,19 +20,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checker.explore import explore
-from checker.spec import Spec
-from model.device_fsm import DeviceState
-from model.kernel_next_state import (
+from checker.lang.spec import Spec
+from model.decision.tracking import decide
+from model.fsm.kernel.reader import (
     KernelStepFunction,
     NonTerminatingStep,
     StepOutcome,
     default_kernel,
 )
-from model.migration import applicable, build_spec, initial_state
-from model.migration_actions import FAIR_FAMILIES
-from model.migration_config import make_config
+from model.fsm.uapi import DeviceState
+from model.migration.actions import FAIR_FAMILIES
+from model.migration.config import make_config
+from model.migration.spec import applicable, build_spec, initial_state
 from model.scenario import Scenario, scenario_from_dict
-from model.tracking import decide
 
 S = DeviceState
 VF = {"name": "vf0", "features": ["p2p", "pre-copy"], "dma_logging": True}

@@ -26,15 +26,15 @@ import z3
 
 from checker import smt
 from checker.explore import explore
-from checker.layout import Next, View, apply
+from checker.lang.layout import Next, View, apply
+from checker.lang.spec import Eventually, LeadsTo, Spec
 from checker.result import Result
-from checker.spec import Eventually, LeadsTo, Spec
-from model.kernel_next_state import default_kernel
-from model.migration import build_spec
-from model.migration_config import make_config
-from model.migration_phases import Control, Phase, PhasePlan
+from model.decision.tracking import decide
+from model.fsm.kernel.reader import default_kernel
+from model.migration.config import make_config
+from model.migration.phases import Control, Phase, PhasePlan
+from model.migration.spec import build_spec
 from model.scenario import load_scenario
-from model.tracking import decide
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

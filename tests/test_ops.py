@@ -1,4 +1,4 @@
-"""checker.ops: every helper means the same on numpy columns and on z3 terms.
+"""checker.lang.ops: every helper means the same on numpy columns and on z3 terms.
 
 Each helper is run twice on the same inputs: once on numpy ``int64``/``bool`` columns, once
 on 64-bit z3 variables that are then replaced by the column's values one entry at a time;
@@ -16,7 +16,7 @@ import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checker import ops
+from checker.lang import ops
 
 SMALL = st.integers(min_value=-3, max_value=40)
 SETTINGS = settings(max_examples=60, deadline=None)

@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from checker.cli import main
-from checker.commands import prove as prove_cmd
-from checker.commands.prove import (
+from cli import prove as prove_cmd
+from cli.main import main
+from cli.prove import (
     CLAIM,
     _check_separation,
     _prove_class,
     _reachable_control,
     prove_scenario,
 )
-from model.page_proof import (
+from model.migration.page_proof import (
     expected_group,
     obligation,
     page_classes,
@@ -94,7 +94,7 @@ def test_without_its_mutation_the_same_spec_is_proved(name):
 def test_the_reduction_premise_is_proved_and_the_check_can_fail():
     """z3 proves "page 1 never influences page 0" on a plain guest; with a vIOMMU the same
     per-bit check fails (IOVA slots link pages), which is why prove does not claim it
-    there and the docstring of model.page_proof says so."""
+    there and the docstring of model.migration.page_proof says so."""
     plain = scenario("two-vfs-p2p-8.2")
     assert _check_separation(obligation(plain, page_classes(plain)[0]), 60_000) == []
     vi = scenario("viommu-type1-unmap-query")

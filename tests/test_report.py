@@ -18,14 +18,14 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checker.cli import main
-from checker.commands.check import load_target
 from checker.explore import explore
 from checker.report.doc import Page, Para, Table, mark
 from checker.report.graphs import draw, explore_graph, full_graph, quotient_graph, render_svg, to_dot
 from checker.report.render import to_html, to_markdown
 from checker.report.results import row_values, trace_table
 from checker.trace import to_itf
+from cli.check import load_target
+from cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 ENGINE = REPO / "specs" / "engine"
@@ -105,7 +105,7 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 def test_second_run_gives_the_same_bytes(spec_dir: Path, site: Path, monkeypatch):
-    from checker.commands.report import build_site
+    from cli.report import build_site
 
     monkeypatch.chdir(spec_dir)
     again, _ = build_site(("specs",), quiet=True, max_states=None)
@@ -541,8 +541,8 @@ def test_walkthrough_statements_are_exercised_by_shipped_specs():
     """Every statement is checked by some spec in specs/, and every mutation it names is
     switched on in one (so the walk-through never says "no shipped spec")."""
     from model import walkthrough as wt
+    from model.decision.tracking import decide
     from model.scenario import load_scenario
-    from model.tracking import decide
 
     files = sorted((REPO / "specs").glob("*.toml"))
     if not files:

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from checker.explore import explore
+from checker.lang.spec import Spec
 from checker.result import Result
-from checker.spec import Spec
-from model.migration import build_spec
+from model.decision.tracking import Method
+from model.migration.spec import build_spec
 from model.scenario import MUTATIONS, Scenario, load_scenario
-from model.tracking import Method
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

@@ -6,8 +6,8 @@ import pytest
 from checker import smt
 from checker.examples.transaction_commit import tcommit, two_phase
 from checker.explore import explore
-from checker.layout import Layout
-from checker.spec import Action, Spec
+from checker.lang.layout import Layout
+from checker.lang.spec import Action, Spec
 
 
 def test_bmc_finds_the_same_shortest_counterexample_as_bfs():

@@ -16,9 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.profiles import PROFILE_NAMES, PROFILES
-from model.scenario import MUTATIONS, Scenario, scenario_from_dict
-from model.tracking import (
+from model.decision.tracking import (
     BLOCKER_CODES,
     MULTIPLE_DEVICES,
     MULTIPLE_DEVICES_WITHOUT_P2P,
@@ -33,6 +31,8 @@ from model.tracking import (
     realize_blockers,
     unmap_queries_dirty,
 )
+from model.profiles import PROFILE_NAMES, PROFILES
+from model.scenario import MUTATIONS, Scenario, scenario_from_dict
 
 DEVICE = Method.DEVICE_DMA_LOGGING
 TYPE1 = Method.TYPE1

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from checker.examples.transaction_commit import tcommit, two_phase
-from checker.spec import Spec
+from checker.lang.spec import Spec
 
 EXAMPLES = ("TCommit", "TwoPhase")
 BROKEN = ("commit-too-early", "no-abort-message", "lost-commit")

@@ -6,7 +6,7 @@ Re-expressed from ``specifications/transaction_commit/TCommit.tla`` and ``TwoPha
 ``tests/test_engine_validation.py``; matching them shows that this engine counts states the
 way TLC does.
 
-Each disjunct of a TLA+ action is one :class:`~checker.spec.Action` instance, so that a
+Each disjunct of a TLA+ action is one :class:`~checker.lang.spec.Action` instance, so that a
 state with several enabled disjuncts generates one successor per disjunct, as TLC does.
 
 ``broken`` selects a deliberately wrong variant used to test the checker itself:
@@ -21,9 +21,9 @@ state with several enabled disjuncts generates one successor per disjunct, as TL
 
 from __future__ import annotations
 
-from checker.layout import Layout, Next, View
-from checker.ops import all_of, any_of
-from checker.spec import Action, Eventually, Spec
+from checker.lang.layout import Layout, Next, View
+from checker.lang.ops import all_of, any_of
+from checker.lang.spec import Action, Eventually, Spec
 
 RM_STATES = ("working", "prepared", "committed", "aborted")
 WORKING, PREPARED, COMMITTED, ABORTED = range(4)

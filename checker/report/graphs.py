@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from checker.layout import Layout, View
+from checker.lang.layout import Layout, View
+from checker.lang.spec import Spec, as_mask
 from checker.report.results import format_value, row_values
-from checker.spec import Spec, as_mask
 
 FULL_GRAPH_MAX_STATES = 60  # draw every state up to this many
 QUOTIENT_MAX_NODES = 80  # a quotient with more nodes is coarsened (fewer variables)

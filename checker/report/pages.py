@@ -1,6 +1,6 @@
 """Assemble the pages of a report: one page per spec and an index.
 
-The front end (``checker/commands/report.py``) fills a :class:`SpecEntry` per spec with the
+The front end (``cli/report.py``) fills a :class:`SpecEntry` per spec with the
 checker's result and its own sections (what the spec models), and passes blocks for the
 index; this module lays them out and adds the generic parts.
 """
@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from checker.lang.spec import Spec
 from checker.report.doc import (
     Block,
     Image,
@@ -30,7 +31,6 @@ from checker.report.graphs import DrawnGraph, GraphError, legend, render_svg, to
 from checker.report.results import outcome_badge, results_sections
 from checker.report.site import Site
 from checker.result import Result
-from checker.spec import Spec
 from checker.trace import to_itf
 
 

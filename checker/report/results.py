@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from checker.layout import Field, Layout
+from checker.lang.layout import Field, Layout
+from checker.lang.spec import Spec
 from checker.report.doc import Block, Bullets, Details, Para, Rich, Section, Table, badge, code, mark, strong
 from checker.result import Result, Violation
-from checker.spec import Spec
 
 STATUS_BADGE = {"ok": ("holds", "ok"), "violated": ("violated", "bad"), "unchecked": ("not checked", "muted")}
 

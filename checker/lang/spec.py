@@ -1,0 +1,142 @@
+"""What a spec gives the checker (in the manner of TLA+ modules and stateright's ``Model``).
+
+A spec is a :class:`Spec`: a :class:`~checker.lang.layout.Layout` (its variables), initial
+states, a list of :class:`Action` (guard + effect, each possibly one instance of a
+parameterised family), and named properties:
+
+* ``invariants``        state predicates that must hold in every reachable state;
+* ``action_invariants`` predicates on a transition (before, after, action) that must hold
+                        on every step;
+* ``liveness``          :class:`Eventually` / :class:`LeadsTo` under weak fairness of the
+                        named action families;
+* ``witnesses``         "sometimes" predicates: some reachable state must satisfy each,
+                        so a passing check is not vacuous;
+* ``constraint``        a state bound: states outside it are discarded, as TLC's
+                        CONSTRAINT does;
+* ``end_states``        states with no successor that are *meant* to end a behaviour (not
+                        deadlocks);
+* ``canonical``         optional symmetry reduction: maps packed rows to a canonical
+                        representative.
+
+All predicates receive :class:`~checker.lang.layout.View` batches and return boolean columns.
+The checker knows nothing of what the variables mean.
+
+**Write spec code so both engines can run it**: the explorer evaluates it on numpy columns,
+``checker.smt`` (z3: induction, BMC) on symbolic terms.  Use Python operators (``==``,
+``<``, ``&``, ``|``, ``~``, ``+``, ``<<``, ``>>``) and the helpers of :mod:`checker.lang.ops`
+(``where``, ``lookup``, ``lookup_bool``, ``lookup2``, ``any_of``, ``all_of``, ``bit``,
+``bit_set``, ``false_like``) -- never ``np.where``, ``np.zeros``, fancy indexing into a
+table or ``.any()``/``.all()`` in guards, effects and invariants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from checker.lang.layout import Layout, Next, View
+
+Predicate = Callable[[View], Any]  # returns a bool column (or a bool scalar, broadcast)
+Effect = Callable[[View, Next], None]
+TransitionPredicate = Callable[[View, View, "Action"], Any]
+
+
+@dataclass(frozen=True)
+class Action:
+    """One action instance: ``family(param=value, ...)``.
+
+    ``guard(s)`` says which states enable it; ``effect(s, t)`` assigns the primed
+    variables for the enabled states only (``s`` is then the enabled subset).
+    """
+
+    family: str
+    guard: Predicate
+    effect: Effect
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        if not self.params:
+            return self.family
+        inner = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.family}({inner})"
+
+
+@dataclass(frozen=True)
+class Eventually:
+    """``<>P``: every fair behaviour reaches a state satisfying ``P``."""
+
+    predicate: Predicate
+    # Weak fairness, one group per name: an action family (all its instances together) or
+    # one instance by its full label, e.g. "KernelStep(dev=0)" (fairness per device).
+    fair: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LeadsTo:
+    """``P ~> Q``: from every reachable P-state, every fair behaviour reaches a Q-state."""
+
+    trigger: Predicate
+    predicate: Predicate
+    fair: tuple[str, ...] = ()
+
+
+Liveness = Eventually | LeadsTo
+
+
+@dataclass
+class Spec:
+    """A transition system the explorer can check.  Subclass it or fill it in."""
+
+    name: str
+    layout: Layout
+    init: Sequence[Mapping[str, Any]]
+    actions: Sequence[Action]
+    invariants: Mapping[str, Predicate] = field(default_factory=dict)
+    action_invariants: Mapping[str, TransitionPredicate] = field(default_factory=dict)
+    liveness: Mapping[str, Liveness] = field(default_factory=dict)
+    witnesses: Mapping[str, Predicate] = field(default_factory=dict)
+    constraint: Predicate | None = None
+    end_states: Predicate | None = None
+    canonical: Callable[[np.ndarray], np.ndarray] | None = None
+    check_deadlock: bool = True
+    description: str = ""
+    # Free-form facts the front end may show (e.g. the tracking method chosen).
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def init_rows(self) -> np.ndarray:
+        return self.layout.pack(self.init)
+
+    def view(self, rows: np.ndarray) -> View:
+        return View(self.layout, rows)
+
+    def families(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for a in self.actions:
+            seen.setdefault(a.family, None)
+        return list(seen)
+
+    def successors(self, row: np.ndarray) -> Iterable[tuple[str, np.ndarray]]:
+        """``(label, next_row)`` for one packed state, in action order (for tools/tests)."""
+        from checker.lang.layout import apply
+
+        rows = np.asarray(row, dtype=np.uint64).reshape(1, -1)
+        v = self.view(rows)
+        for a in self.actions:
+            if bool(np.broadcast_to(np.asarray(a.guard(v), dtype=bool), (1,))[0]):
+                t = Next(v)
+                a.effect(v, t)
+                yield a.label, apply(self.layout, rows, t.assigned, a.label)[0]
+
+
+def as_mask(value: Any, n: int) -> np.ndarray:
+    """A predicate's result as a bool column of length ``n`` (scalars broadcast)."""
+    arr = np.asarray(value, dtype=bool)
+    if arr.ndim == 0:
+        return np.full(n, bool(arr))
+    if arr.shape != (n,):
+        raise ValueError(f"predicate returned shape {arr.shape}, expected ({n},)")
+    return arr

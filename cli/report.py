@@ -1,0 +1,232 @@
+"""``vfio-migcheck report``: reviewable reports of the shipped specs (DESIGN.md section 5).
+
+Writes a static HTML site (``index.html`` and a page per spec) and the same pages as
+Markdown (``README.md`` and ``specs/*.md``, readable on a git forge), the state graphs as
+SVG, counterexamples as ITF JSON, and ``results.json`` / ``junit.xml`` for CI.  Nothing
+written depends on the machine, the time or the run: no timestamps, no wall times, no
+absolute paths.  ``--check`` regenerates in memory and compares byte for byte with the
+output directory: exit 1 listing the stale files, 0 when everything is fresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tomllib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import click
+
+from checker.explore import explore
+from checker.junit import junit_tree
+from checker.report.doc import Block, Para, Section, code, link
+from checker.report.graphs import draw, explore_graph
+from checker.report.pages import SpecEntry, index_page, machine_readable, spec_page
+from checker.report.site import Site, compare_site, write_site
+from checker.result import Result
+from cli.check import Checked, Target, collect_paths, judge, load_target
+from cli.errors import UserError
+from cli.graph import GRAPH_MAX_STATES, default_quotient
+
+DEFAULT_OUTPUT = Path("reports")
+SITE_TITLE = "vfio-migcheck: VFIO live migration, checked"
+NAV_TITLES = {"fsm": "Device FSM", "executor": "Executor", "proofs": "z3 tables and proofs"}
+ENGINE_GROUP = "Engine validation (TLC reference specs)"
+MIGRATION_GROUP = "Migration scenarios"
+
+
+def display_path(path: Path) -> str:
+    """A path as reports show it: relative to the working directory, never absolute."""
+    try:
+        rel = os.path.relpath(path.resolve(), Path.cwd().resolve())
+    except ValueError:
+        return path.name
+    return Path(rel).as_posix() if not rel.startswith("..") else path.name
+
+
+def _is_example(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return "example" in tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
+def _graph_for(t: Target, r: Result, *, max_states: int):
+    """The drawing of a spec's reachable graph, or (None, why)."""
+    sg = r.graph_data
+    if sg is None:
+        sg = explore_graph(t.spec, max_states=max_states)
+        if sg is None:
+            return None, f"more than {max_states:,} reachable states"
+    g = draw(sg, t.spec.layout, name=t.name, spec=t.spec, quotient=default_quotient(t.spec))
+    return g, None
+
+
+def _junit_without_times(results: list[Checked]) -> bytes:
+    tree = junit_tree(results)
+    for el in tree.getroot().iter():
+        el.attrib.pop("time", None)
+        if el.tag == "testsuite":
+            el.attrib.pop("file", None)
+    # the suites' file attribute is the path given on the command line; put back the
+    # repository-relative form so the bytes do not depend on how the command was called
+    for suite, c in zip(tree.getroot().iter("testsuite"), results, strict=True):
+        suite.set("file", display_path(c.target.path))
+    out = ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True)
+    return out + b"\n"
+
+
+def build_site(paths: tuple[str, ...], *, quiet: bool, max_states: int | None) -> tuple[Site, list[Checked]]:
+    from cli import report_vfio as vfio
+
+    files = collect_paths(paths)
+    targets = [load_target(p) for p in files]
+    names = [t.name for t in targets]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise UserError(f"two spec files share the name {dup[0]!r}; names must be unique")
+    site = Site(SITE_TITLE)
+    entries: list[SpecEntry] = []
+    checked: list[Checked] = []
+    vfio_specs: list[vfio.VfioSpec] = []
+    extra_json: dict[str, dict[str, object]] = {}
+    for t in targets:
+        if not quiet:
+            click.echo(f"report: checking {t.name} ({display_path(t.path)})", err=True)
+        r = explore(t.spec, keep_graph=True, max_states=max_states)
+        if r.outcome == "interrupted":
+            raise click.exceptions.Exit(130)
+        c = judge(t, r)
+        checked.append(c)
+        graph, missing = _graph_for(t, r, max_states=GRAPH_MAX_STATES)
+        exp = t.expect
+        entry = SpecEntry(
+            name=t.name,
+            file=display_path(t.path),
+            group=ENGINE_GROUP if _is_example(t.path) else MIGRATION_GROUP,
+            description=t.spec.description,
+            spec=t.spec,
+            result=r,
+            outcome=c.outcome,
+            expected=exp.short(),
+            expected_violation=exp.name if exp.kind == "violation" else None,
+            matched=c.matched,
+            graph=graph,
+            graph_missing=missing,
+        )
+        if entry.group == MIGRATION_GROUP:
+            from model.decision.tracking import decide
+            from model.scenario import load_scenario
+
+            scenario = load_scenario(t.path)
+            decision = decide(scenario)
+            entry.blocks = [vfio.scenario_section(scenario), vfio.tracking_section(scenario, decision)]
+            entry.summary = vfio.summary_columns(scenario, decision)
+            vfio_specs.append(vfio.VfioSpec(scenario, decision, entry))
+            extra_json[t.name] = {
+                "tracking_method": decision.method.value,
+                "blocked_by": list(decision.blocked_by),
+                "qemu": scenario.qemu,
+            }
+        entries.append(entry)
+    # Migration scenarios first, then the engine's reference specs.
+    entries.sort(key=lambda e: (e.group != MIGRATION_GROUP, e.file))
+    for e in entries:
+        site.pages.append(spec_page(site, e))
+    extra_pages = {"fsm": vfio.fsm_page(site)}
+    if vfio_specs:
+        extra_pages["executor"] = vfio.executor_page(site, vfio_specs)
+        extra_pages["proofs"] = vfio.proofs_page()
+    if vfio_specs:
+        site.nav.append(("Walk-through", "@index#walkthrough"))
+    for p in extra_pages.values():
+        if p is not None:
+            site.pages.append(p)
+            site.nav.append((NAV_TITLES.get(p.path, p.title), f"@{p.path}"))
+    site.add_asset("results.json", json.dumps(machine_readable(entries, extra_json), indent=1) + "\n")
+    site.add_asset("junit.xml", _junit_without_times(checked))
+    before: list[Block] = []
+    after: list[Block] = []
+    if vfio_specs:
+        after.append(vfio.walkthrough_section(vfio_specs))
+    after += vfio.index_extra(site, vfio_specs, extra_pages)
+    after.append(
+        Section(
+            "Machine-readable output",
+            [
+                Para(
+                    (
+                        link("results.json", "results.json"),
+                        " (the ",
+                        code("check --json"),
+                        " shape without wall times), ",
+                        link("junit.xml", "junit.xml"),
+                        " (one suite per spec, one case per property), and each counterexample as "
+                        "ITF JSON under ",
+                        code("traces/"),
+                        ". Regenerate with ",
+                        code("vfio-migcheck report"),
+                        "; CI runs ",
+                        code("vfio-migcheck report --check"),
+                        ".",
+                    )
+                )
+            ],
+            "machine-readable",
+        )
+    )
+    intro = (
+        "Every shipped spec explored exhaustively: the scenario, QEMU's dirty-tracking choice and "
+        "blockers, each property's result, action coverage, shortest counterexamples and the state "
+        "graph. Statistics are TLC's (distinct and generated states, depth); no wall times, so "
+        "the pages are reproducible."
+    )
+    columns = vfio.SUMMARY_COLUMNS if vfio_specs else ()
+    site.pages.insert(
+        0,
+        index_page(
+            site, entries, title=SITE_TITLE, intro=intro, before=before, after=after, extra_columns=columns
+        ),
+    )
+    return site, checked
+
+
+@click.command("report")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_OUTPUT,
+    show_default=True,
+    help="Directory for the site.",
+)
+@click.option("--check", "check_only", is_flag=True, help="Do not write; exit 1 if OUTPUT is stale.")
+@click.option("--max-states", type=click.IntRange(min=1), help="Stop a spec after this many distinct states.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def report(
+    paths: tuple[str, ...], output: Path, check_only: bool, max_states: int | None, quiet: bool
+) -> None:
+    """Write HTML and Markdown reports for SPEC files or directories (default: specs/)."""
+    site, checked = build_site(paths, quiet=quiet, max_states=max_states)
+    files = site.files()
+    mismatched = [c.target.name for c in checked if not c.matched]
+    if mismatched:
+        click.echo(f"warning: {len(mismatched)} spec(s) do not match their expectations: "
+                   f"{', '.join(mismatched)}", err=True)
+    if check_only:
+        st = compare_site(files, output)
+        if st.stale:
+            click.echo(f"{output}: stale; regenerate with `vfio-migcheck report -o {output}`:")
+            for line in st.lines():
+                click.echo(f"  {line}")
+            sys.exit(1)
+        click.echo(f"{output}: up to date ({len(files)} files).")
+        return
+    removed = write_site(files, output)
+    for rel in removed:
+        click.echo(f"removed {output / rel}", err=True)
+    click.echo(f"wrote {len(files)} files to {output}/ (open {output / 'index.html'})")

@@ -1,0 +1,528 @@
+"""``vfio-migcheck simulate``: a concrete migration of a realistic guest (DESIGN.md §6).
+
+The spec file gives the VM, its devices, the QEMU profile and the mutations; QEMU's
+choice of dirty-tracking method (``model.decision.tracking.decide``) picks the reporting semantics
+unless ``--method`` overrides it; the workload, sizes and link come from the options.
+The run itself is ``model.concrete.executor``.
+
+How the spec's abstract pages map onto the concrete guest: the guest is cut into
+``[vm].pages`` equal regions, abstract page ``p`` being region ``p``.  A device writes into
+its DMA set: ``--dma-set`` bytes split evenly over the regions of its ``dma_pages``, each
+share at the start of its region; it pins the same-sized share of each region in ``pins``
+(so ``pins = dma_pages`` means it pins exactly the buffers it writes).  The vCPUs write a
+hot set of ``--hot-set`` bytes at the start of guest memory when ``[vm].cpu_writes``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.errors import UserError
+from model.concrete.executor import (
+    ALL_DIRTY,
+    METHODS,
+    NO_VFIO_REPORT,
+    RUN_MUTATIONS,
+    Executor,
+    ExecutorError,
+    MigrationConfig,
+    MigrationResult,
+    RunStatus,
+)
+from model.concrete.workload import PAGE_SIZE, DeviceLoad, PageSet, Workload
+
+# --- units ----------------------------------------------------------------------------------
+
+_BINARY = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
+           "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40, "p": 1 << 50,
+           "pib": 1 << 50, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15}
+_BIT_PREFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0, "min": 60.0}
+_NUMBER = r"\s*(\d+(?:\.\d*)?|\.\d+)\s*"
+
+SIZE_HELP = "bytes, or a number with B, K/KiB, M/MiB, G/GiB, T/TiB (binary) or KB, MB, GB, TB"
+
+
+def parse_size(option: str, text: str) -> int:
+    """A size in bytes: ``64GiB``, ``1.5G``, ``4096``, ``500MB`` (decimal)."""
+    m = re.fullmatch(_NUMBER + r"([A-Za-z]*)\s*", text)
+    unit = _BINARY.get(m[2].lower()) if m else None
+    if m is None or unit is None:
+        raise UserError(f"{option}: cannot read {text!r}; use {SIZE_HELP} (e.g. 64GiB)")
+    return int(round(float(m[1]) * unit))
+
+
+def parse_rate(option: str, text: str) -> float:
+    """Bytes per second from bits (``10Gbps``, ``10Gbit/s``, ``10Gb/s``; decimal) or bytes
+    per second (``1GiB/s``, ``500MB/s``, ``4096B/s``).  A lower-case ``b`` means bits."""
+    m = re.fullmatch(_NUMBER + r"([A-Za-z/]+)\s*", text)
+    if m is not None:
+        value, unit = float(m[1]), m[2]
+        bits = re.fullmatch(r"([kKmMgGtT]?)(bps|bit/s|b/s)", unit)
+        if bits is not None:
+            prefix = _BIT_PREFIX[bits[1].lower()]
+            return value * prefix / 8
+        if unit.endswith("/s") and unit[:-2].lower() in _BINARY and unit[:-2]:
+            return value * _BINARY[unit[:-2].lower()]
+    raise UserError(
+        f"{option}: cannot read {text!r}; use bits per second (Mbps, Gbps, Gbit/s) or bytes "
+        "per second (MiB/s, GiB/s, MB/s), e.g. 10Gbps or 256MiB/s"
+    )
+
+
+def parse_duration(option: str, text: str) -> float:
+    """Seconds: ``300ms``, ``1.5s``, ``2min``, ``100us`` (a unit is required)."""
+    m = re.fullmatch(_NUMBER + r"([A-Za-z]+)\s*", text)
+    scale = _SECONDS.get(m[2].lower()) if m else None
+    if m is None or scale is None:
+        raise UserError(f"{option}: cannot read {text!r}; use a number with us, ms, s or min "
+                        "(e.g. 300ms)")
+    return float(m[1]) * scale
+
+
+def human_bytes(n: float) -> str:
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def human_seconds(s: float) -> str:
+    if s < 1:
+        return f"{s * 1000:.0f} ms"
+    if s < 120:
+        return f"{s:.1f} s"
+    return f"{s / 60:.1f} min"
+
+
+# --- spec → executor configuration ----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    guest_size: int | None
+    cpu_dirty_rate: float
+    hot_set: int
+    dma_rate: float
+    dma_set: int
+    stop_copy_size: int
+    bandwidth: float
+    downtime_limit: float
+    max_rounds: int
+    step: float
+    stop_latency: float
+    seed: int
+
+
+@dataclasses.dataclass
+class Plan:
+    """What will be simulated for one spec: the decision and one config per method."""
+
+    spec: str
+    guest_bytes: int
+    qemu_method: str
+    blocked_by: list[str]
+    blocker_messages: list[str]
+    notes: list[str]
+    unmodelled_mutations: list[str]
+    viommu: bool
+    warnings: list[str]
+    configs: list[tuple[str, MigrationConfig]]  # (how chosen: "qemu"|"override", config)
+
+
+def _regions(pages: int, abstract: int) -> list[tuple[int, int]]:
+    """Abstract page ``p`` → the ``p``-th of ``abstract`` equal slices of the guest."""
+    bounds = [pages * i // abstract for i in range(abstract + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(abstract)]
+
+
+def _share(abstract_pages: Sequence[int], regions: list[tuple[int, int]], share: int) -> PageSet:
+    return PageSet.of((regions[p][0], min(regions[p][1], regions[p][0] + share))
+                      for p in abstract_pages)
+
+
+def build_plan(spec_path: str, opts: Options, methods: Sequence[str]) -> Plan:
+    from model.decision.tracking import decide, device_dirty_tracking_enabled
+    from model.scenario import SpecError, load_scenario
+
+    try:
+        scenario = load_scenario(spec_path)
+    except SpecError as exc:
+        raise UserError(str(exc)) from None
+    guest = opts.guest_size if opts.guest_size is not None else scenario.vm.ram
+    if guest < PAGE_SIZE or guest % PAGE_SIZE:
+        raise UserError(f"--guest-size: {guest} bytes is not a positive multiple of the "
+                        f"{PAGE_SIZE}-byte page")
+    if guest // PAGE_SIZE < scenario.vm.pages:
+        raise UserError(f"--guest-size: {human_bytes(guest)} has fewer pages than the spec's "
+                        f"vm.pages = {scenario.vm.pages}")
+    # QEMU's decision sees the simulated RAM size (the type1 large-RAM blocker reads it).
+    scenario = dataclasses.replace(scenario, vm=dataclasses.replace(scenario.vm, ram=guest))
+    decision = decide(scenario)
+    n = guest // PAGE_SIZE
+    regions = _regions(n, scenario.vm.pages)
+    hot = PageSet.span(0, min(n, max(1, opts.hot_set // PAGE_SIZE)))
+    cpu_rate = opts.cpu_dirty_rate if scenario.vm.cpu_writes else 0.0
+    dma_set_pages = max(1, opts.dma_set // PAGE_SIZE)
+    devices = []
+    for dev in scenario.devices:
+        share = math.ceil(dma_set_pages / max(1, len(dev.dma_pages)))
+        pages = _share(dev.dma_pages, regions, share)
+        devices.append(DeviceLoad(
+            name=dev.name,
+            dma_rate=opts.dma_rate if pages else 0.0,
+            pages=pages,
+            dma_logging=device_dirty_tracking_enabled(dev, scenario.profile),
+            iommu_dirty=True,  # the host's capability applies to every hwpt (model.decision.tracking)
+            pins=_share(dev.pins, regions, share),
+            kernel_access=False,  # spec devices are physical functions: DMA bypasses type1
+            stop_copy_bytes=opts.stop_copy_size,
+            precopy_dirty_tracking=dev.properties.x_pre_copy_dirty_page_tracking,
+        ))
+    workload = Workload(cpu_dirty_rate=cpu_rate, hot_set=hot, devices=tuple(devices))
+    mutations = frozenset(m for m in scenario.mutations if m in RUN_MUTATIONS)
+    pinned_scope = decision.type1_pinned_scope or (
+        scenario.host.iommu != "type1" and all(d.pins for d in scenario.devices))
+    qemu_method = str(decision.method.value)
+    # What QEMU's choice reports in this profile.  From 10.0 log_sync waits for "tracking
+    # started", which the all-dirty fallback never sets, so nothing reports the devices'
+    # writes (d77e85dbd7, 0ae05e087f; the abstract model's ModelConfig.all_dirty_reports
+    # applies this to the profiles 10.2 and master).
+    reporting = qemu_method
+    warnings: list[str] = []
+    if qemu_method == ALL_DIRTY and scenario.profile.at_least("10.2"):
+        reporting = NO_VFIO_REPORT
+        warnings.append(f"QEMU {scenario.profile.name}: the all-dirty fallback is never reached "
+                        "from log_sync (dirty tracking never counts as started), so nothing "
+                        "reports the devices' writes: simulated as method 'none'")
+    chosen = [(m, "override") for m in methods] if methods else [(reporting, "qemu")]
+    configs = []
+    for method, how in chosen:
+        cfg = MigrationConfig(
+            method=method,
+            guest_pages=n,
+            workload=workload,
+            bandwidth=opts.bandwidth,
+            downtime_limit=opts.downtime_limit,
+            max_rounds=opts.max_rounds,
+            step=opts.step,
+            stop_latency=opts.stop_latency,
+            type1_pinned_scope=pinned_scope,
+            mutations=mutations,
+            seed=opts.seed,
+        )
+        try:
+            cfg.validate()
+        except ExecutorError as exc:
+            raise UserError(f"{spec_path}: --method {method}: {exc}") from None
+        configs.append((how, cfg))
+    return Plan(
+        spec=str(spec_path),
+        guest_bytes=guest,
+        qemu_method=qemu_method,
+        blocked_by=list(decision.blocked_by),
+        blocker_messages=[b.message for b in decision.blockers],
+        notes=list(decision.notes),
+        unmodelled_mutations=sorted(set(scenario.mutations) - set(RUN_MUTATIONS)),
+        viommu=scenario.vm.viommu,
+        warnings=warnings,
+        configs=configs,
+    )
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _rounds_table(result: MigrationResult) -> Table:
+    t = Table(title=f"{result.method}: pre-copy rounds", title_justify="left")
+    for col in ("round", "time", "sent", "dirtied", "remaining", "expected downtime"):
+        t.add_column(col, justify="right")
+    rows = list(result.rounds)
+    shown = rows if len(rows) <= 20 else rows[:10] + [None] + rows[-5:]
+    for r in shown:
+        if r is None:
+            t.add_row("…", "", "", "", "", "")
+            continue
+        t.add_row(str(r.round), human_seconds(r.time_s), f"{r.pages_sent:,}",
+                  f"{r.pages_dirtied:,}", f"{r.pages_remaining:,}",
+                  human_seconds(r.expected_downtime_s))
+    return t
+
+
+def _summary_table(results: list[tuple[str, MigrationResult]]) -> Table:
+    t = Table(title="migration (* = QEMU's choice for this spec)", title_justify="left")
+    for col in ("method", "converged", "rounds", "total", "downtime", "sent", "pages"):
+        t.add_column(col, justify="left" if col in ("method", "pages") else "right",
+                     no_wrap=True)
+    for how, r in results:
+        pages = "all arrived" if r.all_arrived else f"[red]{r.lost_pages:,} lost[/red]"
+        t.add_row(r.method + (" *" if how == "qemu" else ""), "yes" if r.converged else "no",
+                  str(r.precopy_rounds), human_seconds(r.total_time_s),
+                  human_seconds(r.downtime_s), human_bytes(r.bytes_sent), pages)
+    return t
+
+
+def write_plot(path: Path, results: list[tuple[str, MigrationResult]], downtime_limit: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+    for _, r in results:
+        xs = [x.round for x in r.rounds]
+        ax1.plot(xs, [max(1, x.pages_remaining) for x in r.rounds], marker="o", label=r.method)
+        ax2.plot(xs, [x.expected_downtime_s for x in r.rounds], marker="o", label=r.method)
+    ax1.set_yscale("log")
+    ax1.set_ylabel("dirty pages after sync")
+    ax1.set_title("remaining dirty pages per round")
+    ax2.axhline(downtime_limit, color="grey", linestyle="--", label="downtime limit")
+    ax2.set_yscale("log")
+    ax2.set_ylabel("expected downtime (s)")
+    ax2.set_xlabel("pre-copy round (0 = setup)")
+    ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    try:
+        fig.savefig(path, format="png")
+    except OSError as exc:
+        raise UserError(f"--plot: cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+
+
+class _ProgressFeed:
+    """Turns executor status reports into a rich progress bar (throttled)."""
+
+    def __init__(self, progress: Progress, label: str, max_rounds: int) -> None:
+        self.progress = progress
+        self.task = progress.add_task(label, total=max(1, max_rounds), info="")
+        self.last = 0.0
+        self.round = -1
+        self.round_start = 1
+
+    def __call__(self, st: RunStatus) -> None:
+        if st.round != self.round:
+            self.round, self.round_start = st.round, max(1, st.pages_remaining)
+        now = time.monotonic()
+        if now - self.last < 0.1 and st.phase == "pre-copy":
+            return
+        self.last = now
+        within = 1.0 - min(1.0, st.pages_remaining / self.round_start)
+        done = st.max_rounds if st.phase == "done" else min(st.max_rounds, st.round + within)
+        info = f"round {st.round}, t={human_seconds(st.time_s)}, dirty {st.pages_remaining:,}"
+        self.progress.update(self.task, completed=done, info=f"{info} ({st.phase})")
+
+
+# --- the command ----------------------------------------------------------------------------
+
+_EPILOG = """\b
+Exit codes: 0 every simulated migration delivered every page (whether or not it
+converged; with --require-convergence it must also have converged); 1 a page was lost,
+or the spec is blocked (its blockers are printed; give --method to simulate anyway),
+or (--require-convergence) a migration did not converge; 2 a usage or spec-file error;
+130 interrupted.
+
+\b
+A migration that does not converge within --max-rounds is switched over anyway (as if
+the downtime limit were raised) so that its pages can still be checked: it is reported
+"converged: no" with the downtime that forced switchover costs.
+
+\b
+The spec's [vm].pages abstract pages become equal regions of the guest; each device
+writes (and pins) its share of --dma-set at the start of the regions of its dma_pages
+(pins).  --method none reports nothing from VFIO (what QEMU >= 10.0 appears to do when
+neither devices nor container can track; see model/concrete/executor.py).
+"""
+
+
+@click.command(epilog=_EPILOG)
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--guest-size", default=None, metavar="SIZE",
+              help="Guest RAM [default: the spec's vm.ram, 16GiB if unset].")
+@click.option("--cpu-dirty-rate", default="256MiB/s", show_default=True, metavar="RATE",
+              help="vCPU write rate (when the spec's vm.cpu_writes).")
+@click.option("--hot-set", default="2GiB", show_default=True, metavar="SIZE",
+              help="Memory the vCPUs write into (from the start of RAM).")
+@click.option("--dma-rate", default="128MiB/s", show_default=True, metavar="RATE",
+              help="DMA write rate of each device.")
+@click.option("--dma-set", default="1GiB", show_default=True, metavar="SIZE",
+              help="Memory each device writes into (spread over its dma_pages regions).")
+@click.option("--stop-copy-size", default="0", show_default=True, metavar="SIZE",
+              help="Device state per device sent at stop-copy (stop_copy_length).")
+@click.option("--bandwidth", default="10Gbps", show_default=True, metavar="RATE",
+              help="Migration link bandwidth (also QEMU's switchover bandwidth).")
+@click.option("--downtime-limit", default="300ms", show_default=True, metavar="TIME",
+              help="QEMU's downtime-limit; threshold = bandwidth x downtime-limit.")
+@click.option("--max-rounds", default=30, show_default=True, type=click.IntRange(1),
+              help="Pre-copy dirty syncs before giving up on convergence.")
+@click.option("--step", default="100ms", show_default=True, metavar="TIME",
+              help="Simulated time per iteration (QEMU's BUFFER_DELAY).")
+@click.option("--stop-latency", default="5ms", show_default=True, metavar="TIME",
+              help="Time the guest and devices run on between the switchover decision and "
+                   "their stop.")
+@click.option("--method", "methods", multiple=True, type=click.Choice(METHODS),
+              help="Override QEMU's tracking method; repeat to compare methods.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Workload random seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE.png", help="Write remaining dirty pages and expected downtime "
+                                       "per round as a PNG.")
+@click.option("--require-convergence", is_flag=True,
+              help="Exit 1 when a migration does not converge.")
+@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: str,
+             dma_rate: str, dma_set: str, stop_copy_size: str, bandwidth: str,
+             downtime_limit: str, max_rounds: int, step: str, stop_latency: str,
+             methods: tuple[str, ...], seed: int, as_json: bool, plot: Path | None,
+             require_convergence: bool, no_progress: bool) -> None:
+    """Run a concrete migration of SPEC's VM on packed page bitmaps.
+
+    Sends a guest of realistic size page by page over a link, while the vCPUs and the
+    devices dirty memory, with the dirty-tracking method QEMU would choose for SPEC (or
+    each --method), and checks with per-page version counters that every page arrives.
+    Reports per pre-copy round (pages sent, dirtied, remaining, expected downtime) and in
+    total (time, downtime, bytes, convergence, lost pages).
+
+    Sizes: bytes or K/KiB, M/MiB, G/GiB, T/TiB (binary) or KB, MB, GB, TB (decimal).
+    Rates: bits per second (Mbps, Gbps, Gbit/s) or bytes per second (MiB/s, GB/s).
+    Times: us, ms, s, min.
+    """
+    opts = Options(
+        guest_size=parse_size("--guest-size", guest_size) if guest_size is not None else None,
+        cpu_dirty_rate=parse_rate("--cpu-dirty-rate", cpu_dirty_rate),
+        hot_set=parse_size("--hot-set", hot_set),
+        dma_rate=parse_rate("--dma-rate", dma_rate),
+        dma_set=parse_size("--dma-set", dma_set),
+        stop_copy_size=parse_size("--stop-copy-size", stop_copy_size),
+        bandwidth=parse_rate("--bandwidth", bandwidth),
+        downtime_limit=parse_duration("--downtime-limit", downtime_limit),
+        max_rounds=max_rounds,
+        step=parse_duration("--step", step),
+        stop_latency=parse_duration("--stop-latency", stop_latency),
+        seed=seed,
+    )
+    for name, value in (("--bandwidth", opts.bandwidth), ("--downtime-limit", opts.downtime_limit),
+                        ("--step", opts.step), ("--hot-set", opts.hot_set),
+                        ("--dma-set", opts.dma_set)):
+        if value <= 0:
+            raise UserError(f"{name}: must be positive")
+    if not Path(spec).is_file():
+        raise UserError(f"{spec}: no such spec file")
+    plan = build_plan(spec, opts, list(dict.fromkeys(methods)))
+    # Piped output (CI logs, files) gets a fixed width wide enough for the tables.
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if plan.blocked_by and not methods:
+        _report_blocked(plan, as_json, out)
+        sys.exit(1)
+    if plan.blocked_by:
+        err.print(f"note: QEMU would block this migration ({', '.join(plan.blocked_by)}); "
+                  "simulating the --method given anyway")
+    if plan.unmodelled_mutations and not as_json:
+        err.print(f"note: mutation(s) {', '.join(plan.unmodelled_mutations)} are not exercised "
+                  "by a concrete run (vIOMMU, P2P ordering, retries, cancel)")
+    if not as_json and not methods:
+        for w in plan.warnings:
+            err.print(f"note: {w}")
+    if plan.viommu and not as_json:
+        err.print("note: the concrete run does not model vIOMMU mappings (IOVA = guest address)")
+    results = _run_all(plan, show_progress=not no_progress and err.is_terminal, err=err)
+    if plot is not None:
+        write_plot(plot, results, opts.downtime_limit)
+    if as_json:
+        click.echo(json.dumps(_json_doc(plan, opts, results), indent=2))
+    else:
+        _report_text(plan, results, out)
+    lost = any(not r.all_arrived for _, r in results)
+    stuck = require_convergence and any(not r.converged for _, r in results)
+    sys.exit(1 if lost or stuck else 0)
+
+
+def _run_all(plan: Plan, show_progress: bool, err: Console) -> list[tuple[str, MigrationResult]]:
+    results: list[tuple[str, MigrationResult]] = []
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                        TimeElapsedColumn(), console=err, disable=not show_progress, transient=True)
+    try:
+        with progress:
+            for how, cfg in plan.configs:
+                feed: Callable[[RunStatus], None] = _ProgressFeed(progress, cfg.method,
+                                                                  cfg.max_rounds)
+                try:
+                    ex = Executor(cfg)
+                    results.append((how, ex.run(progress=feed)))
+                except MemoryError:
+                    raise UserError(f"{plan.spec}: not enough memory to simulate "
+                                    f"{human_bytes(plan.guest_bytes)} ({cfg.method})") from None
+                finally:
+                    ex = None  # noqa: F841 - release the bitmaps before the next method
+    except KeyboardInterrupt:
+        err.print(f"interrupted after {len(results)} of {len(plan.configs)} simulation(s)")
+        sys.exit(130)
+    return results
+
+
+def _report_blocked(plan: Plan, as_json: bool, out: Console) -> None:
+    if as_json:
+        doc = {"version": 1, "spec": plan.spec, "outcome": "blocked", "blocked_by": plan.blocked_by,
+               "blockers": plan.blocker_messages, "tracking_method": plan.qemu_method,
+               "results": []}
+        click.echo(json.dumps(doc, indent=2))
+        return
+    out.print(f"{plan.spec}: QEMU blocks this migration, nothing to simulate "
+              "(give --method to simulate a method anyway):", soft_wrap=True)
+    for msg in plan.blocker_messages:
+        out.print(f"  - {msg}", soft_wrap=True)
+
+
+def _json_doc(plan: Plan, opts: Options, results: list[tuple[str, MigrationResult]]) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "spec": plan.spec,
+        "outcome": "lost-pages" if any(not r.all_arrived for _, r in results) else "ok",
+        "blocked_by": plan.blocked_by,
+        "tracking_method": plan.qemu_method,
+        "guest_bytes": plan.guest_bytes,
+        "page_size": PAGE_SIZE,
+        "bandwidth_bytes_per_s": opts.bandwidth,
+        "downtime_limit_s": opts.downtime_limit,
+        "threshold_bytes": opts.bandwidth * opts.downtime_limit,
+        "unmodelled_mutations": plan.unmodelled_mutations,
+        "notes": plan.warnings,
+        "viommu_modelled": False if plan.viommu else None,
+        "results": [dict(r.to_dict(), chosen_by=how) for how, r in results],
+    }
+
+
+def _report_text(plan: Plan, results: list[tuple[str, MigrationResult]], out: Console) -> None:
+    out.print(f"[bold]{plan.spec}[/bold]: guest {human_bytes(plan.guest_bytes)} "
+              f"({plan.guest_bytes // PAGE_SIZE:,} pages of {PAGE_SIZE} bytes); "
+              f"QEMU's method: {plan.qemu_method}", soft_wrap=True)
+    for _, r in results:
+        out.print(_rounds_table(r))
+    out.print(_summary_table(results))
+    for _, r in results:
+        if not r.converged:
+            out.print(f"{r.method}: did not converge in {r.precopy_rounds} rounds; switched "
+                      f"over anyway to check the pages (downtime {human_seconds(r.downtime_s)})",
+                      soft_wrap=True)
+        if not r.all_arrived:
+            muts = f" (mutations: {', '.join(r.mutations)})" if r.mutations else ""
+            out.print(f"[red]{r.method}: {r.lost_pages:,} page(s) lost[/red]{muts}; first: "
+                      f"{', '.join(str(p) for p in r.lost_examples)}", soft_wrap=True)

@@ -1,0 +1,169 @@
+"""``vfio-migcheck tables``: QEMU's dirty-tracking choice and migration blockers as decision
+tables, enumerated by z3 over every configuration (:mod:`model.decision.smt`).
+
+Per profile and device count, two tables:
+
+* ``method``: the container's dirty-tracking method at log_global_start (and, for type1,
+  what GET_BITMAP reports);
+* ``blockers``: whether the VM migrates, is blocked, or does not start (a device with
+  ``enable-migration=on`` fails to realize), the first blocker QEMU installs, and which
+  blocker codes every (or some) configuration of the row has.
+
+Each row is a partial configuration that z3 proved to force its outcome; ``·`` means any
+value; rows may overlap and then agree.  ``--prove`` adds the properties proved for any
+number of devices.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from model.decision.smt import (
+    DEVICE_PROPERTIES,
+    MAX_TABLE_DEVICES,
+    TABLE_KINDS,
+    Proof,
+    Table,
+    decision_table,
+    prove_any_devices,
+)
+from model.profiles import PROFILE_NAMES, get_profile
+
+ANY = "·"
+
+LEGEND = (
+    "Columns: devN.* are the N-th -device in command-line order; device-dirty-tracking = "
+    "DMA logging supported (VFIO_DEVICE_FEATURE_DMA_LOGGING) and not switched off by "
+    "x-device-dirty-page-tracking; p2p = VFIO_MIGRATION_P2P; pins = its driver pins pages "
+    "(type1 pinned scope); ram>8TiB = beyond type1's dirty-bitmap limit.  "
+    f"'{ANY}' = any value, 'a|b' = either.  Every row is proved by z3 to force its outcome; "
+    "the rows cover every configuration."
+)
+
+
+def _header(c: str) -> str:
+    return c.replace("device-dirty-tracking", "dirty-trk").replace("enable-migration", "enable")
+
+
+def _outcome_columns(kind: str) -> list[str]:
+    if kind == "method":
+        return ["method", "type1_reports"]
+    return ["verdict", "first_blocker", "blockers", "blockers_possible"]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(value) if value else "-"
+    return str(value)
+
+
+def _rows(table: Table) -> tuple[list[str], list[list[str]]]:
+    cols = table.used_columns()
+    head = [_header(c.key) for c in cols] + _outcome_columns(table.kind)
+    body = []
+    for r in table.rows:
+        cells = ["|".join(r.conditions[c.key]) if c.key in r.conditions else ANY for c in cols]
+        cells += [_cell(r.outcome.get(k, "")) for k in _outcome_columns(table.kind)]
+        body.append(cells)
+    return head, body
+
+
+def _title(t: Table) -> str:
+    profile = get_profile(t.profile)
+    n = f"{t.devices} device{'s' if t.devices > 1 else ''}"
+    return (f"{profile} ({t.profile}), {n}: {t.kind} -- {t.configurations:,} configurations, "
+            f"{len(t.rows)} rows, z3 {t.seconds:.2f} s")
+
+
+def _print_text(out: Console, tables: list[Table]) -> None:
+    out.print(LEGEND)
+    for t in tables:
+        head, body = _rows(t)
+        rt = RichTable(title=_title(t), title_justify="left", show_lines=False)
+        for h in head:
+            rt.add_column(h)
+        for row in body:
+            rt.add_row(*row)
+        out.print(rt)
+
+
+def _markdown(tables: list[Table]) -> str:
+    lines = [LEGEND, ""]
+    for t in tables:
+        head, body = _rows(t)
+        lines += [f"### {_title(t)}", "", "| " + " | ".join(head) + " |",
+                  "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _proof_line(p: Proof) -> str:
+    times = ", ".join(f"{k} {v:.3f} s" for k, v in p.queries.items())
+    if p.holds:
+        return f"{p.profile:>6}  {p.property}: proved for any number of devices ({times})"
+    return (f"{p.profile:>6}  {p.property}: NOT proved, {p.failed_query} fails: "
+            f"{json.dumps(p.counterexample)}")
+
+
+def _proof_json(p: Proof) -> dict[str, Any]:
+    return {"profile": p.profile, "property": p.property, "text": p.text, "holds": p.holds,
+            "failed_query": p.failed_query, "counterexample": p.counterexample,
+            "seconds": {k: round(v, 4) for k, v in p.queries.items()}}
+
+
+@click.command("tables")
+@click.option("--profile", "profiles", multiple=True, type=click.Choice(PROFILE_NAMES),
+              help="QEMU profile (repeatable; default: every profile).")
+@click.option("--devices", type=click.IntRange(1, MAX_TABLE_DEVICES), default=2,
+              show_default=True, help=f"Tables for 1 up to N devices (N <= {MAX_TABLE_DEVICES}).")
+@click.option("--kind", type=click.Choice([*TABLE_KINDS, "all"]), default="all",
+              show_default=True, help="Which table: the tracking method, the blockers, or both.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+              show_default=True)
+@click.option("--prove", "do_prove", is_flag=True,
+              help="Also prove, for any number of devices: device logging is never chosen "
+                   "when a device lacks it; never active with a vIOMMU; a multi-device "
+                   "migration without P2P on every device is blocked.")
+def tables(profiles: tuple[str, ...], devices: int, kind: str, fmt: str, do_prove: bool) -> None:
+    """Decision tables of QEMU's dirty-tracking method and migration blockers, enumerated
+    with z3 over every configuration of up to --devices devices."""
+    names = profiles or PROFILE_NAMES
+    kinds = list(TABLE_KINDS) if kind == "all" else [kind]
+    out = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    if not out.is_terminal:
+        out.width = 220
+    err = Console(file=sys.stderr, highlight=False)
+    result: list[Table] = []
+    for name in names:
+        for n in range(1, devices + 1):
+            for k in kinds:
+                if fmt == "text":
+                    err.print(f"[dim]z3: {name}, {n} device(s), {k} ...[/dim]")
+                result.append(decision_table(name, n, k))
+    proofs: list[Proof] = []
+    if do_prove:
+        for name in names:
+            p = get_profile(name)
+            proofs += [prove_any_devices(p, prop) for prop in DEVICE_PROPERTIES if prop.applies(p)]
+    if fmt == "json":
+        click.echo(json.dumps({"version": 1, "tables": [t.as_json() for t in result],
+                               "proofs": [_proof_json(p) for p in proofs]}, indent=2))
+    elif fmt == "markdown":
+        click.echo(_markdown(result))
+        if proofs:
+            click.echo("### Proved for any number of devices\n")
+            click.echo("\n".join(f"- {_proof_line(p)}" for p in proofs))
+    else:
+        _print_text(out, result)
+        if proofs:
+            out.print("\nFor any number of devices (induction over QEMU's realize loop):")
+            for p in proofs:
+                out.print(_proof_line(p), markup=False)
+    sys.exit(0 if all(p.holds for p in proofs) else 1)

@@ -1,0 +1,1 @@
+"""The migration protocol as a spec for the checker: variables, actions, properties."""

@@ -1,0 +1,210 @@
+"""The VFIO live-migration protocol as a spec for the checker (DESIGN.md section 3).
+
+:func:`build_spec` turns a validated :class:`~model.scenario.Scenario` into a
+:class:`~checker.lang.spec.Spec`: a transition system over the source host (QEMU and the
+kernel's device FSM), the destination host, the guest and its VFIO devices.
+
+* Variables (:func:`declare_layout`) are named as QEMU and the kernel name them: the
+  migration ``status``, each VM's run state, the pre-copy ``round``, per source device the
+  kernel's ``kstate``, QEMU's cached ``qstate`` (``VFIOMigration.device_state``), QEMU's
+  ``data_fd``; per destination device the same plus ``dst_loaded``/``dst_valid``; per
+  guest page the bit sets of :mod:`model.migration.dirty`.
+* Actions (:mod:`model.migration.actions`) follow QEMU's flow (vfio-facts §6, QEMU master
+  hw/vfio/migration.c, migration/migration.c, migration/ram.c) and move every device
+  through the kernel's step function for its features (:mod:`model.fsm.kernel.reader`),
+  one arc per transition, so a patched ``vfio_mig_get_next_state()`` changes the model.
+* Which tracking method QEMU uses, and what blocks migration, is decided by
+  :func:`model.decision.tracking.decide`; the model only executes that decision.
+* Properties (:mod:`model.migration.props`) carry the contract names.
+
+Mutations (``[mutations]`` in a spec) are deliberate bugs: ``no_final_sync``,
+``sync_before_devices_stop``, ``skip_p2p_prepare``, ``retry_keeps_cleared_bits`` and
+``no_recovery_on_cancel`` change QEMU's flow here; ``allow_viommu_device_tracking``,
+``no_unmap_dirty_query``, ``type1_ignores_unpinned_groups`` and
+``device_logging_for_mixed_container`` change QEMU's decision in :mod:`model.decision.tracking`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from checker.lang.layout import Layout
+from checker.lang.spec import Spec
+from model.decision.tracking import TrackingDecision, decide
+from model.fsm.kernel.reader import KernelStepFunction, default_kernel
+from model.fsm.uapi import STATE_NAMES, DeviceState
+from model.migration.actions import ActionBuilder, Parts
+from model.migration.config import ModelConfig, iova_names, make_config, page_names
+from model.migration.dirty import Trackers
+from model.migration.phases import (
+    DST_RUN_NAMES,
+    PHASE_NAMES,
+    REQ_NAMES,
+    SRC_RUN_NAMES,
+    STATUS_NAMES,
+    Control,
+    PhasePlan,
+)
+from model.migration.props import (
+    can_complete,
+    end_states,
+    invariants,
+    legal_device_arcs,
+    migration_ends,
+)
+from model.scenario import Scenario
+
+S = DeviceState
+
+INVARIANT_NAMES = (
+    "TypeOK",
+    "NoPageLost",
+    "DirtyTrackingSound",
+    "NoDeviceTrackingWithViommu",
+    "P2PQuiescedBeforeStop",
+    "SourceRecovers",
+    "DestinationStartsLoaded",
+)
+
+
+def declare_layout(cfg: ModelConfig) -> Layout:
+    """The model's variables; only those the scenario needs (no constant fields)."""
+    D, P = cfg.devices, cfg.pages
+    pages = page_names(P)
+    lay = Layout()
+    lay.var("status", values=STATUS_NAMES, doc="QEMU MigrationStatus on the source")
+    lay.var("refused", 1, doc="the migrate command was refused by a migration blocker")
+    lay.var("src_run", values=SRC_RUN_NAMES, doc="source VM RunState")
+    lay.var("dst_run", values=DST_RUN_NAMES, doc="destination VM")
+    lay.var("pc", values=PHASE_NAMES, doc="the QEMU hook being run")
+    lay.var("cursor", cfg.cursor_bits, doc="device the hook works on")
+    lay.var("req", values=REQ_NAMES, doc="stage of the SET ioctl in flight")
+    lay.var("mig_error", 1, doc="migration_file_set_error() was called")
+    lay.var("round", max(1, cfg.rounds.bit_length()), doc="pre-copy log_syncs done")
+    lay.var("attempt", max(1, (cfg.attempts - 1).bit_length()), doc="migration attempt")
+    if cfg.scenario.migration.device_faults:
+        lay.var("fault_used", 1, doc="the (single) injected device fault has happened")
+    lay.var("dirty_log", 1, doc="global dirty logging started (log_global_start)")
+    lay.var("kstate", values=STATE_NAMES, count=D, doc="source device: kernel state")
+    lay.var("qstate", values=STATE_NAMES, count=D, doc="source device: QEMU's cached state")
+    lay.var("data_fd", 1, count=D, doc="source device: QEMU holds a data_fd")
+    if cfg.p2p_actions:
+        lay.var("p2p_hit", 1, count=D, doc="a P2P write reached the device after it stopped")
+    lay.var("dst_kstate", values=STATE_NAMES, count=D, doc="destination device: kernel")
+    lay.var("dst_qstate", values=STATE_NAMES, count=D, doc="destination device: QEMU cache")
+    lay.var("dst_fd", 1, count=D, doc="destination device: QEMU holds a data_fd")
+    lay.var("dst_loaded", 1, count=D, doc="destination device: its state was written")
+    lay.var("dst_valid", 1, count=D, doc="destination device: RESUMING -> STOP validated it")
+    lay.var("stale", flags=pages, doc="pages whose destination copy is stale (ground truth)")
+    lay.var("bitmap", flags=pages, doc="QEMU's migration bitmap")
+    lay.var("kvm_dirty", flags=pages, doc="KVM dirty log (vCPU writes)")
+    iovas = iova_names(P)
+    if cfg.uses_device_logging:
+        lay.var("dma_log", flags=iovas, count=D, doc="device DMA log, by IOVA")
+        if cfg.viommu:
+            lay.var("log_range", flags=iovas, count=D, doc="IOVAs given at DMA_LOGGING_START")
+    if cfg.uses_iommu_dirty:
+        lay.var("iommu_dirty", flags=iovas if cfg.viommu else pages, count=cfg.spaces,
+                doc="iommufd hwpt dirty bits")
+    if cfg.viommu:
+        lay.var("iova_map", values=("unmapped", *pages), count=D * P,
+                doc="vIOMMU mapping of device d's IOVA i, at index d*pages+i")
+    return lay
+
+
+def initial_state(cfg: ModelConfig) -> dict[str, Any]:
+    D, P = cfg.devices, cfg.pages
+    init: dict[str, Any] = {
+        "status": "none",
+        "src_run": "running",
+        "dst_run": "inmigrate",
+        "pc": "idle",
+        "req": "idle",
+        "kstate": ["RUNNING"] * D,  # vfio_migration_init: QEMU caches RUNNING
+        "qstate": ["RUNNING"] * D,
+        "dst_kstate": ["RUNNING"] * D,
+        "dst_qstate": ["RUNNING"] * D,
+        "stale": cfg.all_pages,  # the destination holds nothing yet
+    }
+    if cfg.viommu:
+        # The guest starts with each IOVA a device uses mapped to the page of the same
+        # number; it may unmap and remap them at will.
+        m = [0] * (D * P)
+        for d in range(D):
+            for i in cfg.dma_iovas[d]:
+                m[d * P + i] = i + 1
+        init["iova_map"] = m
+    # A variable with one element is a plain field: give it a scalar.
+    for name, value in list(init.items()):
+        if isinstance(value, list) and len(value) == 1:
+            init[name] = value[0]
+    return init
+
+
+def applicable(cfg: ModelConfig) -> tuple[str, ...]:
+    """The properties that mean something for this scenario ("all that apply")."""
+    names = [*INVARIANT_NAMES, "LegalDeviceArcs", "MigrationEnds", "MigrationCanComplete"]
+    if not cfg.viommu:
+        names.remove("NoDeviceTrackingWithViommu")
+    if not cfg.p2p_actions:
+        names.remove("P2PQuiescedBeforeStop")
+    if cfg.blocked:
+        names.remove("MigrationCanComplete")
+    return tuple(names)
+
+
+def _selected(scenario: Scenario, cfg: ModelConfig) -> set[str]:
+    wanted = scenario.check.invariants
+    return set(applicable(cfg)) if wanted is None else set(wanted)
+
+
+def build_spec(
+    scenario: Scenario,
+    *,
+    decision: TrackingDecision | None = None,
+    kernel: KernelStepFunction | None = None,
+) -> Spec:
+    """The migration protocol of ``scenario`` as a checkable :class:`Spec`."""
+    decision = decision if decision is not None else decide(scenario)
+    kernel = kernel if kernel is not None else default_kernel()
+    cfg = make_config(scenario, decision, kernel)
+    plan = PhasePlan(cfg)
+    parts = Parts(cfg, plan, Control(cfg, plan), Trackers(cfg))
+    layout = declare_layout(cfg)
+    actions = ActionBuilder(parts).build()
+
+    chosen = _selected(scenario, cfg)
+    invs = {k: v for k, v in invariants(parts).items() if k in chosen}
+    action_invs = {"LegalDeviceArcs": legal_device_arcs(parts)} if "LegalDeviceArcs" in chosen else {}
+    families = list(dict.fromkeys(a.family for a in actions))
+    liveness = {"MigrationEnds": migration_ends(families)} if "MigrationEnds" in chosen else {}
+    witnesses = (
+        {"MigrationCanComplete": can_complete}
+        if "MigrationCanComplete" in chosen and not decision.blocked
+        else {}
+    )
+    info: dict[str, Any] = {
+        "tracking_method": decision.method.value,
+        "blocked": decision.blocked,
+        "blocked_by": list(decision.blocked_by),
+        "blockers": [b.message for b in decision.blockers],
+        "profile": scenario.qemu,
+        "kernel": kernel.source,
+        "notes": list(decision.notes),
+        "mutations": sorted(scenario.mutations),
+        "pages": cfg.pages,
+        "devices": list(cfg.names),
+    }
+    return Spec(
+        name=scenario.name,
+        layout=layout,
+        init=[initial_state(cfg)],
+        actions=actions,
+        invariants=invs,
+        action_invariants=action_invs,
+        liveness=liveness,
+        witnesses=witnesses,
+        end_states=end_states(parts),
+        description=scenario.description,
+        info=info,
+    )
