@@ -47,6 +47,7 @@ from checker.lang.layout import Layout
 from checker.trace import changes
 from cli.check import collect_paths
 from cli.errors import UserError
+from model.contract import PROPERTY_KINDS
 from model.migration.page_proof import (
     BITMAP_EMPTY_TEST_PHASES,
     PAGE,
@@ -62,7 +63,7 @@ from model.migration.page_proof import (
     page_invariants,
     reached_control,
 )
-from model.scenario import PROPERTY_KINDS, Scenario, SpecError, load_scenario
+from model.scenario import Scenario, SpecError, load_scenario
 
 CLAIM = "proved for any number of pages"
 DEFAULT_TIMEOUT_MS = 120_000

@@ -365,7 +365,7 @@ def test_mutation_flips_its_property(mutation: str) -> None:
 
 
 def test_every_contract_mutation_has_a_case() -> None:
-    from model.scenario import MUTATIONS
+    from model.contract import MUTATIONS
 
     assert set(MUTATION_CASES) == set(MUTATIONS)
     for name, (_, prop, _) in MUTATION_CASES.items():

@@ -9,12 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from model.contract import MUTATIONS, PROPERTY_KINDS, PROPERTY_NAMES, Mutation, Property
 from model.profiles import PROFILE_NAMES
 from model.scenario import (
     DEFAULT_RAM,
     MAX_PAGES,
-    MUTATIONS,
-    PROPERTY_NAMES,
     CheckConfig,
     Expect,
     SpecError,
@@ -199,9 +198,30 @@ def test_contract_names() -> None:
         "no_recovery_on_cancel",
     }
     for name, mutation in MUTATIONS.items():
-        assert mutation.name == name and mutation.violates in PROPERTY_NAMES
+        assert mutation.value == name and mutation.violates in PROPERTY_NAMES
+        assert mutation is Mutation(name) and mutation.description
     assert MUTATIONS["skip_p2p_prepare"].violates == "P2PQuiescedBeforeStop"
     assert MUTATIONS["no_recovery_on_cancel"].violates == "SourceRecovers"
+    assert PROPERTY_KINDS == {
+        "TypeOK": "invariant", "NoPageLost": "invariant", "DirtyTrackingSound": "invariant",
+        "NoDeviceTrackingWithViommu": "invariant", "LegalDeviceArcs": "action-invariant",
+        "P2PQuiescedBeforeStop": "invariant", "SourceRecovers": "invariant",
+        "DestinationStartsLoaded": "invariant", "MigrationEnds": "liveness",
+        "MigrationCanComplete": "witness",
+    }
+
+
+def test_contract_members_are_their_spec_file_names() -> None:
+    """Code names properties and mutations by enum member: a typo fails at import time,
+    and a member is interchangeable with its spec-file string."""
+    with pytest.raises(AttributeError):
+        Mutation.NO_FINAL_SYNCH  # type: ignore[attr-defined]  # noqa: B018
+    assert Mutation.NO_FINAL_SYNC == "no_final_sync" and f"{Mutation.NO_FINAL_SYNC}" == "no_final_sync"
+    assert "no_final_sync" in {Mutation.NO_FINAL_SYNC}
+    assert Property.NO_PAGE_LOST == "NoPageLost" and Property.LEGAL_DEVICE_ARCS.is_safety
+    assert not Property.MIGRATION_ENDS.is_safety
+    sc = scenario_from_dict({"devices": [{"name": "vf0"}], "mutations": {"no_final_sync": True}}, P)
+    assert sc.mutations == {Mutation.NO_FINAL_SYNC} and sc.has_mutation("no_final_sync")
 
 
 # --- errors from fixture files ----------------------------------------------------------

@@ -16,9 +16,10 @@ import pytest
 from checker.explore import explore
 from checker.lang.spec import Spec
 from checker.result import Result
+from model.contract import MUTATIONS
 from model.decision.tracking import Method
 from model.migration.spec import build_spec
-from model.scenario import MUTATIONS, Scenario, load_scenario
+from model.scenario import Scenario, load_scenario
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from model.contract import MUTATIONS
 from model.decision.tracking import (
     BLOCKER_CODES,
     MULTIPLE_DEVICES,
@@ -32,7 +33,7 @@ from model.decision.tracking import (
     unmap_queries_dirty,
 )
 from model.profiles import PROFILE_NAMES, PROFILES
-from model.scenario import MUTATIONS, Scenario, scenario_from_dict
+from model.scenario import Scenario, scenario_from_dict
 
 DEVICE = Method.DEVICE_DMA_LOGGING
 TYPE1 = Method.TYPE1

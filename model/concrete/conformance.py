@@ -67,11 +67,11 @@ from model.concrete.executor import (
     ALL_DIRTY,
     MUTATIONS,
     NO_VFIO_REPORT,
-    TYPE1_IGNORES_UNPINNED_GROUPS,
     Executor,
     MigrationConfig,
 )
 from model.concrete.workload import DeviceLoad, PageSet, Workload
+from model.contract import Mutation
 from model.decision.tracking import (
     TrackingDecision,
     decide,
@@ -97,7 +97,7 @@ NO_EXECUTOR_COUNTERPART: tuple[str, ...] = (
     "P2PWrite", "DirtyQueryFails",
 )
 # Mutations the step-by-step mapping cannot express (see the module doc).
-UNMIRRORED_MUTATIONS = frozenset({"no_recovery_on_cancel"})
+UNMIRRORED_MUTATIONS = frozenset({Mutation.NO_RECOVERY_ON_CANCEL})
 
 _MIGRATING = frozenset({"setup", "active", "device"})
 _DESTINATION_DISCARDED = frozenset({"failed", "cancelled"})
@@ -145,7 +145,7 @@ def executor_config(
     # The kernel's pinned scope (every group pins), without the mutation that pretends it:
     # the executor applies type1_ignores_unpinned_groups itself when it has it.
     honest = dataclasses.replace(
-        scenario, mutations=frozenset(scenario.mutations) - {TYPE1_IGNORES_UNPINNED_GROUPS})
+        scenario, mutations=frozenset(scenario.mutations) - {Mutation.TYPE1_IGNORES_UNPINNED_GROUPS})
     return MigrationConfig(
         method=method,
         guest_pages=scenario.vm.pages,

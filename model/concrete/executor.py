@@ -76,6 +76,7 @@ import numpy as np
 
 from model.concrete.bitmap import Bitmap
 from model.concrete.workload import PAGE_SIZE, Workload, writes_in
+from model.contract import Mutation
 
 # Reporting semantics per method.  The first four are the values of QEMU's choice
 # (``model.decision.tracking``); "none" reports nothing from VFIO at all.
@@ -86,22 +87,17 @@ ALL_DIRTY = "all-dirty"
 NO_VFIO_REPORT = "none"
 METHODS = (DEVICE_DMA_LOGGING, TYPE1, IOMMUFD_HW, ALL_DIRTY, NO_VFIO_REPORT)
 
-# The mutations (DESIGN.md §3) the executor can express; the vIOMMU ones, P2P ordering
+# The mutations (model.contract) the executor can express; the vIOMMU ones, P2P ordering
 # and cancel recovery belong to the abstract model only.
-NO_FINAL_SYNC = "no_final_sync"
-SYNC_BEFORE_DEVICES_STOP = "sync_before_devices_stop"
-TYPE1_IGNORES_UNPINNED_GROUPS = "type1_ignores_unpinned_groups"
-DEVICE_LOGGING_FOR_MIXED_CONTAINER = "device_logging_for_mixed_container"
-RETRY_KEEPS_CLEARED_BITS = "retry_keeps_cleared_bits"
 # The ones a timed :meth:`Executor.run` exercises (it makes a single attempt).
-RUN_MUTATIONS = (
-    NO_FINAL_SYNC,
-    SYNC_BEFORE_DEVICES_STOP,
-    TYPE1_IGNORES_UNPINNED_GROUPS,
-    DEVICE_LOGGING_FOR_MIXED_CONTAINER,
+RUN_MUTATIONS: tuple[Mutation, ...] = (
+    Mutation.NO_FINAL_SYNC,
+    Mutation.SYNC_BEFORE_DEVICES_STOP,
+    Mutation.TYPE1_IGNORES_UNPINNED_GROUPS,
+    Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER,
 )
 # retry_keeps_cleared_bits needs a cancelled attempt: step-by-step driving only.
-MUTATIONS = (*RUN_MUTATIONS, RETRY_KEEPS_CLEARED_BITS)
+MUTATIONS: tuple[Mutation, ...] = (*RUN_MUTATIONS, Mutation.RETRY_KEEPS_CLEARED_BITS)
 
 # QEMU's defaults: downtime-limit DEFAULT_MIGRATE_SET_DOWNTIME = 300 ms; the migration
 # thread re-evaluates bandwidth and the threshold every BUFFER_DELAY = 100 ms.
@@ -172,13 +168,13 @@ class MigrationConfig:
         if (
             self.method == DEVICE_DMA_LOGGING
             and not all(d.dma_logging for d in wl.devices)
-            and DEVICE_LOGGING_FOR_MIXED_CONTAINER not in self.mutations
+            and Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER not in self.mutations
         ):
             # QEMU only uses DMA logging when every device of the container supports it
             # (vfio_container_devices_dirty_tracking_is_supported()).
             raise ExecutorError(
                 "device-dma-logging needs every device to support DMA logging "
-                f"(or the mutation {DEVICE_LOGGING_FOR_MIXED_CONTAINER})"
+                f"(or the mutation {Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER})"
             )
 
 
@@ -337,7 +333,7 @@ class Executor:
         or all-dirty report at that sync marks every page again (where QEMU queries VFIO
         during SETUP at all: 10.0+ does, vfio-facts §6.5 says 8.1 stopped doing so).
         """
-        if not (self.attempts and RETRY_KEEPS_CLEARED_BITS in self.config.mutations):
+        if not (self.attempts and Mutation.RETRY_KEEPS_CLEARED_BITS in self.config.mutations):
             self.mark_all_dirty()
         self.attempts += 1
         self.log_global_start()
@@ -422,7 +418,7 @@ class Executor:
             assert self._type1_dirty is not None and self._type1_pins is not None
             pinned_only = (
                 self.config.type1_pinned_scope
-                or TYPE1_IGNORES_UNPINNED_GROUPS in self.config.mutations
+                or Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in self.config.mutations
             )
             if pinned_only:
                 # Pinned pages stay dirty (re-populated after every report); vfio_dma_rw
@@ -609,14 +605,14 @@ class Executor:
         # Switchover.  The guest and its devices run on until vm_stop has stopped them.
         load.write(c.stop_latency)
         self.stop_vcpus()
-        if SYNC_BEFORE_DEVICES_STOP in c.mutations:
-            if NO_FINAL_SYNC not in c.mutations:
+        if Mutation.SYNC_BEFORE_DEVICES_STOP in c.mutations:
+            if Mutation.NO_FINAL_SYNC not in c.mutations:
                 self.log_sync()
             load.write(c.stop_latency)  # devices still DMA until their state change
             self.stop_devices()
         else:
             self.stop_devices()
-            if NO_FINAL_SYNC not in c.mutations:
+            if Mutation.NO_FINAL_SYNC not in c.mutations:
                 self.log_sync()  # ram_save_complete(): the last sync, devices stopped
         final = self.send_all()
         downtime = (final * PAGE_SIZE + self.stop_copy_bytes) / bw

@@ -47,6 +47,7 @@ from typing import Any
 
 import z3
 
+from model.contract import Mutation
 from model.decision.tracking import (
     BLOCKER_CODES,
     MIGRATION_DISABLED,
@@ -95,8 +96,8 @@ BACKENDS = ("type1", "iommufd")
 
 # Mutations that change the decision (the others act in the protocol model;
 # no_unmap_dirty_query only changes what a vIOMMU unmap does, not the choice).
-DECISION_MUTATIONS = ("allow_viommu_device_tracking", "device_logging_for_mixed_container",
-                      "type1_ignores_unpinned_groups")
+DECISION_MUTATIONS = (Mutation.ALLOW_VIOMMU_DEVICE_TRACKING, Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER,
+                      Mutation.TYPE1_IGNORES_UNPINNED_GROUPS)
 
 Bool = z3.BoolRef
 Term = z3.ArithRef
@@ -425,7 +426,7 @@ def realize_step(p: Profile, g: GlobalTerms, s: Realized, d: DeviceTerms,
     migratable = z3.If(runs, _sat_inc(s.migratable), s.migratable)
     mig_all_p2p = z3.If(runs, z3.And(s.migratable_all_p2p, d.p2p), s.migratable_all_p2p)
     # Mutation allow_viommu_device_tracking: no vIOMMU blocker for a device-tracking user.
-    drops_viommu = z3.And(dt, z3.BoolVal("allow_viommu_device_tracking" in muts))
+    drops_viommu = z3.And(dt, z3.BoolVal(Mutation.ALLOW_VIOMMU_DEVICE_TRACKING in muts))
     new: dict[str, Bool] = {c: z3.BoolVal(False) for c in BLOCKER_CODES}
     new[MIGRATION_DISABLED] = z3.And(live, off)
 
@@ -524,13 +525,13 @@ def finish(p: Profile, g: GlobalTerms, s: Realized, mutations: Iterable[str] = (
                       z3.Not(realize_blocked))
     blockers = tuple(z3.Or(b, postcopy) if c == POSTCOPY else b
                      for c, b in zip(BLOCKER_CODES, s.blockers, strict=True))
-    mixed = z3.And(s.any_device_dt, z3.BoolVal("device_logging_for_mixed_container" in muts))
+    mixed = z3.And(s.any_device_dt, z3.BoolVal(Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER in muts))
     method = z3.If(z3.Or(s.all_device_dt, mixed), z3.IntVal(M_DEVICE),
                    z3.If(z3.Not(g.iommufd), z3.IntVal(M_TYPE1),
                          z3.If(iommu_dirty_tracking(p, g), z3.IntVal(M_IOMMUFD),
                                z3.IntVal(M_ALL_DIRTY))))
     pinned = z3.And(z3.Not(g.iommufd),
-                    z3.Or(s.all_pin, z3.BoolVal("type1_ignores_unpinned_groups" in muts)))
+                    z3.Or(s.all_pin, z3.BoolVal(Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in muts)))
     first = z3.If(postcopy, z3.IntVal(BLOCKER_CODES.index(POSTCOPY)), s.first)
     return Outcome(method, pinned, blockers, s.stopped, first)
 

@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from model.contract import PAGE_SIZE, Mutation
 from model.profiles import (
     EnableMigrationProperty,
     MultiDeviceOnError,
@@ -40,7 +41,7 @@ from model.profiles import (
     Profile,
     ViommuRule,
 )
-from model.scenario import PAGE_SIZE, DeviceConfig, Scenario, format_size
+from model.scenario import DeviceConfig, Scenario, format_size
 
 
 class Method(StrEnum):
@@ -284,7 +285,7 @@ def _realize_8_0(scenario: Scenario, out: _Collector, migratable: list[DeviceCon
 
 def _mutation_drops_viommu(scenario: Scenario, dev: DeviceConfig) -> bool:
     """Mutation ``allow_viommu_device_tracking``: no vIOMMU blocker for a device-tracking user."""
-    return ("allow_viommu_device_tracking" in scenario.mutations
+    return (Mutation.ALLOW_VIOMMU_DEVICE_TRACKING in scenario.mutations
             and device_dirty_tracking_enabled(dev, scenario.profile))
 
 
@@ -436,7 +437,7 @@ def choose_method(scenario: Scenario) -> tuple[Method, frozenset[str]]:
     logging = [d.name for d in scenario.devices if device_dirty_tracking_enabled(d, profile)]
     if len(logging) == len(scenario.devices):
         return Method.DEVICE_DMA_LOGGING, frozenset(logging)
-    if logging and "device_logging_for_mixed_container" in scenario.mutations:
+    if logging and Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER in scenario.mutations:
         return Method.DEVICE_DMA_LOGGING, frozenset(logging)
     if scenario.host.iommu == "type1":
         return Method.TYPE1, frozenset()
@@ -454,7 +455,7 @@ def type1_pinned_scope(scenario: Scenario) -> bool:
     """
     if scenario.host.iommu != "type1":
         return False
-    if "type1_ignores_unpinned_groups" in scenario.mutations:
+    if Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in scenario.mutations:
         return True
     return all(d.pins for d in scenario.devices)
 
@@ -467,7 +468,7 @@ def unmap_queries_dirty(scenario: Scenario) -> bool:
     iommufd: no query before master (TODO in iommufd_cdev_unmap), master queries NO_CLEAR
     before unmapping, or unmaps then queries for device logs (f051dbeb91).
     """
-    if "no_unmap_dirty_query" in scenario.mutations:
+    if Mutation.NO_UNMAP_DIRTY_QUERY in scenario.mutations:
         return False
     if scenario.host.iommu == "type1":
         return True
@@ -563,7 +564,7 @@ def _explain_type1(scenario: Scenario, method: Method, pinned_scope: bool,
         out.note(f"type1 reports every mapped page dirty at every query ({', '.join(unpinned)} "
                  "never pins)")
         return
-    if "type1_ignores_unpinned_groups" in scenario.mutations and not all(
+    if Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in scenario.mutations and not all(
             d.pins for d in scenario.devices):
         out.note("type1 reports only pinned pages although a group does not pin "
                  "(mutation type1_ignores_unpinned_groups)")
@@ -577,7 +578,7 @@ def _explain_type1(scenario: Scenario, method: Method, pinned_scope: bool,
 
 
 def _explain_unmap(scenario: Scenario, queries: bool, out: _Collector) -> None:
-    if "no_unmap_dirty_query" in scenario.mutations:
+    if Mutation.NO_UNMAP_DIRTY_QUERY in scenario.mutations:
         out.note("vIOMMU unmaps drop dirty bits (mutation no_unmap_dirty_query)")
     elif scenario.host.iommu == "type1":
         out.cite(SRC_UNMAP_TYPE1)
