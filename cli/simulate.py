@@ -199,11 +199,11 @@ def build_plan(spec_path: str, opts: Options, methods: Sequence[str]) -> Plan:
     qemu_method = str(decision.method.value)
     # What QEMU's choice reports in this profile.  From 10.0 log_sync waits for "tracking
     # started", which the all-dirty fallback never sets, so nothing reports the devices'
-    # writes (d77e85dbd7, 0ae05e087f; the abstract model's ModelConfig.all_dirty_reports
-    # applies this to the profiles 10.2 and master).
+    # writes (d77e85dbd7, 0ae05e087f: the profile flag log_sync_needs_tracking_started,
+    # which the abstract model's ModelConfig.all_dirty_reports reads too).
     reporting = qemu_method
     warnings: list[str] = []
-    if qemu_method == ALL_DIRTY and scenario.profile.at_least("10.2"):
+    if qemu_method == ALL_DIRTY and scenario.profile.log_sync_needs_tracking_started:
         reporting = NO_VFIO_REPORT
         warnings.append(f"QEMU {scenario.profile.name}: the all-dirty fallback is never reached "
                         "from log_sync (dirty tracking never counts as started), so nothing "

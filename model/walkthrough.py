@@ -171,7 +171,7 @@ def _profile_no_tracking(p: Profile) -> str:
     needs = "DMA logging or iommufd dirty tracking" if p.auto_accepts_iommu_dirty_tracking else "DMA logging"
     fallback = (
         "with enable-migration=on: every page dirty at each sync"
-        if not p.at_least("10.2")
+        if not p.log_sync_needs_tracking_started
         else "with enable-migration=on: log_sync not run at all (tracking never 'started')"
     )
     return f"auto: blocked without {needs}; {fallback}"
@@ -590,4 +590,4 @@ def all_statements() -> tuple[Statement, ...]:
 
 def profiles() -> tuple[Profile, ...]:
     """The QEMU profiles in release order (for per-profile rows)."""
-    return tuple(sorted(PROFILES.values(), key=lambda p: p.order))
+    return tuple(PROFILES.values())

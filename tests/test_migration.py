@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from checker.explore import explore
 from checker.lang.spec import Spec
-from model.decision.tracking import decide
+from model.decision.tracking import Method, decide
 from model.fsm.kernel.reader import (
     KernelStepFunction,
     NonTerminatingStep,
@@ -505,7 +505,8 @@ def test_unmutated_model_keeps_every_invariant(data: dict[str, Any]) -> None:
         return
     assert res.violation is not None
     v = res.violation.name
-    all_dirty_gap = (spec.info["tracking_method"] == "all-dirty"
-                     and sc.profile.at_least("10.2") and v in ("NoPageLost", "DirtyTrackingSound"))
+    all_dirty_gap = (decide(sc).method is Method.ALL_DIRTY
+                     and sc.profile.log_sync_needs_tracking_started
+                     and v in ("NoPageLost", "DirtyTrackingSound"))
     dst_fault = sc.migration.device_faults and v == "DestinationStartsLoaded"
     assert all_dirty_gap or dst_fault, (v, data)

@@ -115,18 +115,19 @@ def executor_config(
 ) -> MigrationConfig:
     """The executor configuration mirroring ``scenario``: one executor page per model page.
 
-    The method is QEMU's choice (:func:`model.decision.tracking.decide`), except that from QEMU 10.0
-    the all-dirty fallback is never reached from log_sync (the profiles 10.2 and master),
-    which the executor calls "none" -- as ``vfio-migcheck simulate`` does.  Devices write
-    their ``dma_pages`` and pin their ``pins``; they are physical functions (their DMA
-    bypasses type1's ``vfio_dma_rw()``).  ``mutations`` overrides the scenario's executor
-    mutations (to apply one to the executor only); the method stays QEMU's choice for the
-    scenario as written (so ``device_logging_for_mixed_container`` picks DMA logging
-    there, the executor's copy of it only allows that choice).
+    The method is QEMU's choice (:func:`model.decision.tracking.decide`), except that from
+    QEMU 10.0 the all-dirty fallback is never reached from log_sync (the profile flag
+    ``log_sync_needs_tracking_started``), which the executor calls "none" -- as
+    ``vfio-migcheck simulate`` does.  Devices write their ``dma_pages`` and pin their
+    ``pins``; they are physical functions (their DMA bypasses type1's ``vfio_dma_rw()``).
+    ``mutations`` overrides the scenario's executor mutations (to apply one to the executor
+    only); the method stays QEMU's choice for the scenario as written (so
+    ``device_logging_for_mixed_container`` picks DMA logging there, the executor's copy of
+    it only allows that choice).
     """
     decision = decision if decision is not None else decide(scenario)
     method = str(decision.method.value)
-    if method == ALL_DIRTY and scenario.profile.at_least("10.2"):
+    if method == ALL_DIRTY and scenario.profile.log_sync_needs_tracking_started:
         method = NO_VFIO_REPORT
     devices = tuple(
         DeviceLoad(

@@ -986,7 +986,6 @@ DEVICE_PROPERTIES: tuple[DeviceProperty, ...] = (
         "two or more devices, one of them without VFIO_MIGRATION_P2P: migration is blocked",
         _multi_needs_p2p,
         _p2p_strengthening,
-        lambda p: p.at_least("8.0"),
     ),
 )
 

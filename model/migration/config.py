@@ -137,9 +137,9 @@ class ModelConfig:
         ``dirty_pages_started`` when the container has no dirty support.  So from 10.0 the
         all-dirty branch of ``vfio_container_query_dirty_bitmap()`` is never reached and a
         device without any tracking (allowed with ``enable-migration=on``) has its writes
-        reported by nobody.  Profiles 10.2 and master have this behaviour.
+        reported by nobody: the profile flag ``log_sync_needs_tracking_started``.
         """
-        return not self.profile.at_least("10.2")
+        return not self.profile.log_sync_needs_tracking_started
 
     @property
     def sync_suppressing_states(self) -> np.ndarray:
