@@ -38,11 +38,12 @@ from model.concrete.executor import (
     RUN_MUTATIONS,
     Executor,
     ExecutorError,
-    MigrationConfig,
     MigrationResult,
+    RunConfig,
     RunStatus,
 )
-from model.concrete.workload import PAGE_SIZE, DeviceLoad, PageSet, Workload
+from model.concrete.workload import DeviceLoad, PageSet, Workload
+from model.contract import PAGE_SIZE
 
 # --- units ----------------------------------------------------------------------------------
 
@@ -140,7 +141,7 @@ class Plan:
     unmodelled_mutations: list[str]
     viommu: bool
     warnings: list[str]
-    configs: list[tuple[str, MigrationConfig]]  # (how chosen: "qemu"|"override", config)
+    configs: list[tuple[str, RunConfig]]  # (how chosen: "qemu"|"override", config)
 
 
 def _regions(pages: int, abstract: int) -> list[tuple[int, int]]:
@@ -211,7 +212,7 @@ def build_plan(spec_path: str, opts: Options, methods: Sequence[str]) -> Plan:
     chosen = [(m, "override") for m in methods] if methods else [(reporting, "qemu")]
     configs = []
     for method, how in chosen:
-        cfg = MigrationConfig(
+        cfg = RunConfig(
             method=method,
             guest_pages=n,
             workload=workload,

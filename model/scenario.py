@@ -79,9 +79,14 @@ class SpecError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        if self.key:
-            return f"{self.path}: {self.key}: {self.message}"
-        return f"{self.path}: {self.message}"
+        text = f"{self.path}: {self.key}: {self.message}" if self.key else f"{self.path}: {self.message}"
+        return _one_line(text)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters (a newline inside a quoted value or key of the
+    file) written as escapes, so an error stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 # --- the typed configuration --------------------------------------------------------------

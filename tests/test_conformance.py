@@ -44,9 +44,10 @@ from model.concrete.executor import (
     RUN_MUTATIONS,
     TYPE1,
     Executor,
-    MigrationConfig,
+    RunConfig,
 )
-from model.concrete.workload import PAGE_SIZE, DeviceLoad, PageSet, Workload
+from model.concrete.workload import DeviceLoad, PageSet, Workload
+from model.contract import PAGE_SIZE
 from model.migration.spec import build_spec
 from model.scenario import Scenario, scenario_from_dict
 
@@ -439,7 +440,7 @@ def test_under_retry_keeps_cleared_bits_the_first_sync_would_matter() -> None:
 class _Recording(Executor):
     """An executor that records its switchover calls (those after the vCPUs stop)."""
 
-    def __init__(self, config: MigrationConfig) -> None:
+    def __init__(self, config: RunConfig) -> None:
         super().__init__(config)
         self.trail: list[str] = []
 
@@ -486,7 +487,7 @@ def test_the_timed_run_switches_over_in_the_models_order(mutation: str | None) -
     phase plan does, with and without the two mutations that change that order."""
     name = "dma-logging" if mutation is None else f"mutation-{mutation.replace('_', '-')}"
     expected = _model_switchover(name)
-    cfg = MigrationConfig(
+    cfg = RunConfig(
         method=DEVICE_DMA_LOGGING, guest_pages=64, max_rounds=2,
         workload=Workload(devices=(DeviceLoad("vf0", dma_rate=64 * PAGE_SIZE,
                                               pages=PageSet.span(0, 8)),)),

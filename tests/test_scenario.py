@@ -458,3 +458,11 @@ def test_garbage_never_crashes(data: dict[str, Any]) -> None:
     except SpecError as exc:
         text = str(exc)
         assert text.startswith(f"{P}: ") and "\n" not in text
+
+
+def test_control_characters_in_a_value_stay_on_one_line() -> None:
+    """A quoted TOML string may hold a newline; the error still is one line (escaped)."""
+    with pytest.raises(SpecError) as info:
+        scenario_from_dict({"qemu": "9.1\nmaster", "devices": [{}]}, P)
+    assert str(info.value) == (f'{P}: qemu: unknown profile "9.1\\nmaster"; allowed: '
+                               '"8.0", "8.1", "8.2", "9.1", "10.2", "master"')

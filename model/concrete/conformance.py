@@ -68,7 +68,7 @@ from model.concrete.executor import (
     MUTATIONS,
     NO_VFIO_REPORT,
     Executor,
-    MigrationConfig,
+    RunConfig,
 )
 from model.concrete.workload import DeviceLoad, PageSet, Workload
 from model.contract import Mutation
@@ -112,7 +112,7 @@ def executor_config(
     decision: TrackingDecision | None = None,
     *,
     mutations: frozenset[str] | None = None,
-) -> MigrationConfig:
+) -> RunConfig:
     """The executor configuration mirroring ``scenario``: one executor page per model page.
 
     The method is QEMU's choice (:func:`model.decision.tracking.decide`), except that from
@@ -147,7 +147,7 @@ def executor_config(
     # the executor applies type1_ignores_unpinned_groups itself when it has it.
     honest = dataclasses.replace(
         scenario, mutations=frozenset(scenario.mutations) - {Mutation.TYPE1_IGNORES_UNPINNED_GROUPS})
-    return MigrationConfig(
+    return RunConfig(
         method=method,
         guest_pages=scenario.vm.pages,
         workload=Workload(devices=devices),

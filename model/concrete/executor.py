@@ -70,13 +70,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
 from model.concrete.bitmap import Bitmap
-from model.concrete.workload import PAGE_SIZE, Workload, writes_in
-from model.contract import Mutation
+from model.concrete.workload import Workload, writes_in
+from model.contract import PAGE_SIZE, Mutation
 
 # Reporting semantics per method.  The first four are the values of QEMU's choice
 # (``model.decision.tracking``); "none" reports nothing from VFIO at all.
@@ -112,9 +113,13 @@ class ExecutorError(ValueError):
     """A configuration the executor cannot run, or an action out of order (one line)."""
 
 
+_VERSION_DTYPES = ("uint16", "uint32", "uint64")
+
+
 @dataclass(frozen=True)
-class MigrationConfig:
-    """Everything one concrete run depends on (no dependency on the spec-file loader)."""
+class RunConfig:
+    """Everything one concrete run depends on (no dependency on the spec-file loader;
+    :mod:`model.concrete.plan` derives it from a scenario)."""
 
     method: str
     guest_pages: int
@@ -130,52 +135,55 @@ class MigrationConfig:
     version_dtype: str = "uint32"
 
     def validate(self) -> None:
-        if self.method not in METHODS:
-            raise ExecutorError(f"method {self.method!r}: allowed {', '.join(METHODS)}")
-        if self.guest_pages < 1:
-            raise ExecutorError("guest size must be at least one page")
-        if not self.bandwidth > 0:
-            raise ExecutorError("bandwidth must be positive")
-        if not self.downtime_limit > 0:
-            raise ExecutorError("downtime limit must be positive")
-        if not self.step > 0:
-            raise ExecutorError("time step must be positive")
-        if self.stop_latency < 0:
-            raise ExecutorError("stop latency cannot be negative")
-        if self.max_rounds < 1:
-            raise ExecutorError("max rounds must be at least 1")
+        """Raise :class:`ExecutorError` (one line) for a configuration the executor cannot run."""
+        problems = chain(self._run_problems(), self._workload_problems(), self._method_problems())
+        first = next(problems, None)
+        if first is not None:
+            raise ExecutorError(first)
+
+    def _run_problems(self) -> Iterator[str]:
+        """The link, the timing and the bookkeeping."""
+        checks = (
+            (self.method in METHODS, f"method {self.method!r}: allowed {', '.join(METHODS)}"),
+            (self.guest_pages >= 1, "guest size must be at least one page"),
+            (self.bandwidth > 0, "bandwidth must be positive"),
+            (self.downtime_limit > 0, "downtime limit must be positive"),
+            (self.step > 0, "time step must be positive"),
+            (self.stop_latency >= 0, "stop latency cannot be negative"),
+            (self.max_rounds >= 1, "max rounds must be at least 1"),
+        )
+        yield from (message for ok, message in checks if not ok)
         unknown = sorted(set(self.mutations) - set(MUTATIONS))
         if unknown:
-            raise ExecutorError(
-                f"mutation(s) {', '.join(unknown)} not modelled by the executor; "
-                f"allowed {', '.join(MUTATIONS)}"
-            )
-        if self.version_dtype not in ("uint16", "uint32", "uint64"):
-            raise ExecutorError("version_dtype: allowed uint16, uint32, uint64")
+            yield (f"mutation(s) {', '.join(unknown)} not modelled by the executor; "
+                   f"allowed {', '.join(MUTATIONS)}")
+        if self.version_dtype not in _VERSION_DTYPES:
+            yield f"version_dtype: allowed {', '.join(_VERSION_DTYPES)}"
+
+    def _workload_problems(self) -> Iterator[str]:
+        """Rates and page sets: non-negative, non-empty where written, inside the guest."""
         wl = self.workload
         if wl.cpu_dirty_rate < 0 or any(d.dma_rate < 0 for d in wl.devices):
-            raise ExecutorError("dirty rates cannot be negative")
+            yield "dirty rates cannot be negative"
         if wl.cpu_dirty_rate > 0 and not wl.hot_set:
-            raise ExecutorError("a CPU dirty rate needs a non-empty hot set")
+            yield "a CPU dirty rate needs a non-empty hot set"
         for d in wl.devices:
             for what, ps in (("pages", d.pages), ("pins", d.pins)):
                 if ps.max_page() >= self.guest_pages:
-                    raise ExecutorError(f"device {d.name}: {what} beyond the guest's last page")
+                    yield f"device {d.name}: {what} beyond the guest's last page"
             if d.dma_rate > 0 and not d.pages:
-                raise ExecutorError(f"device {d.name}: a DMA rate needs a non-empty page set")
+                yield f"device {d.name}: a DMA rate needs a non-empty page set"
         if wl.hot_set.max_page() >= self.guest_pages:
-            raise ExecutorError("CPU hot set beyond the guest's last page")
-        if (
-            self.method == DEVICE_DMA_LOGGING
-            and not all(d.dma_logging for d in wl.devices)
-            and Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER not in self.mutations
-        ):
-            # QEMU only uses DMA logging when every device of the container supports it
-            # (vfio_container_devices_dirty_tracking_is_supported()).
-            raise ExecutorError(
-                "device-dma-logging needs every device to support DMA logging "
-                f"(or the mutation {Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER})"
-            )
+            yield "CPU hot set beyond the guest's last page"
+
+    def _method_problems(self) -> Iterator[str]:
+        # QEMU only uses DMA logging when every device of the container supports it
+        # (vfio_container_devices_dirty_tracking_is_supported()).
+        if (self.method == DEVICE_DMA_LOGGING
+                and not all(d.dma_logging for d in self.workload.devices)
+                and Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER not in self.mutations):
+            yield ("device-dma-logging needs every device to support DMA logging "
+                   f"(or the mutation {Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER})")
 
 
 @dataclass(frozen=True)
@@ -252,7 +260,7 @@ class Executor:
     is a lost page.
     """
 
-    def __init__(self, config: MigrationConfig) -> None:
+    def __init__(self, config: RunConfig) -> None:
         config.validate()
         self.config = config
         n = config.guest_pages
