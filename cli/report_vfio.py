@@ -506,7 +506,9 @@ Z3_EXTRA_TABLES = {"master": [(2, "blockers")]}
 
 def z3_results() -> dict[str, Any]:
     """The proofs and decision tables as plain data (run in a fresh interpreter)."""
-    from model.decision.smt import PROFILE_NAMES, decision_table, prove_all
+    from model.decision.proofs import prove_all
+    from model.decision.tables import decision_table
+    from model.profiles import PROFILE_NAMES
 
     proofs = [
         {

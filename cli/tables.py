@@ -1,5 +1,5 @@
 """``vfio-migcheck tables``: QEMU's dirty-tracking choice and migration blockers as decision
-tables, enumerated by z3 over every configuration (:mod:`model.decision.smt`).
+tables, enumerated by z3 over every configuration (:mod:`model.decision.tables`).
 
 Per profile and device count, two tables:
 
@@ -24,15 +24,9 @@ import click
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from model.decision.smt import (
-    DEVICE_PROPERTIES,
-    MAX_TABLE_DEVICES,
-    TABLE_KINDS,
-    Proof,
-    Table,
-    decision_table,
-    prove_any_devices,
-)
+from model.decision.proofs import DEVICE_PROPERTIES, Proof, prove_any_devices
+from model.decision.space import MAX_TABLE_DEVICES
+from model.decision.tables import TABLE_KINDS, Table, decision_table
 from model.profiles import PROFILE_NAMES, get_profile
 
 ANY = "·"
