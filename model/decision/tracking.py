@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
 
 from model.contract import PAGE_SIZE, Mutation
 from model.profiles import (
@@ -289,101 +289,137 @@ def _mutation_drops_viommu(scenario: Scenario, dev: DeviceConfig) -> bool:
             and device_dirty_tracking_enabled(dev, scenario.profile))
 
 
+class _Next(Enum):
+    """What follows one check of vfio_migration_realize() for a device."""
+
+    GO_ON = "go on"  # the device passed: the next check runs
+    NEXT_DEVICE = "next device"  # a blocker ends this device's realize; the next device's begins
+    STOP = "stop"  # a realize error (enable-migration=on): QEMU exits
+
+
 def _realize(scenario: Scenario, out: _Collector, migratable: list[DeviceConfig]) -> None:
     """QEMU 8.1+: vfio_migration_realize() for each device in order, stopping at an error."""
-    profile = scenario.profile
-    iommu_dt = iommu_dirty_tracking(scenario)
-    global_multi = False
-    for index, dev in enumerate(scenario.devices):
-        mode = dev.properties.enable_migration
-        on = mode == "on"
-        # 1. enable-migration=off: a blocker, never an error (8bbcb64a71).
-        if mode == "off":
-            out.block(MIGRATION_DISABLED, dev.name,
-                      f"{dev.name}: enable-migration=off ('Migration is disabled for VFIO "
-                      "device')", SRC_ENABLE_MIGRATION)
-            continue
-        # 2. vfio_migration_init() succeeds: the device now holds a migration object.
-        migratable.append(dev)
-        # 3. A usable dirty-tracking method for this device.  8.1/8.2: DMA logging only
-        # (8bbcb64a71); 9.1+: or an iommufd dirty-capable hwpt (f48b472450).
-        device_dt = device_dirty_tracking_enabled(dev, profile)
-        usable = device_dt or (profile.auto_accepts_iommu_dirty_tracking and iommu_dt)
-        if not usable:
-            source = (SRC_NO_DIRTY_9_1 if profile.auto_accepts_iommu_dirty_tracking
-                      else SRC_NO_DIRTY_8_1)
-            what = ("device or IOMMU dirty tracking" if profile.auto_accepts_iommu_dirty_tracking
-                    else "device dirty tracking (DMA logging)")
-            if mode == "auto":
-                # The device keeps its migration object: it still counts for step 4 of
-                # later devices (the add_blocker path only deinits on failure).
-                out.block(NO_DIRTY_TRACKING, dev.name,
-                          f"{dev.name}: no {what} under enable-migration=auto", source)
+    _Realizer(scenario, out, migratable).run()
+
+
+class _Realizer:
+    """vfio_migration_realize() of 8.1+, one device after the other, as its checks run:
+    1. enable-migration=off, 2. vfio_migration_init(), 3. a usable dirty-tracking method,
+    4. more than one migratable device, 5. a vIOMMU."""
+
+    def __init__(self, scenario: Scenario, out: _Collector,
+                 migratable: list[DeviceConfig]) -> None:
+        self.scenario = scenario
+        self.profile = scenario.profile
+        self.out = out
+        self.migratable = migratable  # devices holding a migration object, in realize order
+        self.iommu_dt = iommu_dirty_tracking(scenario)
+        self.global_multi = False  # the shared multi-device blocker is installed
+
+    def run(self) -> None:
+        for index, dev in enumerate(self.scenario.devices):
+            # 1. enable-migration=off: a blocker, never an error (8bbcb64a71).
+            if dev.properties.enable_migration == "off":
+                self.out.block(MIGRATION_DISABLED, dev.name,
+                               f"{dev.name}: enable-migration=off ('Migration is disabled for "
+                               "VFIO device')", SRC_ENABLE_MIGRATION)
                 continue
-            if (profile.type1_large_ram_blocker and scenario.host.iommu == "type1"
-                    and scenario.vm.ram > TYPE1_RAM_LIMIT):
-                out.block(TYPE1_LARGE_RAM, dev.name,
-                          f"{dev.name}: guest RAM {format_size(scenario.vm.ram)} exceeds type1's "
-                          f"unmap_bitmap limit {format_size(TYPE1_RAM_LIMIT)}",
-                          SRC_LARGE_RAM, error=True)
-                migratable.remove(dev)
-                _stop_after(scenario, index, out)
+            # 2. vfio_migration_init() succeeds: the device now holds a migration object.
+            self.migratable.append(dev)
+            step = _Next.GO_ON
+            for check in (self._dirty_tracking, self._multiple_devices, self._viommu):
+                step = check(dev)
+                if step is not _Next.GO_ON:
+                    break
+            if step is _Next.STOP:
+                self.migratable.remove(dev)
+                _stop_after(self.scenario, index, self.out)
                 return
-            out.note(f"{dev.name}: no {what}; enable-migration=on only warns, so migration "
-                     "relies on container tracking or marks every page dirty", source)
-        elif not device_dt:
-            out.note(f"{dev.name}: IOMMU dirty tracking satisfies enable-migration="
-                     f"{mode}", SRC_NO_DIRTY_9_1)
-        # 4. More than one migratable device (counted over every device realized so far).
+
+    def _dirty_tracking(self, dev: DeviceConfig) -> _Next:
+        """3. A usable dirty-tracking method for this device.  8.1/8.2: DMA logging only
+        (8bbcb64a71); 9.1+: or an iommufd dirty-capable hwpt (f48b472450)."""
+        profile, scenario, out = self.profile, self.scenario, self.out
+        mode = dev.properties.enable_migration
+        device_dt = device_dirty_tracking_enabled(dev, profile)
+        if device_dt or (profile.auto_accepts_iommu_dirty_tracking and self.iommu_dt):
+            if not device_dt:
+                out.note(f"{dev.name}: IOMMU dirty tracking satisfies enable-migration="
+                         f"{mode}", SRC_NO_DIRTY_9_1)
+            return _Next.GO_ON
+        source = (SRC_NO_DIRTY_9_1 if profile.auto_accepts_iommu_dirty_tracking
+                  else SRC_NO_DIRTY_8_1)
+        what = ("device or IOMMU dirty tracking" if profile.auto_accepts_iommu_dirty_tracking
+                else "device dirty tracking (DMA logging)")
+        if mode == "auto":
+            # The device keeps its migration object: it still counts for step 4 of
+            # later devices (the add_blocker path only deinits on failure).
+            out.block(NO_DIRTY_TRACKING, dev.name,
+                      f"{dev.name}: no {what} under enable-migration=auto", source)
+            return _Next.NEXT_DEVICE
+        if (profile.type1_large_ram_blocker and scenario.host.iommu == "type1"
+                and scenario.vm.ram > TYPE1_RAM_LIMIT):
+            out.block(TYPE1_LARGE_RAM, dev.name,
+                      f"{dev.name}: guest RAM {format_size(scenario.vm.ram)} exceeds type1's "
+                      f"unmap_bitmap limit {format_size(TYPE1_RAM_LIMIT)}",
+                      SRC_LARGE_RAM, error=True)
+            return _Next.STOP
+        out.note(f"{dev.name}: no {what}; enable-migration=on only warns, so migration "
+                 "relies on container tracking or marks every page dirty", source)
+        return _Next.GO_ON
+
+    def _multiple_devices(self, dev: DeviceConfig) -> _Next:
+        """4. More than one migratable device (counted over every device realized so far)."""
+        profile, migratable, out = self.profile, self.migratable, self.out
         rule_all_p2p = profile.multi_device_rule is MultiDeviceRule.ALL_P2P
-        supported = len(migratable) <= 1 or (rule_all_p2p and all(d.has_p2p for d in migratable))
-        if not supported:
-            code = MULTIPLE_DEVICES_WITHOUT_P2P if rule_all_p2p else MULTIPLE_DEVICES
-            source = SRC_MULTI_P2P if rule_all_p2p else SRC_MULTI_8_1
-            lacking = ", ".join(d.name for d in migratable if not d.has_p2p)
-            reason = (f"{len(migratable)} migratable VFIO devices, not all with "
-                      f"VFIO_MIGRATION_P2P (lacking: {lacking})" if rule_all_p2p
-                      else f"{len(migratable)} migratable VFIO devices: QEMU {profile.name} "
-                           "migrates at most one")
-            fails = on and (profile.multi_device_on_error is MultiDeviceOnError.ALWAYS
-                            or (profile.multi_device_on_error is MultiDeviceOnError.FIRST_ONLY
-                                and not global_multi))
-            if fails:
-                out.block(code, dev.name, f"{dev.name}: enable-migration=on but {reason}",
-                          source, error=True)
-                migratable.remove(dev)
-                _stop_after(scenario, index, out)
-                return
-            if not global_multi:
-                global_multi = True
-                out.block(code, None, reason, source)
-        elif len(migratable) > 1:
-            out.note(f"{len(migratable)} migratable devices, all with VFIO_MIGRATION_P2P: "
-                      "allowed", SRC_MULTI_P2P)
-        # 5. vIOMMU: every device up to 10.2 (3c26c80a0a); master only device dirty
-        # tracking users (0e3c1e2b2b).
-        if scenario.vm.viommu:
-            applies = (profile.viommu_rule is ViommuRule.EVERY_DEVICE
-                       or (profile.viommu_rule is ViommuRule.DEVICE_TRACKING_ONLY and device_dt))
-            if applies and _mutation_drops_viommu(scenario, dev):
-                out.note(f"{dev.name}: vIOMMU blocker dropped (mutation "
-                         "allow_viommu_device_tracking)")
-                applies = False
-            elif not applies:
-                out.note(f"{dev.name}: behind a vIOMMU but without device dirty tracking: "
-                         "allowed", SRC_VIOMMU_MASTER)
-            if applies:
-                source = (SRC_VIOMMU_MASTER if profile.viommu_rule is ViommuRule.DEVICE_TRACKING_ONLY
-                          else SRC_VIOMMU_8_1)
-                why = ("device dirty tracking cannot follow vIOMMU mappings"
-                       if profile.viommu_rule is ViommuRule.DEVICE_TRACKING_ONLY
-                       else f"QEMU {profile.name} blocks every VFIO device behind a vIOMMU")
-                out.block(VIOMMU, dev.name, f"{dev.name}: vIOMMU present: {why}", source,
-                          error=on)
-                if on:
-                    migratable.remove(dev)
-                    _stop_after(scenario, index, out)
-                    return
+        if len(migratable) <= 1 or (rule_all_p2p and all(d.has_p2p for d in migratable)):
+            if len(migratable) > 1:
+                out.note(f"{len(migratable)} migratable devices, all with VFIO_MIGRATION_P2P: "
+                         "allowed", SRC_MULTI_P2P)
+            return _Next.GO_ON
+        code = MULTIPLE_DEVICES_WITHOUT_P2P if rule_all_p2p else MULTIPLE_DEVICES
+        source = SRC_MULTI_P2P if rule_all_p2p else SRC_MULTI_8_1
+        lacking = ", ".join(d.name for d in migratable if not d.has_p2p)
+        reason = (f"{len(migratable)} migratable VFIO devices, not all with "
+                  f"VFIO_MIGRATION_P2P (lacking: {lacking})" if rule_all_p2p
+                  else f"{len(migratable)} migratable VFIO devices: QEMU {profile.name} "
+                       "migrates at most one")
+        on_error = profile.multi_device_on_error
+        fails = dev.properties.enable_migration == "on" and (
+            on_error is MultiDeviceOnError.ALWAYS
+            or (on_error is MultiDeviceOnError.FIRST_ONLY and not self.global_multi))
+        if fails:
+            out.block(code, dev.name, f"{dev.name}: enable-migration=on but {reason}",
+                      source, error=True)
+            return _Next.STOP
+        if not self.global_multi:
+            self.global_multi = True
+            out.block(code, None, reason, source)
+        return _Next.GO_ON
+
+    def _viommu(self, dev: DeviceConfig) -> _Next:
+        """5. vIOMMU: every device up to 10.2 (3c26c80a0a); master only device dirty
+        tracking users (0e3c1e2b2b).  With enable-migration=on, a realize error."""
+        scenario, profile, out = self.scenario, self.profile, self.out
+        if not scenario.vm.viommu:
+            return _Next.GO_ON
+        tracking_only = profile.viommu_rule is ViommuRule.DEVICE_TRACKING_ONLY
+        applies = (profile.viommu_rule is ViommuRule.EVERY_DEVICE
+                   or (tracking_only and device_dirty_tracking_enabled(dev, profile)))
+        if applies and _mutation_drops_viommu(scenario, dev):
+            out.note(f"{dev.name}: vIOMMU blocker dropped (mutation "
+                     "allow_viommu_device_tracking)")
+            return _Next.GO_ON
+        if not applies:
+            out.note(f"{dev.name}: behind a vIOMMU but without device dirty tracking: "
+                     "allowed", SRC_VIOMMU_MASTER)
+            return _Next.GO_ON
+        source = SRC_VIOMMU_MASTER if tracking_only else SRC_VIOMMU_8_1
+        why = ("device dirty tracking cannot follow vIOMMU mappings" if tracking_only
+               else f"QEMU {profile.name} blocks every VFIO device behind a vIOMMU")
+        on = dev.properties.enable_migration == "on"
+        out.block(VIOMMU, dev.name, f"{dev.name}: vIOMMU present: {why}", source, error=on)
+        return _Next.STOP if on else _Next.GO_ON
 
 
 def _stop_after(scenario: Scenario, index: int, out: _Collector) -> None:
