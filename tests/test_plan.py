@@ -1,0 +1,119 @@
+"""The two scenario -> executor mappings, side by side: ``vfio-migcheck simulate``'s
+``build_plan`` and the conformance test's ``executor_config``.
+
+Both are run over every shipped spec and every conformance scenario, with ``build_plan``
+sized so that one executor page is one model page (the size ``executor_config`` uses), and
+compared on everything that maps the scenario (not on the workload rates and the link,
+which only ``simulate`` has).  They agree except in exactly two ways:
+
+* ``type1_pinned_scope``: ``build_plan`` takes QEMU's decision, which counts the mutation
+  ``type1_ignores_unpinned_groups`` as pinned scope, and for a non-type1 host asks whether
+  every device pins; ``executor_config`` takes the kernel's scope (every group pins),
+  without the mutation, and says no for a non-type1 host;
+* ``mutations``: ``build_plan`` passes the mutations a timed run exercises,
+  ``executor_config`` also ``retry_keeps_cleared_bits`` (step-by-step driving retries).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import model.scenario as scenario_module
+from cli.simulate import Options, build_plan
+from model.concrete.conformance import executor_config
+from model.concrete.executor import RunConfig
+from model.contract import PAGE_SIZE, Mutation
+from model.scenario import Scenario, load_scenario, scenario_from_dict
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import test_conformance  # noqa: E402  (the conformance scenarios)
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def _mapping(cfg: RunConfig) -> dict[str, Any]:
+    """What a configuration says about the scenario (not the load or the link)."""
+    return {
+        "method": cfg.method,
+        "guest_pages": cfg.guest_pages,
+        "type1_pinned_scope": cfg.type1_pinned_scope,
+        "mutations": frozenset(cfg.mutations),
+        "devices": [(d.name, d.pages, d.pins, d.dma_logging, d.iommu_dirty, d.kernel_access,
+                     d.precopy_dirty_tracking) for d in cfg.workload.devices],
+    }
+
+
+def _simulate_config(sc: Scenario, monkeypatch: pytest.MonkeyPatch,
+                     method: str | None = None) -> RunConfig:
+    """``build_plan`` for ``sc``, one executor page per model page."""
+    opts = Options(guest_size=sc.vm.pages * PAGE_SIZE, cpu_dirty_rate=0.0, hot_set=PAGE_SIZE,
+                   dma_rate=0.0, dma_set=PAGE_SIZE, stop_copy_size=0, bandwidth=1e9,
+                   downtime_limit=0.3, max_rounds=30, step=0.1, stop_latency=0.005, seed=0)
+    with monkeypatch.context() as m:
+        m.setattr(scenario_module, "load_scenario", lambda path: sc)
+        ((_, cfg),) = build_plan(str(sc.path), opts, [method] if method else []).configs
+    return cfg
+
+
+def _difference(sc: Scenario, monkeypatch: pytest.MonkeyPatch,
+                method: str | None = None) -> dict[str, tuple[Any, Any]]:
+    a = _mapping(_simulate_config(sc, monkeypatch, method))
+    b = _mapping(executor_config(sc))
+    if method is not None:
+        b["method"] = method
+    return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+
+
+def _expected(sc: Scenario) -> dict[str, tuple[Any, Any]]:
+    """Where the two differ, by rule (see the module doc)."""
+    out: dict[str, tuple[Any, Any]] = {}
+    every_pins = all(d.pins for d in sc.devices)
+    mutation = Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in sc.mutations
+    if sc.host.iommu == "type1":
+        simulate_scope, conformance_scope = every_pins or mutation, every_pins
+    else:
+        simulate_scope, conformance_scope = every_pins, False
+    if simulate_scope != conformance_scope:
+        out["type1_pinned_scope"] = (simulate_scope, conformance_scope)
+    if Mutation.RETRY_KEEPS_CLEARED_BITS in sc.mutations:
+        both = frozenset(sc.mutations) & {Mutation.NO_FINAL_SYNC,
+                                          Mutation.SYNC_BEFORE_DEVICES_STOP,
+                                          Mutation.TYPE1_IGNORES_UNPINNED_GROUPS,
+                                          Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER}
+        out["mutations"] = (both, both | {Mutation.RETRY_KEEPS_CLEARED_BITS})
+    return out
+
+
+CASES = ([(p.name, lambda p=p: load_scenario(p)) for p in sorted(SPECS.glob("*.toml"))]
+         + [(f"conformance:{n}", lambda n=n: test_conformance.scenario(n))
+            for n in sorted(test_conformance.SCENARIOS)])
+
+
+@pytest.mark.parametrize(("name", "make"), CASES, ids=[n for n, _ in CASES])
+def test_simulate_and_conformance_map_a_scenario_alike(name: str, make: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    sc = make()
+    assert _difference(sc, monkeypatch) == _expected(sc), name
+
+
+def test_where_the_two_mappings_differ_in_the_shipped_specs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped specs that show a difference, and which."""
+    differ = {p.name: sorted(_difference(load_scenario(p), monkeypatch))
+              for p in sorted(SPECS.glob("*.toml"))}
+    assert {k: v for k, v in differ.items() if v} == {
+        "mutation-retry-keeps-cleared-bits.toml": ["mutations"],
+        "mutation-type1-ignores-unpinned-groups.toml": ["type1_pinned_scope"],
+    }
+
+
+def test_pinned_scope_differs_on_an_iommufd_host_run_as_type1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``simulate --method type1`` on an iommufd host whose devices pin: build_plan says
+    pinned scope, executor_config does not (no shipped spec has pins on iommufd)."""
+    sc = scenario_from_dict({"qemu": "9.1", "host": {"iommu": "iommufd", "iommu_dirty_tracking": True},
+                             "devices": [{"name": "vf0", "pins": [0]}]}, "specs/pins-on-iommufd.toml")
+    assert _difference(sc, monkeypatch, method="type1") == {"type1_pinned_scope": (True, False)}
+    assert _expected(sc) == {"type1_pinned_scope": (True, False)}
