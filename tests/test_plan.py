@@ -1,17 +1,16 @@
-"""The two scenario -> executor mappings, side by side: ``vfio-migcheck simulate``'s
-``build_plan`` and the conformance test's ``executor_config``.
+"""The scenario -> executor mappings side by side: ``vfio-migcheck simulate``'s
+``build_plan`` and :func:`model.concrete.plan.stepped_config` (the conformance test's).
 
 Both are run over every shipped spec and every conformance scenario, with ``build_plan``
-sized so that one executor page is one model page (the size ``executor_config`` uses), and
+sized so that one executor page is one model page (the size ``stepped_config`` uses), and
 compared on everything that maps the scenario (not on the workload rates and the link,
 which only ``simulate`` has).  They agree except in exactly two ways:
 
 * ``type1_pinned_scope``: ``build_plan`` takes QEMU's decision, which counts the mutation
-  ``type1_ignores_unpinned_groups`` as pinned scope, and for a non-type1 host asks whether
-  every device pins; ``executor_config`` takes the kernel's scope (every group pins),
-  without the mutation, and says no for a non-type1 host;
+  ``type1_ignores_unpinned_groups`` as pinned scope; ``stepped_config`` takes the
+  kernel's scope (every group pins, :func:`model.concrete.plan.pinned_scope`);
 * ``mutations``: ``build_plan`` passes the mutations a timed run exercises,
-  ``executor_config`` also ``retry_keeps_cleared_bits`` (step-by-step driving retries).
+  ``stepped_config`` also ``retry_keeps_cleared_bits`` (step-by-step driving retries).
 """
 
 from __future__ import annotations
@@ -24,8 +23,8 @@ import pytest
 
 import model.scenario as scenario_module
 from cli.simulate import Options, build_plan
-from model.concrete.conformance import executor_config
 from model.concrete.executor import RunConfig
+from model.concrete.plan import stepped_config
 from model.contract import PAGE_SIZE, Mutation
 from model.scenario import Scenario, load_scenario, scenario_from_dict
 
@@ -62,7 +61,7 @@ def _simulate_config(sc: Scenario, monkeypatch: pytest.MonkeyPatch,
 def _difference(sc: Scenario, monkeypatch: pytest.MonkeyPatch,
                 method: str | None = None) -> dict[str, tuple[Any, Any]]:
     a = _mapping(_simulate_config(sc, monkeypatch, method))
-    b = _mapping(executor_config(sc))
+    b = _mapping(stepped_config(sc))
     if method is not None:
         b["method"] = method
     return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
@@ -73,10 +72,8 @@ def _expected(sc: Scenario) -> dict[str, tuple[Any, Any]]:
     out: dict[str, tuple[Any, Any]] = {}
     every_pins = all(d.pins for d in sc.devices)
     mutation = Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in sc.mutations
-    if sc.host.iommu == "type1":
-        simulate_scope, conformance_scope = every_pins or mutation, every_pins
-    else:
-        simulate_scope, conformance_scope = every_pins, False
+    simulate_scope = every_pins or (mutation and sc.host.iommu == "type1")
+    conformance_scope = every_pins
     if simulate_scope != conformance_scope:
         out["type1_pinned_scope"] = (simulate_scope, conformance_scope)
     if Mutation.RETRY_KEEPS_CLEARED_BITS in sc.mutations:
@@ -110,10 +107,10 @@ def test_where_the_two_mappings_differ_in_the_shipped_specs(monkeypatch: pytest.
     }
 
 
-def test_pinned_scope_differs_on_an_iommufd_host_run_as_type1(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``simulate --method type1`` on an iommufd host whose devices pin: build_plan says
-    pinned scope, executor_config does not (no shipped spec has pins on iommufd)."""
+def test_pinned_scope_on_an_iommufd_host_run_as_type1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``simulate --method type1`` on an iommufd host whose devices pin: both say pinned
+    scope, the kernel's rule (no shipped spec has pins on iommufd)."""
     sc = scenario_from_dict({"qemu": "9.1", "host": {"iommu": "iommufd", "iommu_dirty_tracking": True},
                              "devices": [{"name": "vf0", "pins": [0]}]}, "specs/pins-on-iommufd.toml")
-    assert _difference(sc, monkeypatch, method="type1") == {"type1_pinned_scope": (True, False)}
-    assert _expected(sc) == {"type1_pinned_scope": (True, False)}
+    assert _difference(sc, monkeypatch, method="type1") == {} == _expected(sc)
+    assert stepped_config(sc).type1_pinned_scope

@@ -417,7 +417,7 @@ def test_no_code_compares_release_names() -> None:
 def test_log_sync_gating_flag_decides_the_all_dirty_fallback() -> None:
     """QEMU 10.0's log_sync gating (0ae05e087f, d77e85dbd7) is one flag: the abstract model's
     all-dirty report and the executor's method 'none' follow it, profile by profile."""
-    from model.concrete.conformance import executor_config
+    from model.concrete.plan import stepped_config
     from model.fsm.kernel.reader import default_kernel
     from model.migration.config import make_config
 
@@ -429,7 +429,7 @@ def test_log_sync_gating_flag_decides_the_all_dirty_fallback() -> None:
         assert d.method is Method.ALL_DIRTY
         gated = PROFILES[name].log_sync_needs_tracking_started
         assert make_config(s, d, default_kernel()).all_dirty_reports is not gated
-        assert executor_config(s, d).method == ("none" if gated else "all-dirty")
+        assert stepped_config(s, d).method == ("none" if gated else "all-dirty")
     assert [p for p in PROFILE_NAMES if PROFILES[p].log_sync_needs_tracking_started] == ["10.2", "master"]
 
 

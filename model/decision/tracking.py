@@ -482,18 +482,26 @@ def choose_method(scenario: Scenario) -> tuple[Method, frozenset[str]]:
     return Method.ALL_DIRTY, frozenset()
 
 
-def type1_pinned_scope(scenario: Scenario) -> bool:
-    """Every IOMMU-backed group is in pinned scope: each device's driver pins pages.
+def groups_pin(devices: Iterable[DeviceConfig]) -> bool:
+    """The kernel's pinned scope: every IOMMU-backed group has pinned pages.
 
-    A group counts in ``num_non_pinned_groups`` until its driver calls vfio_pin_pages();
-    a modelled device pins iff its ``pins`` list is non-empty.  Mutation
+    A group counts in ``num_non_pinned_groups`` until its driver calls vfio_pin_pages()
+    (vfio_iommu_type1.c); each modelled device is its own group and pins iff its ``pins``
+    list is non-empty.
+    """
+    return all(d.pins for d in devices)
+
+
+def type1_pinned_scope(scenario: Scenario) -> bool:
+    """type1 GET_BITMAP reports only pinned pages: the container is type1 and every
+    IOMMU-backed group pins (:func:`groups_pin`).  Mutation
     ``type1_ignores_unpinned_groups`` pretends every group pins.
     """
     if scenario.host.iommu != "type1":
         return False
     if Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in scenario.mutations:
         return True
-    return all(d.pins for d in scenario.devices)
+    return groups_pin(scenario.devices)
 
 
 def unmap_queries_dirty(scenario: Scenario) -> bool:
@@ -600,8 +608,8 @@ def _explain_type1(scenario: Scenario, method: Method, pinned_scope: bool,
         out.note(f"type1 reports every mapped page dirty at every query ({', '.join(unpinned)} "
                  "never pins)")
         return
-    if Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in scenario.mutations and not all(
-            d.pins for d in scenario.devices):
+    if (Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in scenario.mutations
+            and not groups_pin(scenario.devices)):
         out.note("type1 reports only pinned pages although a group does not pin "
                  "(mutation type1_ignores_unpinned_groups)")
     else:
