@@ -5,11 +5,10 @@ choice of dirty-tracking method (``model.decision.tracking.decide``) picks the r
 unless ``--method`` overrides it; the workload, sizes and link come from the options.
 The run itself is ``model.concrete.executor``.
 
-How the spec's abstract pages map onto the concrete guest: the guest is cut into
-``[vm].pages`` equal regions, abstract page ``p`` being region ``p``.  A device writes into
-its DMA set: ``--dma-set`` bytes split evenly over the regions of its ``dma_pages``, each
-share at the start of its region; it pins the same-sized share of each region in ``pins``
-(so ``pins = dma_pages`` means it pins exactly the buffers it writes).  The vCPUs write a
+How the spec's abstract pages map onto the concrete guest is :mod:`model.concrete.plan`
+(the mapping the conformance test uses too): the guest is cut into ``[vm].pages`` equal
+regions, abstract page ``p`` being region ``p``; a device writes (and pins) its share of
+``--dma-set`` at the start of the regions of its ``dma_pages`` (``pins``); the vCPUs write a
 hot set of ``--hot-set`` bytes at the start of guest memory when ``[vm].cpu_writes``.
 """
 
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 import sys
 import time
@@ -32,17 +30,14 @@ from rich.table import Table
 
 from cli.errors import UserError
 from model.concrete.executor import (
-    ALL_DIRTY,
     METHODS,
-    NO_VFIO_REPORT,
-    RUN_MUTATIONS,
     Executor,
     ExecutorError,
     MigrationResult,
     RunConfig,
     RunStatus,
 )
-from model.concrete.workload import DeviceLoad, PageSet, Workload
+from model.concrete.plan import GuestLoad, executor_method, timed_config, unexercised_mutations
 from model.contract import PAGE_SIZE
 
 # --- units ----------------------------------------------------------------------------------
@@ -144,19 +139,10 @@ class Plan:
     configs: list[tuple[str, RunConfig]]  # (how chosen: "qemu"|"override", config)
 
 
-def _regions(pages: int, abstract: int) -> list[tuple[int, int]]:
-    """Abstract page ``p`` → the ``p``-th of ``abstract`` equal slices of the guest."""
-    bounds = [pages * i // abstract for i in range(abstract + 1)]
-    return [(bounds[i], bounds[i + 1]) for i in range(abstract)]
-
-
-def _share(abstract_pages: Sequence[int], regions: list[tuple[int, int]], share: int) -> PageSet:
-    return PageSet.of((regions[p][0], min(regions[p][1], regions[p][0] + share))
-                      for p in abstract_pages)
-
-
 def build_plan(spec_path: str, opts: Options, methods: Sequence[str]) -> Plan:
-    from model.decision.tracking import decide, device_dirty_tracking_enabled
+    """Load the spec, take QEMU's decision on the simulated guest and map it onto the
+    executor (:mod:`model.concrete.plan`), once per method (QEMU's, or each override)."""
+    from model.decision.tracking import decide
     from model.scenario import SpecError, load_scenario
 
     try:
@@ -164,67 +150,26 @@ def build_plan(spec_path: str, opts: Options, methods: Sequence[str]) -> Plan:
     except SpecError as exc:
         raise UserError(str(exc)) from None
     guest = opts.guest_size if opts.guest_size is not None else scenario.vm.ram
-    if guest < PAGE_SIZE or guest % PAGE_SIZE:
-        raise UserError(f"--guest-size: {guest} bytes is not a positive multiple of the "
-                        f"{PAGE_SIZE}-byte page")
-    if guest // PAGE_SIZE < scenario.vm.pages:
-        raise UserError(f"--guest-size: {human_bytes(guest)} has fewer pages than the spec's "
-                        f"vm.pages = {scenario.vm.pages}")
+    _check_guest_size(guest, scenario.vm.pages)
     # QEMU's decision sees the simulated RAM size (the type1 large-RAM blocker reads it).
     scenario = dataclasses.replace(scenario, vm=dataclasses.replace(scenario.vm, ram=guest))
     decision = decide(scenario)
-    n = guest // PAGE_SIZE
-    regions = _regions(n, scenario.vm.pages)
-    hot = PageSet.span(0, min(n, max(1, opts.hot_set // PAGE_SIZE)))
-    cpu_rate = opts.cpu_dirty_rate if scenario.vm.cpu_writes else 0.0
-    dma_set_pages = max(1, opts.dma_set // PAGE_SIZE)
-    devices = []
-    for dev in scenario.devices:
-        share = math.ceil(dma_set_pages / max(1, len(dev.dma_pages)))
-        pages = _share(dev.dma_pages, regions, share)
-        devices.append(DeviceLoad(
-            name=dev.name,
-            dma_rate=opts.dma_rate if pages else 0.0,
-            pages=pages,
-            dma_logging=device_dirty_tracking_enabled(dev, scenario.profile),
-            iommu_dirty=True,  # the host's capability applies to every hwpt (model.decision.tracking)
-            pins=_share(dev.pins, regions, share),
-            kernel_access=False,  # spec devices are physical functions: DMA bypasses type1
-            stop_copy_bytes=opts.stop_copy_size,
-            precopy_dirty_tracking=dev.properties.x_pre_copy_dirty_page_tracking,
-        ))
-    workload = Workload(cpu_dirty_rate=cpu_rate, hot_set=hot, devices=tuple(devices))
-    mutations = frozenset(m for m in scenario.mutations if m in RUN_MUTATIONS)
-    pinned_scope = decision.type1_pinned_scope or (
-        scenario.host.iommu != "type1" and all(d.pins for d in scenario.devices))
+    load = GuestLoad(guest_bytes=guest, cpu_dirty_rate=opts.cpu_dirty_rate, hot_set=opts.hot_set,
+                     dma_rate=opts.dma_rate, dma_set=opts.dma_set,
+                     stop_copy_bytes=opts.stop_copy_size)
     qemu_method = str(decision.method.value)
-    # What QEMU's choice reports in this profile.  From 10.0 log_sync waits for "tracking
-    # started", which the all-dirty fallback never sets, so nothing reports the devices'
-    # writes (d77e85dbd7, 0ae05e087f: the profile flag log_sync_needs_tracking_started,
-    # which the abstract model's ModelConfig.all_dirty_reports reads too).
-    reporting = qemu_method
+    reporting = executor_method(scenario, decision)
     warnings: list[str] = []
-    if qemu_method == ALL_DIRTY and scenario.profile.log_sync_needs_tracking_started:
-        reporting = NO_VFIO_REPORT
+    if reporting != qemu_method:
         warnings.append(f"QEMU {scenario.profile.name}: the all-dirty fallback is never reached "
                         "from log_sync (dirty tracking never counts as started), so nothing "
                         "reports the devices' writes: simulated as method 'none'")
     chosen = [(m, "override") for m in methods] if methods else [(reporting, "qemu")]
     configs = []
     for method, how in chosen:
-        cfg = RunConfig(
-            method=method,
-            guest_pages=n,
-            workload=workload,
-            bandwidth=opts.bandwidth,
-            downtime_limit=opts.downtime_limit,
-            max_rounds=opts.max_rounds,
-            step=opts.step,
-            stop_latency=opts.stop_latency,
-            type1_pinned_scope=pinned_scope,
-            mutations=mutations,
-            seed=opts.seed,
-        )
+        cfg = timed_config(scenario, decision, load, method=method, bandwidth=opts.bandwidth,
+                           downtime_limit=opts.downtime_limit, max_rounds=opts.max_rounds,
+                           step=opts.step, stop_latency=opts.stop_latency, seed=opts.seed)
         try:
             cfg.validate()
         except ExecutorError as exc:
@@ -237,11 +182,20 @@ def build_plan(spec_path: str, opts: Options, methods: Sequence[str]) -> Plan:
         blocked_by=list(decision.blocked_by),
         blocker_messages=[b.message for b in decision.blockers],
         notes=list(decision.notes),
-        unmodelled_mutations=sorted(set(scenario.mutations) - set(RUN_MUTATIONS)),
+        unmodelled_mutations=unexercised_mutations(scenario),
         viommu=scenario.vm.viommu,
         warnings=warnings,
         configs=configs,
     )
+
+
+def _check_guest_size(guest: int, abstract_pages: int) -> None:
+    if guest < PAGE_SIZE or guest % PAGE_SIZE:
+        raise UserError(f"--guest-size: {guest} bytes is not a positive multiple of the "
+                        f"{PAGE_SIZE}-byte page")
+    if guest // PAGE_SIZE < abstract_pages:
+        raise UserError(f"--guest-size: {human_bytes(guest)} has fewer pages than the spec's "
+                        f"vm.pages = {abstract_pages}")
 
 
 # --- output ---------------------------------------------------------------------------------

@@ -1,16 +1,15 @@
-"""The scenario -> executor mappings side by side: ``vfio-migcheck simulate``'s
-``build_plan`` and :func:`model.concrete.plan.stepped_config` (the conformance test's).
+"""model.concrete.plan: the one scenario -> executor mapping, as its two callers use it.
 
-Both are run over every shipped spec and every conformance scenario, with ``build_plan``
-sized so that one executor page is one model page (the size ``stepped_config`` uses), and
-compared on everything that maps the scenario (not on the workload rates and the link,
-which only ``simulate`` has).  They agree except in exactly two ways:
-
-* ``type1_pinned_scope``: ``build_plan`` takes QEMU's decision, which counts the mutation
-  ``type1_ignores_unpinned_groups`` as pinned scope; ``stepped_config`` takes the
-  kernel's scope (every group pins, :func:`model.concrete.plan.pinned_scope`);
-* ``mutations``: ``build_plan`` passes the mutations a timed run exercises,
-  ``stepped_config`` also ``retry_keeps_cleared_bits`` (step-by-step driving retries).
+``vfio-migcheck simulate`` (``build_plan`` -> :func:`~model.concrete.plan.timed_config`) and
+the conformance test (:func:`~model.concrete.plan.stepped_config`) are run over every
+shipped spec and every conformance scenario, with ``build_plan`` sized so that one
+executor page is one model page, and compared on everything that maps the scenario (not
+on the workload rates and the link, which only ``simulate`` has).  They agree except in
+the mutations: a timed run makes one attempt, so ``retry_keeps_cleared_bits`` (which needs
+a retry) is applied only when stepping.  (Before plan.py, simulate also took type1's
+pinned scope from QEMU's decision, mutation included, and the conformance test said "no
+pinned scope" on a non-type1 host; :func:`~model.concrete.plan.pinned_scope` decides it
+once.)
 """
 
 from __future__ import annotations
@@ -24,8 +23,9 @@ import pytest
 import model.scenario as scenario_module
 from cli.simulate import Options, build_plan
 from model.concrete.executor import RunConfig
-from model.concrete.plan import stepped_config
+from model.concrete.plan import pinned_scope, stepped_config
 from model.contract import PAGE_SIZE, Mutation
+from model.decision.tracking import decide
 from model.scenario import Scenario, load_scenario, scenario_from_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,12 +70,6 @@ def _difference(sc: Scenario, monkeypatch: pytest.MonkeyPatch,
 def _expected(sc: Scenario) -> dict[str, tuple[Any, Any]]:
     """Where the two differ, by rule (see the module doc)."""
     out: dict[str, tuple[Any, Any]] = {}
-    every_pins = all(d.pins for d in sc.devices)
-    mutation = Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in sc.mutations
-    simulate_scope = every_pins or (mutation and sc.host.iommu == "type1")
-    conformance_scope = every_pins
-    if simulate_scope != conformance_scope:
-        out["type1_pinned_scope"] = (simulate_scope, conformance_scope)
     if Mutation.RETRY_KEEPS_CLEARED_BITS in sc.mutations:
         both = frozenset(sc.mutations) & {Mutation.NO_FINAL_SYNC,
                                           Mutation.SYNC_BEFORE_DEVICES_STOP,
@@ -103,7 +97,6 @@ def test_where_the_two_mappings_differ_in_the_shipped_specs(monkeypatch: pytest.
               for p in sorted(SPECS.glob("*.toml"))}
     assert {k: v for k, v in differ.items() if v} == {
         "mutation-retry-keeps-cleared-bits.toml": ["mutations"],
-        "mutation-type1-ignores-unpinned-groups.toml": ["type1_pinned_scope"],
     }
 
 
@@ -114,3 +107,14 @@ def test_pinned_scope_on_an_iommufd_host_run_as_type1(monkeypatch: pytest.Monkey
                              "devices": [{"name": "vf0", "pins": [0]}]}, "specs/pins-on-iommufd.toml")
     assert _difference(sc, monkeypatch, method="type1") == {} == _expected(sc)
     assert stepped_config(sc).type1_pinned_scope
+
+
+def test_pinned_scope_is_the_kernels_not_the_mutation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """type1_ignores_unpinned_groups makes QEMU's decision claim pinned scope; the executor
+    gets the kernel's scope and the mutation itself, so either side can be mutated alone."""
+    sc = load_scenario(SPECS / "mutation-type1-ignores-unpinned-groups.toml")
+    assert decide(sc).type1_pinned_scope and not pinned_scope(sc)
+    for cfg in (stepped_config(sc), _simulate_config(sc, monkeypatch)):
+        assert not cfg.type1_pinned_scope
+        assert Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in cfg.mutations
+    assert not stepped_config(sc, mutations=frozenset()).mutations
