@@ -29,15 +29,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cli.errors import UserError
-from model.concrete.executor import (
-    METHODS,
-    Executor,
-    ExecutorError,
-    MigrationResult,
-    RunConfig,
-    RunStatus,
-)
+from model.concrete.executor import METHODS, Executor, ExecutorError, RunConfig
 from model.concrete.plan import GuestLoad, executor_method, timed_config, unexercised_mutations
+from model.concrete.results import MigrationResult, RunStatus
 from model.contract import PAGE_SIZE
 
 # --- units ----------------------------------------------------------------------------------
@@ -359,6 +353,37 @@ def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: st
     Rates: bits per second (Mbps, Gbps, Gbit/s) or bytes per second (MiB/s, GB/s).
     Times: us, ms, s, min.
     """
+    opts = _options(guest_size=guest_size, cpu_dirty_rate=cpu_dirty_rate, hot_set=hot_set,
+                    dma_rate=dma_rate, dma_set=dma_set, stop_copy_size=stop_copy_size,
+                    bandwidth=bandwidth, downtime_limit=downtime_limit, max_rounds=max_rounds,
+                    step=step, stop_latency=stop_latency, seed=seed)
+    if not Path(spec).is_file():
+        raise UserError(f"{spec}: no such spec file")
+    plan = build_plan(spec, opts, list(dict.fromkeys(methods)))
+    # Piped output (CI logs, files) gets a fixed width wide enough for the tables.
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if plan.blocked_by and not methods:
+        _report_blocked(plan, as_json, out)
+        sys.exit(1)
+    for note in _notes(plan, overridden=bool(methods), as_json=as_json):
+        err.print(f"note: {note}")
+    results = _run_all(plan, show_progress=not no_progress and err.is_terminal, err=err)
+    if plot is not None:
+        write_plot(plot, results, opts.downtime_limit)
+    if as_json:
+        click.echo(json.dumps(_json_doc(plan, opts, results), indent=2))
+    else:
+        _report_text(plan, results, out)
+    lost = any(not r.all_arrived for _, r in results)
+    stuck = require_convergence and any(not r.converged for _, r in results)
+    sys.exit(1 if lost or stuck else 0)
+
+
+def _options(*, guest_size: str | None, cpu_dirty_rate: str, hot_set: str, dma_rate: str,
+             dma_set: str, stop_copy_size: str, bandwidth: str, downtime_limit: str,
+             max_rounds: int, step: str, stop_latency: str, seed: int) -> Options:
+    """The command line's sizes, rates and times, read and checked."""
     opts = Options(
         guest_size=parse_size("--guest-size", guest_size) if guest_size is not None else None,
         cpu_dirty_rate=parse_rate("--cpu-dirty-rate", cpu_dirty_rate),
@@ -378,36 +403,25 @@ def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: st
                         ("--dma-set", opts.dma_set)):
         if value <= 0:
             raise UserError(f"{name}: must be positive")
-    if not Path(spec).is_file():
-        raise UserError(f"{spec}: no such spec file")
-    plan = build_plan(spec, opts, list(dict.fromkeys(methods)))
-    # Piped output (CI logs, files) gets a fixed width wide enough for the tables.
-    out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    if plan.blocked_by and not methods:
-        _report_blocked(plan, as_json, out)
-        sys.exit(1)
+    return opts
+
+
+def _notes(plan: Plan, *, overridden: bool, as_json: bool) -> list[str]:
+    """What stderr says before the runs: where the simulation departs from the spec."""
+    notes = []
     if plan.blocked_by:
-        err.print(f"note: QEMU would block this migration ({', '.join(plan.blocked_by)}); "
-                  "simulating the --method given anyway")
-    if plan.unmodelled_mutations and not as_json:
-        err.print(f"note: mutation(s) {', '.join(plan.unmodelled_mutations)} are not exercised "
-                  "by a concrete run (vIOMMU, P2P ordering, retries, cancel)")
-    if not as_json and not methods:
-        for w in plan.warnings:
-            err.print(f"note: {w}")
-    if plan.viommu and not as_json:
-        err.print("note: the concrete run does not model vIOMMU mappings (IOVA = guest address)")
-    results = _run_all(plan, show_progress=not no_progress and err.is_terminal, err=err)
-    if plot is not None:
-        write_plot(plot, results, opts.downtime_limit)
+        notes.append(f"QEMU would block this migration ({', '.join(plan.blocked_by)}); "
+                     "simulating the --method given anyway")
     if as_json:
-        click.echo(json.dumps(_json_doc(plan, opts, results), indent=2))
-    else:
-        _report_text(plan, results, out)
-    lost = any(not r.all_arrived for _, r in results)
-    stuck = require_convergence and any(not r.converged for _, r in results)
-    sys.exit(1 if lost or stuck else 0)
+        return notes
+    if plan.unmodelled_mutations:
+        notes.append(f"mutation(s) {', '.join(plan.unmodelled_mutations)} are not exercised "
+                     "by a concrete run (vIOMMU, P2P ordering, retries, cancel)")
+    if not overridden:
+        notes.extend(plan.warnings)
+    if plan.viommu:
+        notes.append("the concrete run does not model vIOMMU mappings (IOVA = guest address)")
+    return notes
 
 
 def _run_all(plan: Plan, show_progress: bool, err: Console) -> list[tuple[str, MigrationResult]]:
