@@ -408,7 +408,7 @@ class _Realizer:
                    or (tracking_only and device_dirty_tracking_enabled(dev, profile)))
         if applies and _mutation_drops_viommu(scenario, dev):
             out.note(f"{dev.name}: vIOMMU blocker dropped (mutation "
-                     "allow_viommu_device_tracking)")
+                     f"{Mutation.ALLOW_VIOMMU_DEVICE_TRACKING})")
             return _Next.GO_ON
         if not applies:
             out.note(f"{dev.name}: behind a vIOMMU but without device dirty tracking: "
@@ -578,7 +578,8 @@ def _explain_method(scenario: Scenario, method: Method, logging: frozenset[str],
     if method is Method.DEVICE_DMA_LOGGING:
         if lacking:
             out.note(f"DMA logging used although {', '.join(lacking)} cannot log (mutation "
-                     "device_logging_for_mixed_container): their writes are not reported",
+                     f"{Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER}): their writes are not "
+                     "reported",
                      SRC_METHOD_DEVICE)
         else:
             out.note("every device logs its DMA: device dirty tracking", SRC_METHOD_DEVICE)
@@ -611,7 +612,7 @@ def _explain_type1(scenario: Scenario, method: Method, pinned_scope: bool,
     if (Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in scenario.mutations
             and not groups_pin(scenario.devices)):
         out.note("type1 reports only pinned pages although a group does not pin "
-                 "(mutation type1_ignores_unpinned_groups)")
+                 f"(mutation {Mutation.TYPE1_IGNORES_UNPINNED_GROUPS})")
     else:
         out.note("every group pins: type1 reports only pinned pages (they stay dirty)")
     for dev in scenario.devices:
@@ -623,7 +624,7 @@ def _explain_type1(scenario: Scenario, method: Method, pinned_scope: bool,
 
 def _explain_unmap(scenario: Scenario, queries: bool, out: _Collector) -> None:
     if Mutation.NO_UNMAP_DIRTY_QUERY in scenario.mutations:
-        out.note("vIOMMU unmaps drop dirty bits (mutation no_unmap_dirty_query)")
+        out.note(f"vIOMMU unmaps drop dirty bits (mutation {Mutation.NO_UNMAP_DIRTY_QUERY})")
     elif scenario.host.iommu == "type1":
         out.cite(SRC_UNMAP_TYPE1)
     elif queries:
