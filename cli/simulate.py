@@ -31,7 +31,7 @@ from rich.table import Table
 from cli.errors import UserError
 from model.concrete.executor import METHODS, Executor, ExecutorError, RunConfig
 from model.concrete.plan import GuestLoad, executor_method, timed_config, unexercised_mutations
-from model.concrete.results import MigrationResult, RunStatus
+from model.concrete.results import MigrationResult, RoundStats, RunStatus
 from model.contract import PAGE_SIZE
 
 # --- units ----------------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def _rounds_table(result: MigrationResult) -> Table:
     for col in ("round", "time", "sent", "dirtied", "remaining", "expected downtime"):
         t.add_column(col, justify="right")
     rows = list(result.rounds)
-    shown = rows if len(rows) <= 20 else rows[:10] + [None] + rows[-5:]
+    shown: list[RoundStats | None] = [*rows] if len(rows) <= 20 else [*rows[:10], None, *rows[-5:]]
     for r in shown:
         if r is None:
             t.add_row("…", "", "", "", "", "")
@@ -433,6 +433,7 @@ def _run_all(plan: Plan, show_progress: bool, err: Console) -> list[tuple[str, M
             for how, cfg in plan.configs:
                 feed: Callable[[RunStatus], None] = _ProgressFeed(progress, cfg.method,
                                                                   cfg.max_rounds)
+                ex: Executor | None = None
                 try:
                     ex = Executor(cfg)
                     results.append((how, ex.run(progress=feed)))

@@ -27,6 +27,11 @@ class PropertyKind(StrEnum):
     LIVENESS = "liveness"  # every behaviour (under its fairness) eventually ...
     WITNESS = "witness"  # some reachable state shows it (no vacuous pass)
 
+    @property
+    def is_safety(self) -> bool:
+        """A state or transition predicate (what induction can prove)."""
+        return self in (PropertyKind.INVARIANT, PropertyKind.ACTION_INVARIANT)
+
 
 class Property(StrEnum):
     """The properties a migration spec may check, in the order the contract lists them."""
@@ -53,7 +58,7 @@ class Property(StrEnum):
     @property
     def is_safety(self) -> bool:
         """A state or transition predicate (what induction can prove)."""
-        return self.kind in (PropertyKind.INVARIANT, PropertyKind.ACTION_INVARIANT)
+        return self.kind.is_safety
 
 
 #: Every property name, in contract order.

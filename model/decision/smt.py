@@ -171,7 +171,7 @@ def realize_step(p: Profile, g: GlobalTerms, s: Realized, d: DeviceTerms,
         new[VIOMMU] = z3.And(runs, g.viommu, z3.Not(drops_viommu))
         stops = z3.BoolVal(False)
         multi_blocker = z3.Or(s.multi_blocker, new[MULTIPLE_DEVICES])
-        met = (MIGRATION_DISABLED, MULTIPLE_DEVICES, VIOMMU)
+        met: tuple[str, ...] = (MIGRATION_DISABLED, MULTIPLE_DEVICES, VIOMMU)
     else:
         # 3. a usable dirty-tracking method: DMA logging, or from 9.1 a dirty-capable
         #    iommufd hwpt (8bbcb64a71, f48b472450).

@@ -15,9 +15,11 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias
 
 import z3
 
+from model.contract import MUTATIONS
 from model.decision.tracking import TYPE1_RAM_LIMIT, Method
 from model.profiles import EnableMigrationProperty, Profile
 from model.scenario import (
@@ -44,8 +46,8 @@ ON, OFF, AUTO = range(3)
 BOOL = ("no", "yes")
 BACKENDS = ("type1", "iommufd")
 
-Bool = z3.BoolRef
-Term = z3.ArithRef
+Bool: TypeAlias = z3.BoolRef
+Term: TypeAlias = z3.ArithRef
 
 
 # --- the configuration ------------------------------------------------------------------
@@ -239,7 +241,7 @@ class ConfigSpace:
             devices=tuple(devices),
             migration=MigrationConfig(postcopy=g.get("postcopy") == "yes"),
             check=CheckConfig(),
-            mutations=frozenset(mutations),
+            mutations=frozenset(MUTATIONS[m] for m in mutations),
         )
 
 

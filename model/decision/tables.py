@@ -285,7 +285,7 @@ class _Cover:
                                                                 strict=True)]))
 
     def enumerate(self) -> list[tuple[Cube, list[z3.ExprRef]]]:
-        out = []
+        out: list[tuple[Cube, list[z3.ExprRef]]] = []
         while True:
             self.calls += 1
             if self.enum.check() != z3.sat:

@@ -99,7 +99,7 @@ import z3
 
 from checker.lang.ops import Term, bit, implies, is_symbolic, isin
 from checker.lang.spec import Spec
-from model.contract import Property
+from model.contract import PROPERTY_KINDS, Property
 from model.decision.tracking import TrackingDecision, decide
 from model.fsm.kernel.reader import default_kernel
 from model.migration.config import make_config
@@ -186,7 +186,7 @@ def selected_properties(scenario: Scenario, small: Scenario, decision: TrackingD
     if wanted is None:
         cfg = make_config(small, decision, default_kernel())
         wanted = applicable(cfg)
-    return tuple(n for n in wanted if Property(n).is_safety)
+    return tuple(n for n in wanted if PROPERTY_KINDS[n].is_safety)
 
 
 class OnePage:

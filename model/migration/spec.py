@@ -168,12 +168,12 @@ def build_spec(
 
     chosen = _selected(scenario, cfg)
     invs = {k: v for k, v in invariants(parts).items() if k in chosen}
-    action_invs = ({Property.LEGAL_DEVICE_ARCS: legal_device_arcs(parts)}
-                   if Property.LEGAL_DEVICE_ARCS in chosen else {})
+    action_invs: dict[str, Any] = ({Property.LEGAL_DEVICE_ARCS: legal_device_arcs(parts)}
+                                   if Property.LEGAL_DEVICE_ARCS in chosen else {})
     families = list(dict.fromkeys(a.family for a in actions))
-    liveness = ({Property.MIGRATION_ENDS: migration_ends(families)}
-                if Property.MIGRATION_ENDS in chosen else {})
-    witnesses = (
+    liveness: dict[str, Any] = ({Property.MIGRATION_ENDS: migration_ends(families)}
+                                if Property.MIGRATION_ENDS in chosen else {})
+    witnesses: dict[str, Any] = (
         {Property.MIGRATION_CAN_COMPLETE: can_complete}
         if Property.MIGRATION_CAN_COMPLETE in chosen and not decision.blocked
         else {}
