@@ -10,32 +10,30 @@ failure/skipped/system-out) that CI systems read.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from checker.trace import render_text
-
-if TYPE_CHECKING:
-    from cli.check import Checked
+from checker.verdict import Verdict
 
 
-def junit_tree(results: list[Checked]) -> ET.ElementTree:
+def junit_tree(results: Sequence[Verdict]) -> ET.ElementTree:
     root = ET.Element("testsuites", name="vfio-migcheck")
     total = failures = 0
     for c in results:
         r = c.result
-        suite = ET.SubElement(root, "testsuite", name=c.target.name, file=str(c.target.path))
+        suite = ET.SubElement(root, "testsuite", name=c.name, file=str(c.path))
         cases = dict(r.properties)
         if r.violation is not None:
             cases.setdefault(r.violation.name, "violated")
-        exp = c.target.expect
+        exp = c.expectation
         if exp.kind == "violation" and exp.name not in cases:
             cases[exp.name] = "unchecked"
         # the spec's overall expectation as its own case, so blocked/limit show up too
         n_fail = n_skip = 0
         for name, status in [("outcome", "outcome")] + sorted(cases.items()):
             case = ET.SubElement(
-                suite, "testcase", classname=c.target.name, name=name, time=f"{r.stats.seconds:.3f}"
+                suite, "testcase", classname=c.name, name=name, time=f"{r.stats.seconds:.3f}"
             )
             if name == "outcome":
                 if not c.matched:
@@ -76,5 +74,5 @@ def junit_tree(results: list[Checked]) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
-def write_junit(path: Path, results: list[Checked]) -> None:
+def write_junit(path: Path, results: Sequence[Verdict]) -> None:
     junit_tree(results).write(path, encoding="utf-8", xml_declaration=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tomllib
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -26,9 +26,9 @@ from checker.report.graphs import draw, explore_graph
 from checker.report.pages import SpecEntry, index_page, machine_readable, spec_page
 from checker.report.site import Site, compare_site, write_site
 from checker.result import Result
-from cli.check import Checked, Target, collect_paths, judge, load_target
-from cli.errors import UserError
+from checker.verdict import Verdict
 from cli.graph import GRAPH_MAX_STATES, default_quotient
+from cli.load import Target, load_targets
 
 DEFAULT_OUTPUT = Path("reports")
 SITE_TITLE = "vfio-migcheck: VFIO live migration, checked"
@@ -46,14 +46,6 @@ def display_path(path: Path) -> str:
     return Path(rel).as_posix() if not rel.startswith("..") else path.name
 
 
-def _is_example(path: Path) -> bool:
-    try:
-        with path.open("rb") as fh:
-            return "example" in tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError):
-        return False
-
-
 def _graph_for(t: Target, r: Result, *, max_states: int):
     """The drawing of a spec's reachable graph, or (None, why)."""
     sg = r.graph_data
@@ -65,7 +57,7 @@ def _graph_for(t: Target, r: Result, *, max_states: int):
     return g, None
 
 
-def _junit_without_times(results: list[Checked]) -> bytes:
+def _junit_without_times(results: Sequence[Verdict]) -> bytes:
     tree = junit_tree(results)
     for el in tree.getroot().iter():
         el.attrib.pop("time", None)
@@ -74,23 +66,18 @@ def _junit_without_times(results: list[Checked]) -> bytes:
     # the suites' file attribute is the path given on the command line; put back the
     # repository-relative form so the bytes do not depend on how the command was called
     for suite, c in zip(tree.getroot().iter("testsuite"), results, strict=True):
-        suite.set("file", display_path(c.target.path))
+        suite.set("file", display_path(c.path))
     out = ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True)
     return out + b"\n"
 
 
-def build_site(paths: tuple[str, ...], *, quiet: bool, max_states: int | None) -> tuple[Site, list[Checked]]:
+def build_site(paths: tuple[str, ...], *, quiet: bool, max_states: int | None) -> tuple[Site, list[Verdict]]:
     from cli import report_vfio as vfio
 
-    files = collect_paths(paths)
-    targets = [load_target(p) for p in files]
-    names = [t.name for t in targets]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise UserError(f"two spec files share the name {dup[0]!r}; names must be unique")
+    targets = load_targets(paths)
     site = Site(SITE_TITLE)
     entries: list[SpecEntry] = []
-    checked: list[Checked] = []
+    checked: list[Verdict] = []
     vfio_specs: list[vfio.VfioSpec] = []
     extra_json: dict[str, dict[str, object]] = {}
     for t in targets:
@@ -99,14 +86,14 @@ def build_site(paths: tuple[str, ...], *, quiet: bool, max_states: int | None) -
         r = explore(t.spec, keep_graph=True, max_states=max_states)
         if r.outcome == "interrupted":
             raise click.exceptions.Exit(130)
-        c = judge(t, r)
+        c = t.judge(r)
         checked.append(c)
         graph, missing = _graph_for(t, r, max_states=GRAPH_MAX_STATES)
-        exp = t.expect
+        exp = t.expectation
         entry = SpecEntry(
             name=t.name,
             file=display_path(t.path),
-            group=ENGINE_GROUP if _is_example(t.path) else MIGRATION_GROUP,
+            group=ENGINE_GROUP if t.migration is None else MIGRATION_GROUP,
             description=t.spec.description,
             spec=t.spec,
             result=r,
@@ -117,12 +104,8 @@ def build_site(paths: tuple[str, ...], *, quiet: bool, max_states: int | None) -
             graph=graph,
             graph_missing=missing,
         )
-        if entry.group == MIGRATION_GROUP:
-            from model.decision.tracking import decide
-            from model.scenario import load_scenario
-
-            scenario = load_scenario(t.path)
-            decision = decide(scenario)
+        if t.migration is not None:
+            scenario, decision = t.migration.scenario, t.migration.decision
             entry.blocks = [vfio.scenario_section(scenario), vfio.tracking_section(scenario, decision)]
             entry.summary = vfio.summary_columns(scenario, decision)
             vfio_specs.append(vfio.VfioSpec(scenario, decision, entry))
@@ -213,7 +196,7 @@ def report(
     """Write HTML and Markdown reports for SPEC files or directories (default: specs/)."""
     site, checked = build_site(paths, quiet=quiet, max_states=max_states)
     files = site.files()
-    mismatched = [c.target.name for c in checked if not c.matched]
+    mismatched = [c.name for c in checked if not c.matched]
     if mismatched:
         click.echo(f"warning: {len(mismatched)} spec(s) do not match their expectations: "
                    f"{', '.join(mismatched)}", err=True)

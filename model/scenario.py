@@ -215,28 +215,20 @@ class MigrationConfig:
 
 @dataclass(frozen=True)
 class Expect:
+    """The expected outcome as plain validated data; ``cli.load`` turns it into the
+    ``checker.verdict.Expectation`` that judges a result (this package may not import it)."""
+
     kind: ExpectKind
     invariant: str | None = None  # the property expected to be violated (kind "violation")
 
     def __str__(self) -> str:
         return f"violation({self.invariant})" if self.kind == "violation" else self.kind
 
-    def matches(self, outcome: str, violated: str | None) -> bool:
-        """Whether a check's outcome ("pass"/"blocked"/"violation"/...) is the expected one."""
-        if self.kind == "violation":
-            return outcome == "violation" and violated == self.invariant
-        return outcome == self.kind
-
 
 @dataclass(frozen=True)
 class CheckConfig:
     invariants: tuple[str, ...] | None = None  # None: all that apply
     expect: Expect | None = None  # None: any outcome but a violation is fine
-
-    def matches(self, outcome: str, violated: str | None) -> bool:
-        if self.expect is None:
-            return outcome in ("pass", "blocked")
-        return self.expect.matches(outcome, violated)
 
 
 @dataclass(frozen=True)

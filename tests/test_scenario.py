@@ -158,12 +158,16 @@ def test_expect_forms() -> None:
     violation = expect({"violation": "NoPageLost"})
     assert violation == Expect("violation", "NoPageLost")
     assert violation is not None and str(violation) == "violation(NoPageLost)"
-    assert violation.matches("violation", "NoPageLost")
-    assert not violation.matches("violation", "SourceRecovers")
-    assert not violation.matches("pass", None)
-    assert Expect("blocked").matches("blocked", None) and not Expect("pass").matches("limit", None)
-    assert CheckConfig().matches("pass", None) and CheckConfig().matches("blocked", None)
-    assert not CheckConfig().matches("violation", "NoPageLost")
+    # what the verdict makes of them (checker.verdict judges; tests/test_verdict.py)
+    from cli.load import expectation_of
+
+    def judged(value: Any) -> tuple[str, str | None]:
+        e = expectation_of(scenario_from_dict(one_device(check={"expect": value}), P))
+        return e.kind, e.name
+
+    assert judged({"violation": "NoPageLost"}) == ("violation", "NoPageLost")
+    assert judged("blocked") == ("blocked", None)
+    assert expectation_of(scenario_from_dict(one_device(), P)).kind == "no-violation"
 
 
 def test_load_scenarios_directory_sorted(tmp_path: Path) -> None:

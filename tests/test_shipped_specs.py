@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from checker.explore import explore
-from checker.lang.spec import Spec
-from checker.result import Result
+from checker.verdict import Verdict
+from cli.load import Target, load_target
 from model.decision.tracking import Method
-from model.migration.spec import build_spec
-from model.scenario import MUTATIONS, Scenario, load_scenario
+from model.scenario import MUTATIONS, Scenario
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -68,17 +67,25 @@ def spec_files() -> list[Path]:
     return sorted(SPECS.glob("*.toml"))
 
 
+ENGINE_SPECS = sorted((SPECS / "engine").glob("*.toml"))
+
+
 @cache
-def checked(name: str) -> tuple[Scenario, Spec, Result]:
-    scenario = load_scenario(SPECS / f"{name}.toml")
-    spec = build_spec(scenario)
-    return scenario, spec, explore(spec)
+def target(path: Path) -> Target:
+    return load_target(path)
 
 
-def outcome(spec: Spec, result: Result) -> str:
-    if result.outcome == "pass" and spec.info["blocked"]:
-        return "blocked"
-    return result.outcome
+def scenario_of(path: Path) -> Scenario:
+    migration = target(path).migration
+    assert migration is not None, path
+    return migration.scenario
+
+
+@cache
+def checked(name: str) -> tuple[Scenario, Verdict]:
+    path = SPECS / f"{name}.toml"
+    t = target(path)
+    return scenario_of(path), t.judge(explore(t.spec))
 
 
 def test_every_shipped_spec_is_pinned() -> None:
@@ -87,12 +94,11 @@ def test_every_shipped_spec_is_pinned() -> None:
 
 @pytest.mark.parametrize("name", sorted(PINNED))
 def test_shipped_spec_outcome_and_state_count(name: str) -> None:
-    scenario, spec, result = checked(name)
+    scenario, verdict = checked(name)
+    result = verdict.result
     assert scenario.description.strip(), "every shipped spec says what it shows"
     assert scenario.check.expect is not None, "every shipped spec states its expected outcome"
-    violated = result.violation.name if result.violation else None
-    assert scenario.check.expect.matches(outcome(spec, result), violated), (
-        name, outcome(spec, result), violated)
+    assert verdict.matched, (name, verdict.reason)
     distinct, trace_len = PINNED[name]
     assert result.stats.distinct == distinct
     assert (len(result.violation.trace) if result.violation else None) == trace_len
@@ -100,8 +106,9 @@ def test_shipped_spec_outcome_and_state_count(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(PINNED))
 def test_unblocked_passing_specs_can_complete(name: str) -> None:
-    scenario, spec, result = checked(name)
-    if outcome(spec, result) != "pass":
+    scenario, verdict = checked(name)
+    result = verdict.result
+    if verdict.outcome != "pass":
         return
     assert result.properties["MigrationCanComplete"] == "ok"
     assert result.witnesses["MigrationCanComplete"] is not None
@@ -112,7 +119,7 @@ def test_unblocked_passing_specs_can_complete(name: str) -> None:
 def test_every_mutation_is_shown_breaking_its_property() -> None:
     shown: dict[str, set[str]] = {}
     for path in spec_files():
-        sc = load_scenario(path)
+        sc = scenario_of(path)
         if sc.check.expect is not None and sc.check.expect.kind == "violation":
             for m in sc.mutations:
                 shown.setdefault(m, set()).add(str(sc.check.expect.invariant))
@@ -125,47 +132,53 @@ def test_suite_covers_methods_profiles_and_blockers() -> None:
     profiles: set[str] = set()
     blocked_by: set[str] = set()
     for path in spec_files():
-        sc = load_scenario(path)
-        spec = build_spec(sc)
+        t = target(path)
+        sc = scenario_of(path)
         profiles.add(sc.qemu)
-        blocked_by.update(spec.info["blocked_by"])
-        if not spec.info["blocked"] and not sc.mutations:
-            methods.add(spec.info["tracking_method"])
+        blocked_by.update(t.blocked_by)
+        if not t.blocked and not sc.mutations:
+            methods.add(t.tracking_method)
     assert methods == {m.value for m in Method}
     assert {"8.0", "8.1", "8.2", "9.1", "10.2", "master"} <= profiles
     assert {"no-dirty-tracking", "multiple-devices", "multiple-devices-without-p2p",
             "viommu"} <= blocked_by
 
 
-ENGINE_SPECS = sorted((SPECS / "engine").glob("*.toml"))
+@pytest.fixture(scope="module")
+def check_json() -> dict[str, dict]:
+    """``vfio-migcheck check specs --json -``: what the main CI job sees, by file stem."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    r = CliRunner().invoke(main, ["check", str(SPECS), "-q", "--json", "-"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return {Path(res["file"]).stem: res for res in json.loads(r.stdout)["results"]}
+
+
+def _agrees(res: dict, verdict: Verdict) -> None:
+    r = verdict.result
+    assert (res["outcome"], res["matched"]) == (verdict.outcome, verdict.matched)
+    assert res["violated"] == (r.violation.name if r.violation else None)
+    stats = res["stats"]
+    assert (stats["distinct_states"], stats["generated_states"], stats["depth"]) == (
+        r.stats.distinct, r.stats.generated, r.stats.depth)
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))
-def test_old_judges_agree_on_shipped_spec(name: str) -> None:
-    """cli.check.judge (the loader's Expectation) and model.scenario's matches() give the same
-    outcome and verdict for every shipped migration spec (before one judge replaces them)."""
-    from cli.check import judge, load_target
-
-    scenario, spec, result = checked(name)
-    c = judge(load_target(SPECS / f"{name}.toml"), result)
-    violated = result.violation.name if result.violation else None
-    assert c.outcome == outcome(spec, result)
-    assert c.matched == scenario.check.matches(outcome(spec, result), violated)
-    assert c.matched
+def test_check_command_agrees_on_shipped_spec(name: str, check_json: dict[str, dict]) -> None:
+    """``check`` (cli.check, through cli.load and checker.verdict) gives every shipped spec
+    the verdict and figures this test gives it."""
+    _, verdict = checked(name)
+    _agrees(check_json[name], verdict)
+    assert check_json[name]["tracking_method"] == target(SPECS / f"{name}.toml").tracking_method
 
 
 @pytest.mark.parametrize("path", ENGINE_SPECS, ids=lambda p: p.stem)
-def test_old_judges_agree_on_engine_spec(path: Path) -> None:
-    import tomllib
-
-    from cli.check import judge, load_target
-    from model.scenario import Expect
-
-    t = load_target(path)
-    result = explore(t.spec)
-    c = judge(t, result)
-    raw = tomllib.loads(path.read_text())["check"]["expect"]
-    exp = Expect("violation", raw["violation"]) if isinstance(raw, dict) else Expect(raw)
-    violated = result.violation.name if result.violation else None
-    assert c.matched == exp.matches(c.outcome, violated)
-    assert c.matched
+def test_check_command_agrees_on_engine_spec(path: Path, check_json: dict[str, dict]) -> None:
+    t = target(path)
+    verdict = t.judge(explore(t.spec))
+    assert verdict.matched, verdict.reason
+    _agrees(check_json[path.stem], verdict)

@@ -1,9 +1,10 @@
-"""The four judges of "does the outcome match ``expect``" agree, on every combination of
-expectation and outcome (before they are replaced by ``checker.verdict``).
+"""``checker.verdict``: the one meaning of "matched", on every combination of expectation and
+outcome.
 
-The judges: ``model.scenario`` (``Expect.matches`` / ``CheckConfig.matches``), the engine
-examples' ``Expectation`` from ``checker.examples.loader.parse_expect`` as ``cli.check``
-judges it (``judge`` / ``exit_code``), and ``outcome()`` of ``tests/test_shipped_specs.py``.
+The table below is what the four former judges (``model.scenario``'s ``Expect.matches`` /
+``CheckConfig.matches``, the engine loader's ``Expectation`` as ``cli.check.judge`` judged it,
+and ``outcome()`` of ``tests/test_shipped_specs.py``) gave; they were shown to agree on it
+before ``checker.verdict`` replaced them.
 """
 
 from __future__ import annotations
@@ -12,19 +13,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_shipped_specs import outcome
 
-from checker.examples.loader import parse_expect
 from checker.lang.layout import Layout
 from checker.result import Result, Stats, Violation
-from cli.check import Target, exit_code, judge
-from model.scenario import CheckConfig, Expect
+from checker.verdict import (
+    EXIT_INTERRUPTED,
+    EXIT_LIMIT,
+    EXIT_MISMATCH,
+    EXIT_OK,
+    NO_VIOLATION,
+    Expectation,
+    ExpectError,
+    exit_code,
+    judge,
+    parse_expect,
+)
 
 P = Path("specs/x.toml")
 
 # raw `[check].expect` values (None: the key left out)
 EXPECTS: list[Any] = [None, "pass", "blocked", {"violation": "A"}]
-# (explorer outcome, violated property, QEMU's decision blocks the migration)
+# (explorer outcome, violated property, the front end says the run was refused (blocked))
 RUNS: list[tuple[str, str | None, bool]] = [
     ("pass", None, False),
     ("pass", None, True),
@@ -35,6 +44,17 @@ RUNS: list[tuple[str, str | None, bool]] = [
     ("limit", None, True),
     ("interrupted", None, False),
 ]
+# the verdict's outcome for each run, and whether each expectation (in EXPECTS order) matched
+TABLE: list[tuple[str, tuple[bool, bool, bool, bool]]] = [
+    ("pass", (True, True, False, False)),
+    ("blocked", (True, False, True, False)),
+    ("violation", (False, False, False, True)),
+    ("violation", (False, False, False, False)),
+    ("violation", (False, False, False, True)),
+    ("limit", (False, False, False, False)),
+    ("limit", (False, False, False, False)),
+    ("limit", (False, False, False, False)),
+]
 
 
 def _result(kind: str, violated: str | None) -> Result:
@@ -43,43 +63,63 @@ def _result(kind: str, violated: str | None) -> Result:
     return Result("x", Layout(), kind, Stats(), violation=v, limit=limit)
 
 
-def _scenario_expect(raw: Any) -> Expect | None:
-    if raw is None:
-        return None
-    if isinstance(raw, dict):
-        return Expect("violation", raw["violation"])
-    return Expect(raw)
+def _expectation(raw: Any) -> Expectation:
+    return Expectation(NO_VIOLATION) if raw is None else parse_expect(P, raw, ["A", "B"])
 
 
-class _FakeSpec:
-    def __init__(self, blocked: bool) -> None:
-        self.info = {"blocked": blocked}
-
-
-@pytest.mark.parametrize("raw", EXPECTS, ids=str)
-@pytest.mark.parametrize(("kind", "violated", "blocked"), RUNS, ids=str)
-def test_old_judges_agree(raw: Any, kind: str, violated: str | None, blocked: bool) -> None:
-    result = _result(kind, violated)
-    # cli.check: the loader's Expectation (no expect: "no-violation", as load_target builds it)
-    if raw is None:
-        from checker.examples.loader import Expectation
-
-        expectation = Expectation("no-violation")
+@pytest.mark.parametrize("e", range(len(EXPECTS)), ids=lambda e: str(EXPECTS[e]))
+@pytest.mark.parametrize("i", range(len(RUNS)), ids=lambda i: str(RUNS[i]))
+def test_verdict_table(e: int, i: int) -> None:
+    kind, violated, blocked = RUNS[i]
+    outcome, matched = TABLE[i]
+    v = judge(_expectation(EXPECTS[e]), _result(kind, violated), name="x", path=P, blocked=blocked)
+    assert (v.outcome, v.matched) == (outcome, matched[e])
+    assert (v.reason is None) == v.matched
+    if v.reason is not None:
+        assert "\n" not in v.reason
+    if kind == "interrupted":
+        want = EXIT_INTERRUPTED
+    elif kind == "limit":
+        want = EXIT_LIMIT  # a run stopped early exits 3, not 1: it did not decide
     else:
-        expectation = parse_expect(P, raw, ["A", "B"])
-    target = Target(P, "x", None, expectation, {"blocked": blocked})  # type: ignore[arg-type]
-    checked = judge(target, result)
-    # model.scenario, fed the outcome the shipped-spec test computes
-    seen = outcome(_FakeSpec(blocked), result)  # type: ignore[arg-type]
-    config = CheckConfig(expect=_scenario_expect(raw))
-    by_scenario = config.matches(seen, violated)
-    if kind in ("limit", "interrupted"):
-        # a run stopped early never matches; check exits 3 (130 on Ctrl-C), not 1
-        assert not checked.matched and not by_scenario
-        assert exit_code([checked], kind == "interrupted") == (130 if kind == "interrupted" else 3)
-        return
-    assert checked.outcome == seen
-    assert checked.matched == by_scenario
-    if raw is not None:
-        assert _scenario_expect(raw).matches(seen, violated) == checked.matched
-    assert exit_code([checked], False) == (0 if checked.matched else 1)
+        want = EXIT_OK if v.matched else EXIT_MISMATCH
+    assert exit_code([v], kind == "interrupted") == want
+
+
+def test_reasons_say_what_was_expected_and_what_happened() -> None:
+    v = judge(_expectation("pass"), _result("violation", "A"), name="x", path=P)
+    assert v.reason == "expected pass, got violation of A"
+    v = judge(_expectation({"violation": "A"}), _result("pass", None), name="x", path=P)
+    assert v.reason == "expected violation of A, got pass"
+    v = judge(_expectation("pass"), _result("limit", None), name="x", path=P)
+    assert v.reason == "stopped by --max-states before a verdict"
+
+
+def test_a_mismatch_outranks_a_limit_in_the_exit_code() -> None:
+    bad = judge(_expectation("pass"), _result("violation", "A"), name="x", path=P)
+    stopped = judge(_expectation("pass"), _result("limit", None), name="y", path=P)
+    assert exit_code([stopped, bad], False) == EXIT_MISMATCH
+    assert exit_code([stopped, bad], True) == EXIT_INTERRUPTED
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("fail", "check.expect: 'fail' is not allowed"),
+        ({"violation": "C"}, "check.expect: unknown property 'C'; allowed: A, B"),
+        ({"violated": "A"}, 'check.expect: must be "pass", "blocked" or { violation = "NAME" }'),
+        (3, "got 3"),
+    ],
+)
+def test_parse_expect_errors_are_one_line(raw: Any, message: str) -> None:
+    with pytest.raises(ExpectError) as info:
+        parse_expect(P, raw, ["A", "B"])
+    text = str(info.value)
+    assert text.startswith(f"{P}: ") and message in text and "\n" not in text
+
+
+def test_expectation_texts() -> None:
+    assert _expectation(None).as_json() is None and _expectation(None).short() == "(no violation)"
+    a = _expectation({"violation": "A"})
+    assert (a.as_json(), a.short(), str(a)) == ({"violation": "A"}, "violation: A", "violation of A")
+    assert (_expectation("blocked").as_json(), str(_expectation("blocked"))) == ("blocked", "blocked")

@@ -12,12 +12,12 @@ These let ``vfio-migcheck check`` run the TLC reference specs like any other spe
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from checker.examples.transaction_commit import tcommit, two_phase
 from checker.lang.spec import Spec
+from checker.verdict import Expectation, ExpectError, parse_expect
 
 EXAMPLES = ("TCommit", "TwoPhase")
 BROKEN = ("commit-too-early", "no-abort-message", "lost-commit")
@@ -25,42 +25,7 @@ TOP_KEYS = ("example", "name", "description", "rms", "broken", "check")
 
 
 class ExampleError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class Expectation:
-    kind: str  # "pass" | "blocked" | "violation" | "no-violation" (no expect given)
-    name: str | None = None
-
-    def as_json(self) -> Any:
-        if self.kind == "no-violation":
-            return None
-        return {"violation": self.name} if self.kind == "violation" else self.kind
-
-    def short(self) -> str:
-        if self.kind == "no-violation":
-            return "(no violation)"
-        return f"violation: {self.name}" if self.kind == "violation" else self.kind
-
-    def __str__(self) -> str:
-        return f"violation of {self.name}" if self.kind == "violation" else self.kind
-
-
-def parse_expect(path: Path, value: Any, allowed_names: list[str] | None = None) -> Expectation:
-    where = f"{path}: check.expect"
-    if isinstance(value, str):
-        if value not in ("pass", "blocked"):
-            raise ExampleError(
-                f'{where}: {value!r} is not allowed; use "pass", "blocked" or {{ violation = "NAME" }}'
-            )
-        return Expectation(value)
-    if isinstance(value, dict) and set(value) == {"violation"} and isinstance(value["violation"], str):
-        name = value["violation"]
-        if allowed_names is not None and name not in allowed_names:
-            raise ExampleError(f"{where}: unknown property {name!r}; allowed: {', '.join(allowed_names)}")
-        return Expectation("violation", name)
-    raise ExampleError(f'{where}: must be "pass", "blocked" or {{ violation = "NAME" }}, got {value!r}')
+    """A mistake in an example file: ``str()`` is one line naming the file and the key."""
 
 
 def _unknown(path: Path, key: str, allowed: tuple[str, ...]) -> ExampleError:
@@ -93,7 +58,10 @@ def load_example(path: Path, data: dict[str, Any]) -> tuple[Spec, Expectation, s
         if key != "expect":
             raise _unknown(path, f"check.{key}", ("check.expect",))
     names = list(spec.invariants) + list(spec.liveness) + ["Deadlock"]
-    expect = parse_expect(path, check.get("expect", "pass"), names)
+    try:
+        expect = parse_expect(path, check.get("expect", "pass"), names)
+    except ExpectError as exc:
+        raise ExampleError(str(exc)) from None
     spec.name = data.get("name", path.stem)
     if "description" in data:
         spec.description = str(data["description"])
