@@ -15,13 +15,14 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from checker.explore import explore
 from checker.junit import write_junit
 from checker.result import Stats
 from checker.trace import render_text, to_itf
-from checker.verdict import Verdict, exit_code
+from checker.verdict import LIMIT, Verdict, exit_code
 from cli.load import Target, load_targets
 
 # A judged spec: the target (for what the front end shows about it) and its verdict.
@@ -40,6 +41,7 @@ def result_json(target: Target, c: Verdict, trace_format: str) -> dict[str, Any]
         "outcome": c.outcome,
         "expected": c.expectation.as_json(),
         "matched": c.matched,
+        "reason": c.reason,
         "violated": v.name if v is not None else None,
         "violation_kind": v.kind if v is not None else None,
         "message": v.message if v is not None else (f"stopped by {r.limit}" if r.limit else None),
@@ -181,20 +183,36 @@ def _summary_table(results: Sequence[Checked]) -> Table:
     return table
 
 
+def _print_traces(out: Console, results: Sequence[Checked], *, quiet: bool, trace_format: str,
+                  full_trace: bool) -> None:
+    """Each counterexample; with --quiet only those of unexpected outcomes."""
+    for _, c in results:
+        v = c.result.violation
+        if v is None:
+            continue
+        outcome_ok = c.expectation.outcome_matches(c.outcome, v.name)
+        if quiet and outcome_ok:
+            continue
+        out.print(f"\n[bold]{escape(c.name)}[/bold] ({escape(str(c.path))}): "
+                  f"{'expected' if outcome_ok else 'UNEXPECTED'}")
+        if trace_format == "itf" and v.trace:
+            out.print_json(json.dumps(to_itf(v, c.result.layout, spec_name=c.name)))
+        else:
+            out.print(render_text(v, c.result.layout, full=full_trace), markup=False)
+
+
 def _print_results(
     out: Console, results: Sequence[Checked], *, quiet: bool, trace_format: str, full_trace: bool
 ) -> None:
     if not quiet:
         out.print(_summary_table(results))
-    for _, c in results:
-        v = c.result.violation
-        if v is None or (quiet and c.matched):
-            continue
-        out.print(f"\n[bold]{c.name}[/bold] ({c.path}): {'expected' if c.matched else 'UNEXPECTED'}")
-        if trace_format == "itf" and v.trace:
-            out.print_json(json.dumps(to_itf(v, c.result.layout, spec_name=c.name)))
-        else:
-            out.print(render_text(v, c.result.layout, full=full_trace), markup=False)
+    _print_traces(out, results, quiet=quiet, trace_format=trace_format, full_trace=full_trace)
+    # why each complete run did not match, one line each (a stopped run shows its limit above)
+    mismatches = [c for _, c in results if not c.matched and c.outcome != LIMIT]
+    if mismatches:
+        out.print()
+    for c in mismatches:
+        out.print(f"[red]MISMATCH[/red] {escape(c.name)} ({escape(str(c.path))}): {escape(c.reason or '')}")
     n_bad = sum(not c.matched for _, c in results)
     if not quiet:
         verdict = "all outcomes match their expectations" if n_bad == 0 else f"{n_bad} spec(s) did not match"

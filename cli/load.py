@@ -10,8 +10,8 @@ load spec files go through :func:`load_target`, which reads and parses each file
   handed to :func:`model.migration.spec.build_spec`, so what the CLI shows about the
   tracking method and the blockers is the decision the model executes.
 
-The scenario's ``[check]`` holds a plain validated ``expect`` (``model/`` may not import
-``checker.verdict``); :func:`expectation_of` turns it into the
+The scenario's ``[check]`` holds plain validated values (``expect`` and the pins; ``model/``
+may not import ``checker.verdict``); :func:`expectation_of` turns them into the
 :class:`~checker.verdict.Expectation` that :func:`~checker.verdict.judge` compares with.
 User errors are :class:`~cli.errors.UserError`: one line naming file and key, exit 2.
 """
@@ -27,11 +27,11 @@ from typing import Any
 from checker.examples.loader import ExampleError, load_example
 from checker.lang.spec import Spec
 from checker.result import Result
-from checker.verdict import NO_VIOLATION, Expectation, Verdict, judge
+from checker.verdict import NO_VIOLATION, Expectation, Pins, Verdict, judge
 from cli.errors import UserError
 from model.decision.tracking import TrackingDecision, decide
 from model.migration.spec import build_spec
-from model.scenario import Scenario, SpecError, scenario_from_dict
+from model.scenario import PIN_KEYS, Scenario, SpecError, scenario_from_dict
 
 DEFAULT_SPECS = Path("specs")
 
@@ -109,11 +109,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def expectation_of(scenario: Scenario) -> Expectation:
-    """The scenario's ``[check].expect`` (a plain, validated value) as an :class:`Expectation`."""
-    expect = scenario.check.expect
-    if expect is None:
-        return Expectation(NO_VIOLATION)
-    return Expectation(expect.kind, expect.invariant)
+    """The scenario's ``[check]`` (plain, validated values) as an :class:`Expectation`."""
+    check = scenario.check
+    pins = Pins(**{k: getattr(check, k) for k in PIN_KEYS})
+    if check.expect is None:
+        return Expectation(NO_VIOLATION, pins=pins)
+    return Expectation(check.expect.kind, check.expect.invariant, pins)
 
 
 def load_target(path: Path) -> Target:

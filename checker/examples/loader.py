@@ -7,6 +7,8 @@ These let ``vfio-migcheck check`` run the TLC reference specs like any other spe
     broken = "commit-too-early" # optional deliberately wrong variant
     [check]
     expect = { violation = "TCConsistent" }
+    distinct_states = 110       # optional pins (checker.verdict.Pins)
+    trace_length = 4
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from checker.examples.transaction_commit import tcommit, two_phase
 from checker.lang.spec import Spec
-from checker.verdict import Expectation, ExpectError, parse_expect
+from checker.verdict import PIN_KEYS, Expectation, ExpectError, parse_expect, parse_pins
 
 EXAMPLES = ("TCommit", "TwoPhase")
 BROKEN = ("commit-too-early", "no-abort-message", "lost-commit")
@@ -54,12 +56,13 @@ def load_example(path: Path, data: dict[str, Any]) -> tuple[Spec, Expectation, s
     check = data.get("check", {})
     if not isinstance(check, dict):
         raise ExampleError(f"{path}: check: must be a table")
+    check_keys = tuple(f"check.{k}" for k in ("expect", *PIN_KEYS))
     for key in check:
-        if key != "expect":
-            raise _unknown(path, f"check.{key}", ("check.expect",))
+        if f"check.{key}" not in check_keys:
+            raise _unknown(path, f"check.{key}", check_keys)
     names = list(spec.invariants) + list(spec.liveness) + ["Deadlock"]
     try:
-        expect = parse_expect(path, check.get("expect", "pass"), names)
+        expect = parse_pins(path, check, parse_expect(path, check.get("expect", "pass"), names))
     except ExpectError as exc:
         raise ExampleError(str(exc)) from None
     spec.name = data.get("name", path.stem)
