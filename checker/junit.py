@@ -77,6 +77,11 @@ def _suite(root: ET.Element, c: Verdict) -> tuple[int, int]:
 
 
 def junit_tree(results: Sequence[Verdict]) -> ET.ElementTree:
+    return ET.ElementTree(junit_root(results))
+
+
+def junit_root(results: Sequence[Verdict]) -> ET.Element:
+    """The ``testsuites`` element: one suite per verdict."""
     root = ET.Element("testsuites", name="vfio-migcheck")
     total = failures = 0
     for c in results:
@@ -88,7 +93,7 @@ def junit_tree(results: Sequence[Verdict]) -> ET.ElementTree:
     root.set("errors", "0")
     # (the common schema has no "skipped" on <testsuites>; it is counted per testsuite)
     ET.indent(root)
-    return ET.ElementTree(root)
+    return root
 
 
 def write_junit(path: Path, results: Sequence[Verdict]) -> None:

@@ -14,7 +14,7 @@ Decisions (the contract of ``check``):
   partial exploration says nothing about the sizes); ``check`` exits 3 for it (130 when
   interrupted), not 1: the spec may be right, the run just did not decide.
 * ``"blocked"`` is a pass of a spec whose front end says the run was refused before it
-  started (for a migration: QEMU's migration blockers); the explorer itself only knows
+  started (the front end knows why: the checker does not); the explorer itself only knows
   ``pass``.
 * Pins are compared on every complete run, also one that ended at the expected violation
   (the explorer stops there, in breadth-first order, so the figures at that point are as
@@ -178,8 +178,8 @@ def exit_code(verdicts: Sequence[Verdict], interrupted: bool) -> int:
 
 
 # --- reading [check] of an engine-validation example ---------------------------------------
-# (A migration scenario's [check] is validated by model.scenario, which may not import this
-# module; cli.load turns its plain values into an Expectation.)
+# (Other spec files validate their own [check], in their own words, and the front end turns
+# the plain values into an Expectation: cli.load does so for the model's scenarios.)
 
 
 def parse_expect(path: Path, value: Any, allowed_names: Sequence[str] | None = None) -> Expectation:

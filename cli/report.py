@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from checker.explore import explore
-from checker.junit import junit_tree
+from checker.junit import junit_root
 from checker.report.doc import Block, Page, Para, Section, code, link
 from checker.report.graphs import draw, explore_graph
 from checker.report.pages import SpecEntry, index_page, machine_readable, spec_page
@@ -59,16 +59,16 @@ def _graph_for(t: Target, r: Result, *, max_states: int):
 
 
 def _junit_without_times(results: Sequence[Verdict]) -> bytes:
-    tree = junit_tree(results)
-    for el in tree.getroot().iter():
+    root = junit_root(results)
+    for el in root.iter():
         el.attrib.pop("time", None)
         if el.tag == "testsuite":
             el.attrib.pop("file", None)
     # the suites' file attribute is the path given on the command line; put back the
     # repository-relative form so the bytes do not depend on how the command was called
-    for suite, c in zip(tree.getroot().iter("testsuite"), results, strict=True):
+    for suite, c in zip(root.iter("testsuite"), results, strict=True):
         suite.set("file", display_path(c.path))
-    out = ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True)
+    out = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return out + b"\n"
 
 
