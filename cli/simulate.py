@@ -31,6 +31,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cli.errors import UserError
+from cli.load import load_migration
 from model.concrete.executor import (
     ALL_DIRTY,
     METHODS,
@@ -43,6 +44,7 @@ from model.concrete.executor import (
     RunStatus,
 )
 from model.concrete.workload import PAGE_SIZE, DeviceLoad, PageSet, Workload
+from model.scenario import Scenario
 
 # --- units ----------------------------------------------------------------------------------
 
@@ -154,14 +156,10 @@ def _share(abstract_pages: Sequence[int], regions: list[tuple[int, int]], share:
                       for p in abstract_pages)
 
 
-def build_plan(spec_path: str, opts: Options, methods: Sequence[str]) -> Plan:
+def build_plan(scenario: Scenario, opts: Options, methods: Sequence[str]) -> Plan:
     from model.decision.tracking import decide, device_dirty_tracking_enabled
-    from model.scenario import SpecError, load_scenario
 
-    try:
-        scenario = load_scenario(spec_path)
-    except SpecError as exc:
-        raise UserError(str(exc)) from None
+    spec_path = scenario.path
     guest = opts.guest_size if opts.guest_size is not None else scenario.vm.ram
     if guest < PAGE_SIZE or guest % PAGE_SIZE:
         raise UserError(f"--guest-size: {guest} bytes is not a positive multiple of the "
@@ -425,7 +423,8 @@ def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: st
             raise UserError(f"{name}: must be positive")
     if not Path(spec).is_file():
         raise UserError(f"{spec}: no such spec file")
-    plan = build_plan(spec, opts, list(dict.fromkeys(methods)))
+    scenario = load_migration(Path(spec), "simulate").scenario
+    plan = build_plan(scenario, opts, list(dict.fromkeys(methods)))
     # Piped output (CI logs, files) gets a fixed width wide enough for the tables.
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
