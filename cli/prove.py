@@ -45,8 +45,7 @@ from checker import smt
 from checker.explore import explore
 from checker.lang.layout import Layout
 from checker.trace import changes
-from cli.check import collect_paths
-from cli.errors import UserError
+from cli.load import collect_paths, load_target, not_a_scenario
 from model.contract import PROPERTY_KINDS
 from model.migration.page_proof import (
     BITMAP_EMPTY_TEST_PHASES,
@@ -63,7 +62,7 @@ from model.migration.page_proof import (
     page_invariants,
     reached_control,
 )
-from model.scenario import Scenario, SpecError, load_scenario
+from model.scenario import Scenario
 
 CLAIM = "proved for any number of pages"
 DEFAULT_TIMEOUT_MS = 120_000
@@ -467,23 +466,6 @@ def render(p: SpecProof) -> str:
     return "\n".join(lines)
 
 
-def _load(path: Path) -> Scenario | None:
-    """A VFIO scenario, or None for an engine-validation example file."""
-    import tomllib
-
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError):
-        data = {}
-    if "example" in data:
-        return None
-    try:
-        return load_scenario(path)
-    except SpecError as exc:
-        raise UserError(str(exc)) from None
-
-
 @click.command("prove")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--json", "json_out", metavar="FILE|-", help="Write the results as JSON.")
@@ -502,14 +484,13 @@ def prove(paths: tuple[str, ...], json_out: str | None, timeout_s: float) -> Non
     scenarios: list[Scenario] = []
     skipped = 0
     for f in files:
-        sc = _load(f)
-        if sc is None:
+        target = load_target(f)
+        if target.migration is None:
             if f in [Path(p) for p in paths]:
-                raise UserError(f"{f}: an engine-validation example, not a VFIO migration "
-                                "scenario; prove needs a scenario (see DESIGN.md section 4)")
+                raise not_a_scenario(f, "prove")
             skipped += 1
             continue
-        scenarios.append(sc)
+        scenarios.append(target.migration.scenario)
     results: list[SpecProof] = []
     for sc in scenarios:
         try:

@@ -400,9 +400,10 @@ def fsm_page(site: Site) -> Page | None:
 
 
 @functools.cache
-def _executor_run(spec_path: str, spec_text: bytes, qemu_method: str) -> tuple[bytes, tuple[Any, ...]]:
+def _executor_run(scenario: Any, qemu_method: str) -> tuple[bytes, tuple[Any, ...]]:
     """Every method the executor can apply to the scenario, on a 1 GiB guest, and the
-    plot (PNG bytes).  Cached per spec file content: a pure function of the scenario."""
+    plot (PNG bytes).  Cached per scenario (frozen, compared by value): a pure function
+    of it."""
     import tempfile
     from pathlib import Path
 
@@ -427,7 +428,7 @@ def _executor_run(spec_path: str, spec_text: bytes, qemu_method: str) -> tuple[b
     results = []
     for method in METHODS:
         try:
-            plan = build_plan(spec_path, opts, [method])
+            plan = build_plan(scenario, opts, [method])
         except UserError:  # the method cannot serve this scenario's devices
             continue
         for how, cfg in plan.configs:
@@ -457,8 +458,7 @@ def executor_page(site: Site, specs: Sequence[VfioSpec]) -> Page | None:
     if not candidates:
         return None
     ref = candidates[0]
-    path = ref.scenario.path
-    png, results = _executor_run(str(path), path.read_bytes(), ref.decision.method.value)
+    png, results = _executor_run(ref.scenario, ref.decision.method.value)
     page = Page("executor", "Concrete executor: the same migration on a realistic guest")
     page.intro = (
         "The concrete executor (",

@@ -29,10 +29,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cli.errors import UserError
+from cli.load import load_migration
 from model.concrete.executor import METHODS, Executor, ExecutorError, RunConfig
 from model.concrete.plan import GuestLoad, executor_method, timed_config, unexercised_mutations
 from model.concrete.results import MigrationResult, RoundStats, RunStatus
 from model.contract import PAGE_SIZE
+from model.scenario import Scenario
 
 # --- units ----------------------------------------------------------------------------------
 
@@ -133,16 +135,12 @@ class Plan:
     configs: list[tuple[str, RunConfig]]  # (how chosen: "qemu"|"override", config)
 
 
-def build_plan(spec_path: str, opts: Options, methods: Sequence[str]) -> Plan:
-    """Load the spec, take QEMU's decision on the simulated guest and map it onto the
+def build_plan(scenario: Scenario, opts: Options, methods: Sequence[str]) -> Plan:
+    """Take QEMU's decision for ``scenario`` on the simulated guest and map it onto the
     executor (:mod:`model.concrete.plan`), once per method (QEMU's, or each override)."""
     from model.decision.tracking import decide
-    from model.scenario import SpecError, load_scenario
 
-    try:
-        scenario = load_scenario(spec_path)
-    except SpecError as exc:
-        raise UserError(str(exc)) from None
+    spec_path = scenario.path
     guest = opts.guest_size if opts.guest_size is not None else scenario.vm.ram
     _check_guest_size(guest, scenario.vm.pages)
     # QEMU's decision sees the simulated RAM size (the type1 large-RAM blocker reads it).
@@ -359,7 +357,8 @@ def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: st
                     step=step, stop_latency=stop_latency, seed=seed)
     if not Path(spec).is_file():
         raise UserError(f"{spec}: no such spec file")
-    plan = build_plan(spec, opts, list(dict.fromkeys(methods)))
+    scenario = load_migration(Path(spec), "simulate").scenario
+    plan = build_plan(scenario, opts, list(dict.fromkeys(methods)))
     # Piped output (CI logs, files) gets a fixed width wide enough for the tables.
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     err = Console(stderr=True, highlight=False, soft_wrap=True)

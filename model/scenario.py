@@ -146,28 +146,32 @@ class MigrationConfig:
 
 @dataclass(frozen=True)
 class Expect:
+    """The expected outcome as plain validated data; ``cli.load`` turns it (with the pins of
+    :class:`CheckConfig`) into the ``checker.verdict.Expectation`` that judges a result (this
+    package may not import it)."""
+
     kind: ExpectKind
     invariant: str | None = None  # the property expected to be violated (kind "violation")
 
     def __str__(self) -> str:
         return f"violation({self.invariant})" if self.kind == "violation" else self.kind
 
-    def matches(self, outcome: str, violated: str | None) -> bool:
-        """Whether a check's outcome ("pass"/"blocked"/"violation"/...) is the expected one."""
-        if self.kind == "violation":
-            return outcome == "violation" and violated == self.invariant
-        return outcome == self.kind
+
+#: ``[check]`` keys that pin the exact figures of a complete exploration (the same names as
+#: ``checker.verdict.PIN_KEYS``, which this package may not import; a test keeps them equal).
+PIN_KEYS: tuple[str, ...] = ("distinct_states", "generated_states", "depth", "trace_length")
 
 
 @dataclass(frozen=True)
 class CheckConfig:
     invariants: tuple[str, ...] | None = None  # None: all that apply
     expect: Expect | None = None  # None: any outcome but a violation is fine
-
-    def matches(self, outcome: str, violated: str | None) -> bool:
-        if self.expect is None:
-            return outcome in ("pass", "blocked")
-        return self.expect.matches(outcome, violated)
+    # Pins (None: not stated): distinct and generated states, BFS depth, and the number of
+    # states of the expected counterexample.
+    distinct_states: int | None = None
+    generated_states: int | None = None
+    depth: int | None = None
+    trace_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -253,7 +257,7 @@ _PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-trackin
                   "enable-migration")
 _MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults", "attempts",
                    "postcopy")
-_CHECK_KEYS = ("invariants", "expect")
+_CHECK_KEYS = ("invariants", "expect", *PIN_KEYS)
 
 
 def scenario_from_dict(data: Mapping[str, Any], path: str | Path) -> Scenario:
@@ -397,7 +401,22 @@ def _load_check(t: _Table) -> CheckConfig:
             and expect.invariant not in invariants):
         t.fail("expect", f'violation of "{expect.invariant}" is expected but '
                          "[check].invariants does not check it")
-    return CheckConfig(invariants=invariants, expect=expect)
+    return CheckConfig(invariants=invariants, expect=expect, **_load_pins(t, expect))
+
+
+def _load_pins(t: _Table, expect: Expect | None) -> dict[str, int]:
+    pins: dict[str, int] = {}
+    for key in PIN_KEYS:
+        if key not in t.data:
+            continue
+        value = int(t._get(key, int, "an integer >= 1"))
+        if value < 1:
+            t.fail(key, f"expected an integer >= 1, got integer {value}")
+        pins[key] = value
+    if "trace_length" in pins and (expect is None or expect.kind != "violation"):
+        t.fail("trace_length", "only an expected violation has a counterexample; expect is "
+                               + ("not given" if expect is None else f'"{expect}"'))
+    return pins
 
 
 _EXPECT_FORM = '"pass", "blocked" or { violation = "<property>" }'

@@ -22,7 +22,7 @@ from checker import smt
 from checker.explore import explore
 from checker.lang.spec import Spec
 from checker.result import Result
-from cli.check import load_target
+from cli.load import load_target
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "specs").rglob("*.toml"))

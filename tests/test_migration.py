@@ -70,6 +70,11 @@ def built(data: dict[str, Any] | None = None, **top: Any) -> Spec:
     return spec
 
 
+def method_of(spec: Spec) -> str:
+    """The tracking method QEMU chose for the scenario ``spec`` was built from."""
+    return decide(scenario_for[id(spec)]).method.value
+
+
 def fire(spec: Spec, state: np.ndarray, label: str) -> np.ndarray:
     succ = dict(spec.successors(state))
     assert label in succ, f"{label} not enabled; enabled: {sorted(succ)}"
@@ -120,8 +125,9 @@ def test_initial_state_enables_only_the_migrate_command() -> None:
 
 def test_blocked_scenario_refuses_the_migration() -> None:
     spec = built(devices=[{"name": "vf0", "features": ["p2p"]}])  # no tracking, auto
-    assert spec.info["blocked"] is True
-    assert spec.info["blocked_by"] == ["no-dirty-tracking"]
+    decision = decide(scenario_for[id(spec)])
+    assert decision.blocked is True
+    assert list(decision.blocked_by) == ["no-dirty-tracking"]
     assert "MigrationCanComplete" not in spec.witnesses
     init = spec.init_rows()[0]
     assert labels(spec, init) == ["MigrateRefused"]
@@ -129,11 +135,12 @@ def test_blocked_scenario_refuses_the_migration() -> None:
     assert res.outcome == "pass" and res.stats.distinct == 2
 
 
-def test_info_names_method_and_profile() -> None:
+def test_decision_names_method_and_profile() -> None:
     spec = built()
-    assert spec.info["tracking_method"] == "device-dma-logging"
-    assert spec.info["blocked"] is False and spec.info["blocked_by"] == []
-    assert spec.info["profile"] == "master"
+    decision = decide(scenario_for[id(spec)])
+    assert method_of(spec) == "device-dma-logging"
+    assert decision.blocked is False and list(decision.blocked_by) == []
+    assert scenario_for[id(spec)].qemu == "master"
 
 
 def test_applicable_properties_follow_the_scenario() -> None:
@@ -231,7 +238,7 @@ def test_log_sync_skipped_for_opted_out_running_device() -> None:
 
 def test_log_sync_type1_reports_every_mapped_page() -> None:
     spec = built(devices=[NO_LOG])
-    assert spec.info["tracking_method"] == "type1"
+    assert method_of(spec) == "type1"
     s = fire(spec, active(spec), "LogSync")
     assert get(spec, s, "bitmap") == ["p0", "p1"]
 
@@ -246,7 +253,7 @@ def test_log_sync_type1_pinned_scope_reports_pins() -> None:
 def test_log_sync_iommufd_hw_reads_and_clears() -> None:
     spec = built(host={"iommu": "iommufd", "iommu_dirty_tracking": True},
                  devices=[{"name": "vf0", "features": ["p2p", "pre-copy"]}])
-    assert spec.info["tracking_method"] == "iommufd-hw"
+    assert method_of(spec) == "iommufd-hw"
     s = fire(spec, active(spec, iommu_dirty=0b10), "LogSync")
     assert get(spec, s, "bitmap") == ["p1"] and get(spec, s, "iommu_dirty") == []
 
@@ -255,7 +262,7 @@ def test_log_sync_iommufd_hw_reads_and_clears() -> None:
                                                  ("master", [])])
 def test_all_dirty_marks_everything_only_before_10(profile: str, marked: list[str]) -> None:
     spec = built(qemu=profile, host={"iommu": "iommufd"}, devices=[NO_LOG])
-    assert spec.info["tracking_method"] == "all-dirty"
+    assert method_of(spec) == "all-dirty"
     s = fire(spec, active(spec), "LogSync")
     assert get(spec, s, "bitmap") == marked
 

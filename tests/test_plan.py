@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-import model.scenario as scenario_module
 from cli.simulate import Options, build_plan
 from model.concrete.executor import RunConfig
 from model.concrete.plan import pinned_scope, stepped_config
@@ -46,21 +45,17 @@ def _mapping(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
-def _simulate_config(sc: Scenario, monkeypatch: pytest.MonkeyPatch,
-                     method: str | None = None) -> RunConfig:
+def _simulate_config(sc: Scenario, method: str | None = None) -> RunConfig:
     """``build_plan`` for ``sc``, one executor page per model page."""
     opts = Options(guest_size=sc.vm.pages * PAGE_SIZE, cpu_dirty_rate=0.0, hot_set=PAGE_SIZE,
                    dma_rate=0.0, dma_set=PAGE_SIZE, stop_copy_size=0, bandwidth=1e9,
                    downtime_limit=0.3, max_rounds=30, step=0.1, stop_latency=0.005, seed=0)
-    with monkeypatch.context() as m:
-        m.setattr(scenario_module, "load_scenario", lambda path: sc)
-        ((_, cfg),) = build_plan(str(sc.path), opts, [method] if method else []).configs
+    ((_, cfg),) = build_plan(sc, opts, [method] if method else []).configs
     return cfg
 
 
-def _difference(sc: Scenario, monkeypatch: pytest.MonkeyPatch,
-                method: str | None = None) -> dict[str, tuple[Any, Any]]:
-    a = _mapping(_simulate_config(sc, monkeypatch, method))
+def _difference(sc: Scenario, method: str | None = None) -> dict[str, tuple[Any, Any]]:
+    a = _mapping(_simulate_config(sc, method))
     b = _mapping(stepped_config(sc))
     if method is not None:
         b["method"] = method
@@ -85,36 +80,35 @@ CASES = ([(p.name, lambda p=p: load_scenario(p)) for p in sorted(SPECS.glob("*.t
 
 
 @pytest.mark.parametrize(("name", "make"), CASES, ids=[n for n, _ in CASES])
-def test_simulate_and_conformance_map_a_scenario_alike(name: str, make: Any,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_simulate_and_conformance_map_a_scenario_alike(name: str, make: Any) -> None:
     sc = make()
-    assert _difference(sc, monkeypatch) == _expected(sc), name
+    assert _difference(sc) == _expected(sc), name
 
 
-def test_where_the_two_mappings_differ_in_the_shipped_specs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_where_the_two_mappings_differ_in_the_shipped_specs() -> None:
     """The shipped specs that show a difference, and which."""
-    differ = {p.name: sorted(_difference(load_scenario(p), monkeypatch))
+    differ = {p.name: sorted(_difference(load_scenario(p)))
               for p in sorted(SPECS.glob("*.toml"))}
     assert {k: v for k, v in differ.items() if v} == {
         "mutation-retry-keeps-cleared-bits.toml": ["mutations"],
     }
 
 
-def test_pinned_scope_on_an_iommufd_host_run_as_type1(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pinned_scope_on_an_iommufd_host_run_as_type1() -> None:
     """``simulate --method type1`` on an iommufd host whose devices pin: both say pinned
     scope, the kernel's rule (no shipped spec has pins on iommufd)."""
     sc = scenario_from_dict({"qemu": "9.1", "host": {"iommu": "iommufd", "iommu_dirty_tracking": True},
                              "devices": [{"name": "vf0", "pins": [0]}]}, "specs/pins-on-iommufd.toml")
-    assert _difference(sc, monkeypatch, method="type1") == {} == _expected(sc)
+    assert _difference(sc, method="type1") == {} == _expected(sc)
     assert stepped_config(sc).type1_pinned_scope
 
 
-def test_pinned_scope_is_the_kernels_not_the_mutation(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pinned_scope_is_the_kernels_not_the_mutation() -> None:
     """type1_ignores_unpinned_groups makes QEMU's decision claim pinned scope; the executor
     gets the kernel's scope and the mutation itself, so either side can be mutated alone."""
     sc = load_scenario(SPECS / "mutation-type1-ignores-unpinned-groups.toml")
     assert decide(sc).type1_pinned_scope and not pinned_scope(sc)
-    for cfg in (stepped_config(sc), _simulate_config(sc, monkeypatch)):
+    for cfg in (stepped_config(sc), _simulate_config(sc)):
         assert not cfg.type1_pinned_scope
         assert Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in cfg.mutations
     assert not stepped_config(sc, mutations=frozenset()).mutations

@@ -157,12 +157,27 @@ def test_expect_forms() -> None:
     violation = expect({"violation": "NoPageLost"})
     assert violation == Expect("violation", "NoPageLost")
     assert violation is not None and str(violation) == "violation(NoPageLost)"
-    assert violation.matches("violation", "NoPageLost")
-    assert not violation.matches("violation", "SourceRecovers")
-    assert not violation.matches("pass", None)
-    assert Expect("blocked").matches("blocked", None) and not Expect("pass").matches("limit", None)
-    assert CheckConfig().matches("pass", None) and CheckConfig().matches("blocked", None)
-    assert not CheckConfig().matches("violation", "NoPageLost")
+    # what the verdict makes of them (checker.verdict judges; tests/test_verdict.py)
+    from cli.load import expectation_of
+
+    def judged(value: Any) -> tuple[str, str | None]:
+        e = expectation_of(scenario_from_dict(one_device(check={"expect": value}), P))
+        return e.kind, e.name
+
+    assert judged({"violation": "NoPageLost"}) == ("violation", "NoPageLost")
+    assert judged("blocked") == ("blocked", None)
+    assert expectation_of(scenario_from_dict(one_device(), P)).kind == "no-violation"
+
+
+def test_check_pins() -> None:
+    check = scenario_from_dict(one_device(check={
+        "expect": {"violation": "NoPageLost"}, "distinct_states": 1860, "generated_states": 4491,
+        "depth": 27, "trace_length": 27}), P).check
+    assert (check.distinct_states, check.generated_states, check.depth, check.trace_length) == (
+        1860, 4491, 27, 27)
+    bare = scenario_from_dict(one_device(), P).check
+    assert (bare.distinct_states, bare.generated_states, bare.depth, bare.trace_length) == (
+        None, None, None, None)
 
 
 def test_load_scenarios_directory_sorted(tmp_path: Path) -> None:
@@ -404,6 +419,20 @@ DEV = {"name": "vf0"}
                                       "expect": {"violation": "MigrationEnds"}}},
          '[check].expect: violation of "MigrationEnds" is expected but [check].invariants '
          "does not check it"),
+        ({"devices": [DEV], "check": {"distinct_states": 0}},
+         "[check].distinct_states: expected an integer >= 1, got integer 0"),
+        ({"devices": [DEV], "check": {"depth": "28"}},
+         '[check].depth: expected an integer >= 1, got string "28"'),
+        ({"devices": [DEV], "check": {"generated_states": True}},
+         "[check].generated_states: expected an integer >= 1, got boolean true"),
+        ({"devices": [DEV], "check": {"expect": "pass", "trace_length": 4}},
+         '[check].trace_length: only an expected violation has a counterexample; expect is "pass"'),
+        ({"devices": [DEV], "check": {"trace_length": 4}},
+         "[check].trace_length: only an expected violation has a counterexample; expect is "
+         "not given"),
+        ({"devices": [DEV], "check": {"distinct": 3}},
+         "[check].distinct: unknown key; allowed: invariants, expect, distinct_states, "
+         "generated_states, depth, trace_length; did you mean 'distinct_states'?"),
     ],
 )
 def test_dict_errors(data: dict[str, Any], expected: str) -> None:

@@ -58,7 +58,6 @@ from model.scenario import Scenario
 S = DeviceState
 
 
-
 def declare_layout(cfg: ModelConfig) -> Layout:
     """The model's variables; only those the scenario needs (no constant fields)."""
     D, P = cfg.devices, cfg.pages
@@ -157,7 +156,12 @@ def build_spec(
     decision: TrackingDecision | None = None,
     kernel: KernelStepFunction | None = None,
 ) -> Spec:
-    """The migration protocol of ``scenario`` as a checkable :class:`Spec`."""
+    """The migration protocol of ``scenario`` as a checkable :class:`Spec`.
+
+    ``decision`` is QEMU's dirty-tracking decision for ``scenario``; a front end that shows
+    it (the tracking method, the blockers) passes the one it computed, so the spec executes
+    exactly what is shown.  Left out, it is computed here.
+    """
     decision = decision if decision is not None else decide(scenario)
     kernel = kernel if kernel is not None else default_kernel()
     cfg = make_config(scenario, decision, kernel)
@@ -178,18 +182,6 @@ def build_spec(
         if Property.MIGRATION_CAN_COMPLETE in chosen and not decision.blocked
         else {}
     )
-    info: dict[str, Any] = {
-        "tracking_method": decision.method.value,
-        "blocked": decision.blocked,
-        "blocked_by": list(decision.blocked_by),
-        "blockers": [b.message for b in decision.blockers],
-        "profile": scenario.qemu,
-        "kernel": kernel.source,
-        "notes": list(decision.notes),
-        "mutations": sorted(scenario.mutations),
-        "pages": cfg.pages,
-        "devices": list(cfg.names),
-    }
     return Spec(
         name=scenario.name,
         layout=layout,
@@ -201,5 +193,4 @@ def build_spec(
         witnesses=witnesses,
         end_states=end_states(parts),
         description=scenario.description,
-        info=info,
     )
