@@ -46,6 +46,7 @@ from checker.explore import explore
 from checker.lang.layout import Layout
 from checker.trace import changes
 from cli.load import collect_paths, load_target, not_a_scenario
+from model.contract import PROPERTY_KINDS
 from model.migration.page_proof import (
     BITMAP_EMPTY_TEST_PHASES,
     PAGE,
@@ -61,7 +62,7 @@ from model.migration.page_proof import (
     page_invariants,
     reached_control,
 )
-from model.scenario import PROPERTY_KINDS, Scenario
+from model.scenario import Scenario
 
 CLAIM = "proved for any number of pages"
 DEFAULT_TIMEOUT_MS = 120_000

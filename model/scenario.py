@@ -45,81 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
+from model.contract import MUTATION_NAMES, PAGE_SIZE, PROPERTY_KINDS, PROPERTY_NAMES, Mutation
 from model.profiles import PROFILE_NAMES, EnableMigrationProperty, Profile, get_profile
-
-# --- contract names (DESIGN.md section 3) -------------------------------------------------
-
-#: Invariants, the action invariant, the liveness property and the witness, by kind.
-PROPERTY_KINDS: dict[str, str] = {
-    "TypeOK": "invariant",
-    "NoPageLost": "invariant",
-    "DirtyTrackingSound": "invariant",
-    "NoDeviceTrackingWithViommu": "invariant",
-    "LegalDeviceArcs": "action-invariant",
-    "P2PQuiescedBeforeStop": "invariant",
-    "SourceRecovers": "invariant",
-    "DestinationStartsLoaded": "invariant",
-    "MigrationEnds": "liveness",
-    "MigrationCanComplete": "witness",
-}
-PROPERTY_NAMES: tuple[str, ...] = tuple(PROPERTY_KINDS)
-
-
-@dataclass(frozen=True)
-class Mutation:
-    """A deliberate, known kind of bug a spec may switch on."""
-
-    name: str
-    description: str
-    violates: str  # the property a shipped spec shows it breaking
-
-
-MUTATIONS: dict[str, Mutation] = {
-    m.name: m
-    for m in (
-        Mutation("no_final_sync", "skip the dirty sync after devices stop", "NoPageLost"),
-        Mutation(
-            "sync_before_devices_stop",
-            "do the final sync while devices can still DMA",
-            "NoPageLost",
-        ),
-        Mutation(
-            "allow_viommu_device_tracking",
-            "drop the vIOMMU blocker for devices using device dirty tracking",
-            "NoPageLost",
-        ),
-        Mutation(
-            "no_unmap_dirty_query",
-            "a vIOMMU unmap does not fetch dirty bits first",
-            "NoPageLost",
-        ),
-        Mutation(
-            "type1_ignores_unpinned_groups",
-            "type1 reports only pinned pages although a group does not pin",
-            "NoPageLost",
-        ),
-        Mutation(
-            "device_logging_for_mixed_container",
-            "use DMA logging although a device in the container lacks it",
-            "NoPageLost",
-        ),
-        Mutation(
-            "skip_p2p_prepare",
-            "stop devices without first quiescing P2P on all of them",
-            "P2PQuiescedBeforeStop",
-        ),
-        Mutation(
-            "retry_keeps_cleared_bits",
-            "a new attempt after a failed one does not mark all pages dirty again",
-            "NoPageLost",
-        ),
-        Mutation(
-            "no_recovery_on_cancel",
-            "cancel leaves devices where they are",
-            "SourceRecovers",
-        ),
-    )
-}
 
 # --- vocabulary and bounds ----------------------------------------------------------------
 
@@ -136,7 +63,6 @@ MAX_PRECOPY_ROUNDS = 3
 MAX_ATTEMPTS = 3
 DEFAULT_PAGES = 2
 DEFAULT_RAM = 16 << 30  # 16 GiB
-PAGE_SIZE = 4096  # x86 host and guest page size
 
 IommuBackend = Literal["type1", "iommufd"]
 OnOffAuto = Literal["on", "off", "auto"]
@@ -153,9 +79,14 @@ class SpecError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        if self.key:
-            return f"{self.path}: {self.key}: {self.message}"
-        return f"{self.path}: {self.message}"
+        text = f"{self.path}: {self.key}: {self.message}" if self.key else f"{self.path}: {self.message}"
+        return _one_line(text)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters (a newline inside a quoted value or key of the
+    file) written as escapes, so an error stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 # --- the typed configuration --------------------------------------------------------------
@@ -254,7 +185,7 @@ class Scenario:
     devices: tuple[DeviceConfig, ...]
     migration: MigrationConfig
     check: CheckConfig
-    mutations: frozenset[str]
+    mutations: frozenset[Mutation]
 
     @property
     def profile(self) -> Profile:
@@ -267,7 +198,7 @@ class Scenario:
         raise KeyError(name)
 
     def has_mutation(self, name: str) -> bool:
-        if name not in MUTATIONS:
+        if name not in MUTATION_NAMES:
             raise KeyError(name)
         return name in self.mutations
 
@@ -518,9 +449,9 @@ def _load_expect(t: _Table) -> Expect | None:
     t.fail("expect", f"expected {_EXPECT_FORM}, got {_describe(value)}")
 
 
-def _load_mutations(t: _Table) -> frozenset[str]:
-    t.only(tuple(MUTATIONS), what="mutation")
-    return frozenset(name for name in MUTATIONS if t.boolean(name, False))
+def _load_mutations(t: _Table) -> frozenset[Mutation]:
+    t.only(MUTATION_NAMES, what="mutation")
+    return frozenset(m for m in Mutation if t.boolean(m.value, False))
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from checker.explore import explore
 from checker.lang.spec import Spec
-from model.decision.tracking import decide
+from model.decision.tracking import Method, decide
 from model.fsm.kernel.reader import (
     KernelStepFunction,
     NonTerminatingStep,
@@ -372,7 +372,7 @@ def test_mutation_flips_its_property(mutation: str) -> None:
 
 
 def test_every_contract_mutation_has_a_case() -> None:
-    from model.scenario import MUTATIONS
+    from model.contract import MUTATIONS
 
     assert set(MUTATION_CASES) == set(MUTATIONS)
     for name, (_, prop, _) in MUTATION_CASES.items():
@@ -512,7 +512,8 @@ def test_unmutated_model_keeps_every_invariant(data: dict[str, Any]) -> None:
         return
     assert res.violation is not None
     v = res.violation.name
-    all_dirty_gap = (decide(sc).method.value == "all-dirty"
-                     and sc.profile.at_least("10.2") and v in ("NoPageLost", "DirtyTrackingSound"))
+    all_dirty_gap = (decide(sc).method is Method.ALL_DIRTY
+                     and sc.profile.log_sync_needs_tracking_started
+                     and v in ("NoPageLost", "DirtyTrackingSound"))
     dst_fault = sc.migration.device_faults and v == "DestinationStartsLoaded"
     assert all_dirty_gap or dst_fault, (v, data)

@@ -23,12 +23,13 @@ from cli.prove import (
     _reachable_control,
     prove_scenario,
 )
+from model.contract import MUTATIONS
 from model.migration.page_proof import (
     expected_group,
     obligation,
     page_classes,
 )
-from model.scenario import MUTATIONS, Scenario, load_scenario
+from model.scenario import Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"

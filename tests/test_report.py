@@ -520,7 +520,7 @@ def test_itf_check_rejects_json_numbers():
 
 def test_walkthrough_rules_point_at_model_code():
     from model import walkthrough as wt
-    from model.scenario import MUTATIONS, PROPERTY_NAMES
+    from model.contract import MUTATIONS, PROPERTY_NAMES
 
     seen = set()
     for s in wt.all_statements():

@@ -9,12 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from model.contract import MUTATIONS, PROPERTY_KINDS, PROPERTY_NAMES, Mutation, Property
 from model.profiles import PROFILE_NAMES
 from model.scenario import (
     DEFAULT_RAM,
     MAX_PAGES,
-    MUTATIONS,
-    PROPERTY_NAMES,
     CheckConfig,
     Expect,
     SpecError,
@@ -214,9 +213,30 @@ def test_contract_names() -> None:
         "no_recovery_on_cancel",
     }
     for name, mutation in MUTATIONS.items():
-        assert mutation.name == name and mutation.violates in PROPERTY_NAMES
+        assert mutation.value == name and mutation.violates in PROPERTY_NAMES
+        assert mutation is Mutation(name) and mutation.description
     assert MUTATIONS["skip_p2p_prepare"].violates == "P2PQuiescedBeforeStop"
     assert MUTATIONS["no_recovery_on_cancel"].violates == "SourceRecovers"
+    assert PROPERTY_KINDS == {
+        "TypeOK": "invariant", "NoPageLost": "invariant", "DirtyTrackingSound": "invariant",
+        "NoDeviceTrackingWithViommu": "invariant", "LegalDeviceArcs": "action-invariant",
+        "P2PQuiescedBeforeStop": "invariant", "SourceRecovers": "invariant",
+        "DestinationStartsLoaded": "invariant", "MigrationEnds": "liveness",
+        "MigrationCanComplete": "witness",
+    }
+
+
+def test_contract_members_are_their_spec_file_names() -> None:
+    """Code names properties and mutations by enum member: a typo fails at import time,
+    and a member is interchangeable with its spec-file string."""
+    with pytest.raises(AttributeError):
+        Mutation.NO_FINAL_SYNCH  # type: ignore[attr-defined]  # noqa: B018
+    assert Mutation.NO_FINAL_SYNC == "no_final_sync" and f"{Mutation.NO_FINAL_SYNC}" == "no_final_sync"
+    assert "no_final_sync" in {Mutation.NO_FINAL_SYNC}
+    assert Property.NO_PAGE_LOST == "NoPageLost" and Property.LEGAL_DEVICE_ARCS.is_safety
+    assert not Property.MIGRATION_ENDS.is_safety
+    sc = scenario_from_dict({"devices": [{"name": "vf0"}], "mutations": {"no_final_sync": True}}, P)
+    assert sc.mutations == {Mutation.NO_FINAL_SYNC} and sc.has_mutation("no_final_sync")
 
 
 # --- errors from fixture files ----------------------------------------------------------
@@ -467,3 +487,11 @@ def test_garbage_never_crashes(data: dict[str, Any]) -> None:
     except SpecError as exc:
         text = str(exc)
         assert text.startswith(f"{P}: ") and "\n" not in text
+
+
+def test_control_characters_in_a_value_stay_on_one_line() -> None:
+    """A quoted TOML string may hold a newline; the error still is one line (escaped)."""
+    with pytest.raises(SpecError) as info:
+        scenario_from_dict({"qemu": "9.1\nmaster", "devices": [{}]}, P)
+    assert str(info.value) == (f'{P}: qemu: unknown profile "9.1\\nmaster"; allowed: '
+                               '"8.0", "8.1", "8.2", "9.1", "10.2", "master"')

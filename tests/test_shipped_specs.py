@@ -18,8 +18,9 @@ import pytest
 from checker.explore import explore
 from checker.verdict import Verdict
 from cli.load import Target, load_target
+from model.contract import MUTATIONS
 from model.decision.tracking import Method
-from model.scenario import MUTATIONS, Scenario
+from model.scenario import Scenario
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model.concrete.bitmap import Bitmap
-
-PAGE_SIZE = 4096  # host and guest base page (4 KiB); the DMA-logging page_size QEMU asks for
+from model.contract import PAGE_SIZE
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ from checker.lang.ops import (
     true_like,
     where,
 )
+from model.contract import Mutation
 from model.fsm.uapi import DeviceState
 from model.migration.config import ModelConfig
 
@@ -236,11 +237,11 @@ class PhasePlan:
         D = cfg.devices
         # ---- order of the successful path
         switch: list[Phase] = []
-        early_sync = cfg.has("sync_before_devices_stop")
+        early_sync = cfg.has(Mutation.SYNC_BEFORE_DEVICES_STOP)
         if early_sync:
             switch.append(Phase.FINAL_SYNC)
         switch += [Phase.VM_STOP_PREPARE, Phase.VM_STOP]
-        if not early_sync and not cfg.has("no_final_sync"):
+        if not early_sync and not cfg.has(Mutation.NO_FINAL_SYNC):
             switch.append(Phase.FINAL_SYNC)
         switch += [Phase.SEND_REST, Phase.SAVE_COMPLETE]
         if not prof.stop_copy_to_stop_in_cleanup:
@@ -276,7 +277,7 @@ class PhasePlan:
                 rec[Phase.LOAD_SETUP, d, q] = q
                 # prepare callbacks exist only for P2P devices (8.2+, 94f775e428).
                 if prof.p2p_prepare and p2p:
-                    if not cfg.has("skip_p2p_prepare"):
+                    if not cfg.has(Mutation.SKIP_P2P_PREPARE):
                         tgt[Phase.VM_STOP_PREPARE, d, q] = _prepare_target(q)
                     tgt[Phase.FAIL_START_PREPARE, d, q] = _prepare_target(q)
                     tgt[Phase.DST_START_PREPARE, d, q] = _prepare_target(q)
@@ -386,7 +387,7 @@ class Control:
             # ram_save_complete sends pages while the migration bitmap has any: with an
             # empty bitmap the unit has nothing to do.
             work = where(send, t["bitmap"] != 0, work)
-        if self.cfg.has("no_recovery_on_cancel"):
+        if self.cfg.has(Mutation.NO_RECOVERY_ON_CANCEL):
             # Mutation: the migration-state notifier ignores a cancel, so devices stay
             # where the cancel found them.
             skip = all_of([pc == Phase.FAIL_NOTIFY, t["status"] == Status.CANCELLED])

@@ -30,6 +30,7 @@ from typing import Any
 
 from checker.lang.layout import Layout
 from checker.lang.spec import Spec
+from model.contract import INVARIANTS, Property
 from model.decision.tracking import TrackingDecision, decide
 from model.fsm.kernel.reader import KernelStepFunction, default_kernel
 from model.fsm.uapi import STATE_NAMES, DeviceState
@@ -55,16 +56,6 @@ from model.migration.props import (
 from model.scenario import Scenario
 
 S = DeviceState
-
-INVARIANT_NAMES = (
-    "TypeOK",
-    "NoPageLost",
-    "DirtyTrackingSound",
-    "NoDeviceTrackingWithViommu",
-    "P2PQuiescedBeforeStop",
-    "SourceRecovers",
-    "DestinationStartsLoaded",
-)
 
 
 def declare_layout(cfg: ModelConfig) -> Layout:
@@ -143,13 +134,14 @@ def initial_state(cfg: ModelConfig) -> dict[str, Any]:
 
 def applicable(cfg: ModelConfig) -> tuple[str, ...]:
     """The properties that mean something for this scenario ("all that apply")."""
-    names = [*INVARIANT_NAMES, "LegalDeviceArcs", "MigrationEnds", "MigrationCanComplete"]
+    names = [*INVARIANTS, Property.LEGAL_DEVICE_ARCS, Property.MIGRATION_ENDS,
+             Property.MIGRATION_CAN_COMPLETE]
     if not cfg.viommu:
-        names.remove("NoDeviceTrackingWithViommu")
+        names.remove(Property.NO_DEVICE_TRACKING_WITH_VIOMMU)
     if not cfg.p2p_actions:
-        names.remove("P2PQuiescedBeforeStop")
+        names.remove(Property.P2P_QUIESCED_BEFORE_STOP)
     if cfg.blocked:
-        names.remove("MigrationCanComplete")
+        names.remove(Property.MIGRATION_CAN_COMPLETE)
     return tuple(names)
 
 
@@ -180,12 +172,14 @@ def build_spec(
 
     chosen = _selected(scenario, cfg)
     invs = {k: v for k, v in invariants(parts).items() if k in chosen}
-    action_invs = {"LegalDeviceArcs": legal_device_arcs(parts)} if "LegalDeviceArcs" in chosen else {}
+    action_invs: dict[str, Any] = ({Property.LEGAL_DEVICE_ARCS: legal_device_arcs(parts)}
+                                   if Property.LEGAL_DEVICE_ARCS in chosen else {})
     families = list(dict.fromkeys(a.family for a in actions))
-    liveness = {"MigrationEnds": migration_ends(families)} if "MigrationEnds" in chosen else {}
-    witnesses = (
-        {"MigrationCanComplete": can_complete}
-        if "MigrationCanComplete" in chosen and not decision.blocked
+    liveness: dict[str, Any] = ({Property.MIGRATION_ENDS: migration_ends(families)}
+                                if Property.MIGRATION_ENDS in chosen else {})
+    witnesses: dict[str, Any] = (
+        {Property.MIGRATION_CAN_COMPLETE: can_complete}
+        if Property.MIGRATION_CAN_COMPLETE in chosen and not decision.blocked
         else {}
     )
     return Spec(
