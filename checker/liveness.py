@@ -27,10 +27,9 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from checker.explore import StateGraph
 from checker.lang.layout import View
 from checker.lang.spec import Eventually, LeadsTo, Liveness, Spec, as_mask
-from checker.result import TraceStep, Violation
+from checker.result import PropertyKind, StateGraph, TraceStep, Violation
 
 
 def _mask(spec: Spec, graph: StateGraph, pred) -> np.ndarray:
@@ -129,7 +128,7 @@ def check_liveness(spec: Spec, graph: StateGraph, name: str, prop: Liveness) -> 
     if kind == "stutter":
         return Violation(
             name,
-            "liveness",
+            PropertyKind.LIVENESS,
             f"liveness {what} is violated: the behaviour can stop here forever "
             f"(weak fairness on {fair_txt}; none of them is enabled)",
             trace,

@@ -42,9 +42,10 @@ import numpy as np
 import z3
 
 from checker import smt
-from checker.explore import explore
+from checker.explore import Limits, explore
 from checker.lang.layout import Layout
 from checker.trace import changes
+from cli.limits import stopped_by
 from cli.load import collect_paths, load_target, not_a_scenario
 from model.migration.page_proof import (
     BITMAP_EMPTY_TEST_PHASES,
@@ -144,9 +145,9 @@ def _reachable_control(ob: Obligation, max_seconds: float | None) -> tuple[np.nd
     """Every combination of control values the per-page instance reaches."""
     spec = dataclasses.replace(ob.spec, invariants={}, action_invariants={}, liveness={},
                                witnesses={}, check_deadlock=False)
-    r = explore(spec, keep_graph=True, check_liveness=False, max_seconds=max_seconds)
+    r = explore(spec, keep_graph=True, check_liveness=False, limits=Limits(seconds=max_seconds))
     if r.outcome != "pass" or r.graph_data is None:
-        raise RuntimeError(f"exploring the per-page instance stopped: {r.limit or r.outcome}")
+        raise RuntimeError(f"exploring the per-page instance stopped: {stopped_by(r) or r.outcome}")
     rows = r.graph_data.rows
     cols = np.stack([spec.layout.column(rows, k) for k in ob.control_keys], axis=1)
     return np.unique(cols, axis=0), r.stats.distinct

@@ -58,7 +58,9 @@ def property_kinds(spec: Spec) -> dict[str, str]:
     return kinds
 
 
-def stats_table(result: Result) -> Table:
+def stats_table(result: Result, stopped_by: str | None = None) -> Table:
+    """The TLC statistics; ``stopped_by`` words the limit that stopped the run (the front
+    end names its own options), else the bare :class:`~checker.result.Limit` is shown."""
     s = result.stats
     rows: list[list[Rich]] = [
         ["distinct states", f"{s.distinct:,}"],
@@ -66,7 +68,7 @@ def stats_table(result: Result) -> Table:
         ["depth (BFS levels)", f"{s.depth:,}"],
     ]
     if result.limit:
-        rows.append(["stopped by", result.limit])
+        rows.append(["stopped by", stopped_by or str(result.limit)])
     return Table(["statistic", "value"], rows, numeric=frozenset({1}))
 
 
@@ -214,10 +216,12 @@ def trace_table(violation: Violation, layout: Layout) -> list[Block]:
     return blocks
 
 
-def results_sections(spec: Spec, result: Result, expected_violation: str | None) -> list[Section]:
+def results_sections(
+    spec: Spec, result: Result, expected_violation: str | None, *, stopped_by: str | None = None
+) -> list[Section]:
     """Statistics, property results, coverage and (if any) the counterexample."""
     out = [
-        Section("Statistics", [stats_table(result)], "statistics"),
+        Section("Statistics", [stats_table(result, stopped_by)], "statistics"),
         Section("Properties", [properties_table(spec, result, expected_violation)], "properties"),
         Section("Action coverage", coverage_blocks(spec, result), "coverage"),
     ]
