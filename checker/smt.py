@@ -14,8 +14,6 @@ Queries:
   ``.consecution``           Inv /\\ Next => Inv', action by action (a failure is a
                              counterexample to induction: state before, action, after)
   ``.implication``           Inv => Property
-* :func:`check_initiation`, :func:`check_consecution`, :func:`check_implication`: the
-                             same queries, one spec each, without the sharing
 * :func:`bmc`                bounded model checking to depth k, shortest counterexample
                              first (depth by depth, as the explicit BFS finds it)
 
@@ -258,97 +256,6 @@ def _check(solver: z3.Solver, what: str) -> z3.CheckSatResult:
 def satisfiable(solver: z3.Solver, what: str) -> bool:
     """Whether ``solver``'s assertions have a model; TimeoutError when z3 cannot decide."""
     return _check(solver, what) == z3.sat
-
-
-def check_initiation(spec: Spec, inv: Mapping[str, Pred], *, timeout_ms: int | None = None) -> QueryResult:
-    enc = Encoding(spec)
-    s = SymView(spec.layout, "0")
-    t0 = time.perf_counter()
-    solver = new_solver(timeout_ms)
-    solver.add(enc.init(s), s.domain())
-    solver.add(z3.Not(z3.And([enc.pred(n, p, s) for n, p in inv.items()])))
-    if _check(solver, "initiation") == z3.sat:
-        m = solver.model()
-        return QueryResult(
-            "initiation",
-            False,
-            time.perf_counter() - t0,
-            before=s.values(m),
-            detail="an initial state violates the invariant",
-        )
-    return QueryResult("initiation", True, time.perf_counter() - t0)
-
-
-def check_consecution(spec: Spec, inv: Mapping[str, Pred], *, timeout_ms: int | None = None) -> QueryResult:
-    """Inv /\\ A => Inv' for every action A; the first failure is a counterexample to induction."""
-    enc = Encoding(spec)
-    s, t = SymView(spec.layout, "s"), SymView(spec.layout, "t")
-    t0 = time.perf_counter()
-    inv_s = z3.And([enc.pred(n, p, s) for n, p in inv.items()])
-    solver = new_solver(timeout_ms)
-    solver.add(s.domain(), inv_s, enc.constraint(s))
-    for a in spec.actions:
-        tr = enc.transition(a, s, t)
-        # (what is checked, its negation after the step, how a failure reads)
-        obligations = [
-            (
-                name,
-                z3.Not(enc.pred(name, p, t)),
-                f"{a.label} leads from a state satisfying the invariant to one violating {name}",
-            )
-            for name, p in inv.items()
-        ] + [
-            (
-                name,
-                z3.Not(_as_bool(_call(name, p, s, t, a), name)),
-                f"{a.label} violates the action invariant {name} from a state satisfying the invariant",
-            )
-            for name, p in spec.action_invariants.items()
-        ]
-        for name, negated, detail in obligations:
-            solver.push()
-            solver.add(tr, negated)
-            failed = _check(solver, f"consecution of {name} under {a.label}") == z3.sat
-            m = solver.model() if failed else None
-            solver.pop()
-            if m is not None:
-                return QueryResult(
-                    "consecution",
-                    False,
-                    time.perf_counter() - t0,
-                    action=a.label,
-                    before=s.values(m),
-                    after=t.values(m),
-                    detail=detail,
-                    violated=[name],
-                )
-    return QueryResult("consecution", True, time.perf_counter() - t0)
-
-
-def check_implication(
-    spec: Spec, inv: Mapping[str, Pred], prop: Mapping[str, Pred], *, timeout_ms: int | None = None
-) -> QueryResult:
-    enc = Encoding(spec)
-    s = SymView(spec.layout, "s")
-    t0 = time.perf_counter()
-    solver = new_solver(timeout_ms)
-    solver.add(s.domain(), z3.And([enc.pred(n, p, s) for n, p in inv.items()]))
-    for name, p in prop.items():
-        solver.push()
-        solver.add(z3.Not(enc.pred(name, p, s)))
-        if _check(solver, f"implication of {name}") == z3.sat:
-            res = QueryResult(
-                "implication",
-                False,
-                time.perf_counter() - t0,
-                before=s.values(solver.model()),
-                detail=f"a state satisfies the invariant but not {name}",
-                violated=[name],
-            )
-            solver.pop()
-            return res
-        solver.pop()
-    return QueryResult("implication", True, time.perf_counter() - t0)
 
 
 def _violated(m: z3.ModelRef, preds: Mapping[str, z3.BoolRef]) -> list[str]:
