@@ -328,25 +328,38 @@ class Induction:
             solver.add(enc.constraint(s))
         # the invariant's conjuncts over the next state's variables, built once
         inv_t = {n: enc.pred(n, p, t) for n, p in inv.items()}
-        steps: dict[str, z3.BoolRef | None] = {}
+        steps: dict[str, z3.BoolRef | None] = {}  # None: never enabled in a state satisfying Inv
+        cti = None
         for names in ([list(first)] if first else []) + [[*inv, *act_invs]]:
-            if not any(n in inv_t or n in act_invs for n in names):
-                continue
             after = {n: inv_t[n] for n in names if n in inv_t}
             step_invs = {n: p for n, p in act_invs.items() if n in names}
-            for a in self.spec.actions:
-                if a.label not in steps:
-                    steps[a.label] = self._step_or_disabled(solver, a)
-                step = steps[a.label]
-                if step is None:  # never enabled in a state satisfying Inv
-                    continue
-                cti = self._breaks(solver, a, step, after, step_invs)
+            if after or step_invs:
+                cti = self._first_break(solver, steps, after, step_invs)
+            if cti is not None:
+                break
+        result = cti or QueryResult("consecution", True, 0.0)
+        result.seconds = time.perf_counter() - t0
+        result.actions_disabled = sum(1 for v in steps.values() if v is None)
+        return result
+
+    def _first_break(
+        self,
+        solver: z3.Solver,
+        steps: dict[str, z3.BoolRef | None],
+        inv_t: Mapping[str, z3.BoolRef],
+        act_invs: Mapping[str, TransitionPred],
+    ) -> QueryResult | None:
+        """The first action, in order, with a step that breaks one of ``inv_t`` or
+        ``act_invs``; ``steps`` caches each action's transition or None (disabled)."""
+        for a in self.spec.actions:
+            if a.label not in steps:
+                steps[a.label] = self._step_or_disabled(solver, a)
+            step = steps[a.label]
+            if step is not None:
+                cti = self._breaks(solver, a, step, inv_t, act_invs)
                 if cti is not None:
-                    cti.seconds = time.perf_counter() - t0
-                    cti.actions_disabled = sum(1 for v in steps.values() if v is None)
                     return cti
-        return QueryResult("consecution", True, time.perf_counter() - t0,
-                           actions_disabled=sum(1 for v in steps.values() if v is None))
+        return None
 
     def _breaks(
         self,

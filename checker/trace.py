@@ -38,6 +38,13 @@ def _field_of(layout: Layout, key: str) -> tuple[Field | None, bool]:
         return None, False
 
 
+def format_value(layout: Layout | None, key: str, value: Any) -> str:
+    """A variable (or an indexed element, ``name[i]``) as the traces show it; without a
+    layout, sets and booleans only."""
+    f, element = _field_of(layout, key) if layout is not None else (None, False)
+    return _fmt(f, value, element)
+
+
 def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
     """The variables (or indexed elements, as ``name[i]``) whose value differs."""
     if before is None:
@@ -72,8 +79,7 @@ def render_text(violation: Violation, layout: Layout, *, full: bool = False) -> 
         if not shown:
             lines.append("       (no variable changed)")
         for name, value in shown.items():
-            f, element = _field_of(layout, name)
-            lines.append(f"       {name} = {_fmt(f, value, element)}")
+            lines.append(f"       {name} = {format_value(layout, name, value)}")
         prev = state
     if violation.loop_start is not None and not violation.stutter:
         lines.append(f"     back to state {violation.loop_start + 1}")

@@ -2,7 +2,7 @@
 
 For each spec file and each class of its pages (:mod:`model.migration.page_proof`, which states the
 reduction, the invariant and why one page suffices), the per-page instance of the
-migration model is proved by induction with z3 (``checker.smt``):
+migration model is proved by induction with z3 (``checker.smt.Induction``):
 
 0. separation   the reduction's premise: the rest of the guest never influences the page
                 under proof, for every state and action (without a vIOMMU; with one the
@@ -45,7 +45,7 @@ from checker import smt
 from checker.explore import Limits, explore
 from checker.lang.layout import Layout
 from checker.smt import Pred, TransitionPred
-from checker.trace import changes
+from checker.trace import changes, format_value
 from cli.limits import stopped_by
 from cli.load import collect_paths, load_target, not_a_scenario
 from model.migration.page_proof import (
@@ -289,28 +289,6 @@ def prove_scenario(scenario: Scenario, *, timeout_ms: int = DEFAULT_TIMEOUT_MS,
 # --- output ------------------------------------------------------------------------------
 
 
-def _fmt(layout: Layout | None, name: str, value: Any) -> str:
-    """TLA+-like: a flag set as {a, b}, an indexed variable as <<x, y>>, TRUE/FALSE."""
-    base = name.partition("[")[0]
-    f = None
-    if layout is not None:
-        try:
-            f = layout.field(base)
-        except ValueError:
-            f = None
-
-    def one(v: Any) -> str:
-        if isinstance(v, list):
-            return "{" + ", ".join(str(x) for x in v) + "}"
-        if isinstance(v, bool):
-            return "TRUE" if v else "FALSE"
-        return str(v)
-
-    if f is not None and f.count > 1 and "[" not in name and isinstance(value, list):
-        return "<<" + ", ".join(one(v) for v in value) + ">>"
-    return one(value)
-
-
 def render_cti(cti: CounterexampleToInduction, layout: Layout | None = None) -> str:
     """A counterexample to induction for people: the state before (every variable), the
     action, and what it changed."""
@@ -320,58 +298,59 @@ def render_cti(cti: CounterexampleToInduction, layout: Layout | None = None) -> 
         lines.append(f"counterexample to induction: {cti.action} leads from a state "
                      f"satisfying the invariant to one violating {what}")
         lines.append("  state before:")
-        lines += [f"    {k} = {_fmt(layout, k, v)}" for k, v in cti.before.items()]
+        lines += [f"    {k} = {format_value(layout, k, v)}" for k, v in cti.before.items()]
         lines.append(f"  action: {cti.action}")
         lines.append("  state after (what changed):")
         changed = changes(cti.before, cti.after or {})
-        lines += [f"    {k} = {_fmt(layout, k, v)}" for k, v in changed.items()] or ["    (nothing)"]
+        lines += [f"    {k} = {format_value(layout, k, v)}" for k, v in changed.items()] or ["    (nothing)"]
     else:
         head = ("an initial state violates" if cti.query == "initiation"
                 else "a state satisfying the invariant violates")
         lines.append(f"{cti.query} fails: {head} {what}")
-        lines += [f"    {k} = {_fmt(layout, k, v)}" for k, v in cti.before.items()]
+        lines += [f"    {k} = {format_value(layout, k, v)}" for k, v in cti.before.items()]
     return "\n".join(lines)
 
 
 def render(p: SpecProof) -> str:
     ok = "ok" if p.matched else "MISMATCH"
-    if p.outcome == "proved":
-        verdict = CLAIM
-    elif p.outcome == "refuted":
-        verdict = "refuted"
-    else:
-        verdict = p.outcome
+    verdict = {"proved": CLAIM, "refuted": "refuted"}.get(p.outcome, p.outcome)
     lines = [f"{p.name} ({p.path}): {verdict} [expected {p.expected}: {ok}] "
              f"{p.seconds:.2f} s"]
     if p.message:
         lines.append(f"  {p.message}")
     for i, c in enumerate(p.classes, 1):
-        pages = ", ".join(f"p{x}" for x in c.page_class.pages)
-        lines.append(f"  page class {i} ({c.page_class.describe()}; spec pages {pages}): "
-                     f"{'proved' if c.holds else 'refuted'}")
-        lines.append(f"    Control: {c.control_states} combinations reached "
-                     f"({c.explored_states:,} states of the per-page instance)")
-        times = ", ".join(f"{k} {v:.2f} s" for k, v in c.seconds.items())
-        lines.append(f"    queries: {times}")
-        if c.separation is None:
-            lines.append("    reduction premise: per (page, IOVA slot) with a vIOMMU, not "
-                         "checked per bit (see model/migration/page_proof.py)")
-        elif not c.separation:
-            lines.append("    reduction premise (page 1 never influences page 0): proved by z3")
-        if c.holds:
-            lines.append(f"    consecution over {c.actions} actions "
-                         f"({c.actions_disabled} never enabled under the invariant)")
-            implied = [n for n in c.conjuncts if n == "NoPageLost"]
-            steps = [n for n in c.conjuncts if n == "LegalDeviceArcs"]
-            conj = [n for n in c.conjuncts if n not in implied and n not in steps]
-            lines.append("    Inv = " + " /\\ ".join(conj))
-            if implied:
-                lines.append(f"    Inv => {', '.join(implied)}")
-            if steps:
-                lines.append(f"    every step from Inv satisfies {', '.join(steps)}")
-        if c.cti is not None:
-            lines += ["    " + x for x in render_cti(c.cti, c.layout).splitlines()]
+        lines += _render_class(i, c)
     return "\n".join(lines)
+
+
+def _render_class(i: int, c: ClassProof) -> list[str]:
+    """One page class: its verdict, the queries' times, the premise and the invariant."""
+    pages = ", ".join(f"p{x}" for x in c.page_class.pages)
+    lines = [f"  page class {i} ({c.page_class.describe()}; spec pages {pages}): "
+             f"{'proved' if c.holds else 'refuted'}",
+             f"    Control: {c.control_states} combinations reached "
+             f"({c.explored_states:,} states of the per-page instance)"]
+    times = ", ".join(f"{k} {v:.2f} s" for k, v in c.seconds.items())
+    lines.append(f"    queries: {times}")
+    if c.separation is None:
+        lines.append("    reduction premise: per (page, IOVA slot) with a vIOMMU, not "
+                     "checked per bit (see model/migration/page_proof.py)")
+    elif not c.separation:
+        lines.append("    reduction premise (page 1 never influences page 0): proved by z3")
+    if c.holds:
+        lines.append(f"    consecution over {c.actions} actions "
+                     f"({c.actions_disabled} never enabled under the invariant)")
+        implied = [n for n in c.conjuncts if n == "NoPageLost"]
+        steps = [n for n in c.conjuncts if n == "LegalDeviceArcs"]
+        conj = [n for n in c.conjuncts if n not in implied and n not in steps]
+        lines.append("    Inv = " + " /\\ ".join(conj))
+        if implied:
+            lines.append(f"    Inv => {', '.join(implied)}")
+        if steps:
+            lines.append(f"    every step from Inv satisfies {', '.join(steps)}")
+    if c.cti is not None:
+        lines += ["    " + x for x in render_cti(c.cti, c.layout).splitlines()]
+    return lines
 
 
 @click.command("prove")
