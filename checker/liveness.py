@@ -254,19 +254,25 @@ def _fair_cycle(
                     return path[::-1]
         return [start]
 
+    def into_disabled(j: int) -> Callable[[int, int], bool]:
+        return lambda u, v: not enabled[v, j]
+
+    def along(taken: set[tuple[int, int]]) -> Callable[[int, int], bool]:
+        return lambda u, v: (u, v) in taken
+
     path = [entry]
     for j in range(member.shape[0]):
         if any(not enabled[m, j] for m in members):
             if not enabled[path[-1], j]:
                 continue
-            seg = walk(path[-1], lambda u, v, j=j: not enabled[v, j])
+            seg = walk(path[-1], into_disabled(j))
         else:
             taken = {
                 (s, d)
                 for s, d, a in zip(es.tolist(), ed.tolist(), ea.tolist(), strict=True)
                 if member[j, a]
             }
-            seg = walk(path[-1], lambda u, v, taken=taken: (u, v) in taken)
+            seg = walk(path[-1], along(taken))
         path.extend(seg[1:])
     back = walk(path[-1], lambda u, v: v == entry)
     path.extend(back[1:])

@@ -24,7 +24,7 @@ their named values), so counterexamples to induction are well-typed states.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +45,7 @@ class _SymIndexed:
     def __init__(self, view: SymView, name: str, count: int) -> None:
         self._view, self._name, self._count = view, name, count
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> z3.BitVecRef:
         if not 0 <= i < self._count:
             raise LayoutError(f"{self._name}[{i}]: index out of range 0..{self._count - 1}")
         return self._view[f"{self._name}[{i}]"]
@@ -53,7 +53,7 @@ class _SymIndexed:
     def __len__(self) -> int:
         return self._count
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[z3.BitVecRef]:
         return (self[i] for i in range(self._count))
 
 
@@ -74,12 +74,12 @@ class SymView:
     def __len__(self) -> int:
         return 1
 
-    def __getitem__(self, key: str):
+    def __getitem__(self, key: str) -> z3.BitVecRef:
         v = self.vars[self._layout.slot(key).key]
         bits = v.size()
         return v if bits == 64 else z3.ZeroExt(64 - bits, v)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         f = self._layout.field(name)
@@ -87,10 +87,10 @@ class SymView:
             return _SymIndexed(self, name, f.count)
         return self[name]
 
-    def zeros(self, dtype: Any = bool):
+    def zeros(self, dtype: Any = bool) -> z3.ExprRef:
         return z3.BoolVal(False) if dtype is bool else z3.BitVecVal(0, 64)
 
-    def ones(self, dtype: Any = bool):
+    def ones(self, dtype: Any = bool) -> z3.ExprRef:
         return z3.BoolVal(True) if dtype is bool else z3.BitVecVal(1, 64)
 
     def domain(self) -> z3.BoolRef:
@@ -116,7 +116,7 @@ class _SymIndexedNext:
     def __init__(self, nxt: SymNext, name: str) -> None:
         self._next, self._name = nxt, name
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> z3.BitVecRef:
         return self._next[f"{self._name}[{i}]"]
 
     def __setitem__(self, i: int, value: Any) -> None:
@@ -128,7 +128,7 @@ class SymNext:
         object.__setattr__(self, "_view", view)
         object.__setattr__(self, "assigned", {})
 
-    def __getitem__(self, key: str):
+    def __getitem__(self, key: str) -> z3.BitVecRef:
         if key in self.assigned:
             return _as_bv(self.assigned[key])
         return self._view[key]
@@ -137,7 +137,7 @@ class SymNext:
         self._view.layout.slot(key)
         self.assigned[key] = value
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         f = self._view.layout.field(name)
         if f.count > 1:
             return _SymIndexedNext(self, name)
@@ -255,7 +255,7 @@ def _check(solver: z3.Solver, what: str) -> z3.CheckSatResult:
 
 def satisfiable(solver: z3.Solver, what: str) -> bool:
     """Whether ``solver``'s assertions have a model; TimeoutError when z3 cannot decide."""
-    return _check(solver, what) == z3.sat
+    return bool(_check(solver, what) == z3.sat)
 
 
 def _violated(m: z3.ModelRef, preds: Mapping[str, z3.BoolRef]) -> list[str]:
@@ -432,7 +432,7 @@ def bmc(
         solver.add(*base, extra)
         return solver.model() if _check(solver, what) == z3.sat else None
 
-    def first_failing(bad: list[tuple[str, z3.BoolRef]], what: str):
+    def first_failing(bad: list[tuple[str, z3.BoolRef]], what: str) -> tuple[str, z3.ModelRef] | None:
         if not bad or sat(z3.Or([b for _, b in bad]), what) is None:
             return None
         for name, b in bad:
@@ -486,7 +486,13 @@ def bmc(
     return QueryResult("bmc", True, time.perf_counter() - t0, detail=f"no violation within {depth} steps")
 
 
-def _trace(model, spec: Spec, states, choice, action_inv=None) -> list[tuple[str | None, dict[str, Any]]]:
+def _trace(
+    model: z3.ModelRef,
+    spec: Spec,
+    states: list[SymView],
+    choice: list[list[z3.BoolRef]],
+    action_inv: tuple[str, TransitionPred] | None = None,
+) -> list[tuple[str | None, dict[str, Any]]]:
     out: list[tuple[str | None, dict[str, Any]]] = [(None, states[0].values(model))]
     for k, steps in enumerate(choice[: len(states) - 1]):
         label = None

@@ -54,8 +54,7 @@ def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, A
         old = before.get(name)
         if value == old:
             continue
-        is_indexed = isinstance(value, list) and isinstance(old, list) and len(value) == len(old)
-        if is_indexed:
+        if isinstance(value, list) and isinstance(old, list) and len(value) == len(old):  # indexed
             for i, (a, b) in enumerate(zip(old, value, strict=True)):
                 if a != b:
                     out[f"{name}[{i}]"] = b

@@ -204,7 +204,7 @@ def _invariant(ob: Obligation, rows: np.ndarray) -> tuple[dict[str, Pred], dict[
                                                           dict[str, TransitionPred]]:
     """Inv (Control, the control invariants, the page strengthening), the goal it must
     imply (NoPageLost) and the action invariants every step from Inv must satisfy."""
-    inv = {"Control": reached_control(ob, rows), **control_invariants(ob)}
+    inv = {"Control": reached_control(ob, rows.tolist()), **control_invariants(ob)}
     pages = page_invariants(ob)
     goal = {n: p for n, p in pages.items() if n == "NoPageLost"}  # proved by implication
     inv.update({n: p for n, p in pages.items() if n not in goal})

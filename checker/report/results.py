@@ -142,7 +142,9 @@ def coverage_blocks(spec: Spec, result: Result) -> list[Block]:
     never = result.never_fired
     if never:
         blocks.append(Para((strong("Never fired: "), ", ".join(never))))
-    per = [[code(label), f"{result.coverage.get(label, 0):,}"] for label in (a.label for a in spec.actions)]
+    per: list[list[Rich]] = [
+        [code(label), f"{result.coverage.get(label, 0):,}"] for label in (a.label for a in spec.actions)
+    ]
     if any(len(v) > 1 for v in instances.values()):
         blocks.append(
             Details(
@@ -154,7 +156,8 @@ def coverage_blocks(spec: Spec, result: Result) -> list[Block]:
 
 
 def _trace_keys(layout: Layout, values: list[dict[str, str]]) -> tuple[list[str], list[str]]:
-    changing, constant = [], []
+    changing: list[str] = []
+    constant: list[str] = []
     for s in layout.slots:
         col = {v[s.key] for v in values}
         (changing if len(col) > 1 else constant).append(s.key)
