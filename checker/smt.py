@@ -318,7 +318,8 @@ class Induction:
         """Inv /\\ A => Inv' and every action invariant (default: the spec's), for every
         action A in order.  The conjuncts named in ``first`` are looked for under every
         action before the others, so that a refutation the caller expects is the one
-        reported."""
+        reported.  Under a state constraint the state before is assumed to satisfy it (the
+        explorer expands no other state)."""
         t0 = time.perf_counter()
         act_invs = dict(self.spec.action_invariants if action_invariants is None else action_invariants)
         s, t, enc = self.s, self.t, self.enc
