@@ -150,12 +150,20 @@ def outcome_of(result: Result, *, blocked: bool = False) -> str:
 
 
 def judge(
-    expectation: Expectation, result: Result, *, name: str, path: Path, blocked: bool = False
+    expectation: Expectation,
+    result: Result,
+    *,
+    name: str,
+    path: Path,
+    blocked: bool = False,
+    stopped_by: str | None = None,
 ) -> Verdict:
+    """``stopped_by``: the front end's words for the limit that stopped the run (it names
+    its own options); without them the bare :class:`~checker.result.Limit` is named."""
     outcome = outcome_of(result, blocked=blocked)
     violated = result.violation.name if result.violation is not None else None
     if outcome == LIMIT:
-        why = "interrupted" if result.outcome == "interrupted" else f"stopped by {result.limit}"
+        why = "interrupted" if result.outcome == "interrupted" else f"stopped by {stopped_by or result.limit}"
         return Verdict(name, path, expectation, result, outcome, False, f"{why} before a verdict")
     if not expectation.outcome_matches(outcome, violated):
         got = f"violation of {violated}" if outcome == VIOLATION else outcome

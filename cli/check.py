@@ -18,11 +18,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from checker.explore import explore
+from checker.explore import Limits, explore
 from checker.junit import write_junit
 from checker.result import Stats
 from checker.trace import render_text, to_itf
 from checker.verdict import LIMIT, Verdict, exit_code
+from cli.limits import stopped_by
 from cli.load import Target, load_targets
 
 # A judged spec: the target (for what the front end shows about it) and its verdict.
@@ -44,7 +45,7 @@ def result_json(target: Target, c: Verdict, trace_format: str) -> dict[str, Any]
         "reason": c.reason,
         "violated": v.name if v is not None else None,
         "violation_kind": v.kind if v is not None else None,
-        "message": v.message if v is not None else (f"stopped by {r.limit}" if r.limit else None),
+        "message": v.message if v is not None else (f"stopped by {stopped_by(r)}" if r.limit else None),
         "blocked_by": target.blocked_by,
         "tracking_method": target.tracking_method,
         "stats": r.stats.as_dict(),
@@ -123,9 +124,7 @@ def check(
             err.print(f"[dim]Checking {t.name} ({t.path}) ...[/dim]")
         r = explore(
             t.spec,
-            max_states=max_states,
-            max_seconds=max_seconds,
-            max_memory_mb=max_memory,
+            limits=Limits(states=max_states, seconds=max_seconds, memory_mb=max_memory),
             progress=None if quiet else _progress_printer(err, t.name),
         )
         results.append((t, t.judge(r)))
@@ -159,7 +158,7 @@ def _outcome_cell(target: Target, c: Verdict) -> str:
     if c.outcome == "blocked":
         return "blocked: " + ", ".join(target.blocked_by)
     if c.result.limit:
-        return f"limit: {c.result.limit}"
+        return f"limit: {stopped_by(c.result)}"
     return c.outcome
 
 

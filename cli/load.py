@@ -29,6 +29,7 @@ from checker.lang.spec import Spec
 from checker.result import Result
 from checker.verdict import NO_VIOLATION, Expectation, Pins, Verdict, judge
 from cli.errors import UserError
+from cli.limits import stopped_by
 from model.decision.tracking import TrackingDecision, decide
 from model.migration.spec import build_spec
 from model.scenario import PIN_KEYS, Scenario, SpecError, scenario_from_dict
@@ -68,7 +69,8 @@ class Target:
         return None if self.migration is None else self.migration.decision.method.value
 
     def judge(self, result: Result) -> Verdict:
-        return judge(self.expectation, result, name=self.name, path=self.path, blocked=self.blocked)
+        return judge(self.expectation, result, name=self.name, path=self.path, blocked=self.blocked,
+                     stopped_by=stopped_by(result))
 
 
 def collect_paths(paths: Iterable[str]) -> list[Path]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from checker.explore import explore
+from checker.explore import Limits, explore
 from checker.junit import junit_root
 from checker.report.doc import Block, Page, Para, Section, code, link
 from checker.report.graphs import draw, explore_graph
@@ -29,6 +29,7 @@ from checker.result import Result
 from checker.verdict import Verdict
 from cli import report_vfio as vfio
 from cli.graph import GRAPH_MAX_STATES, default_quotient
+from cli.limits import stopped_by
 from cli.load import Target, load_targets
 
 DEFAULT_OUTPUT = Path("reports")
@@ -76,7 +77,7 @@ def _check_entry(t: Target, *, quiet: bool, max_states: int | None) -> tuple[Spe
     """Explore one spec (keeping its graph for the drawing), judge it, and make its entry."""
     if not quiet:
         click.echo(f"report: checking {t.name} ({display_path(t.path)})", err=True)
-    r = explore(t.spec, keep_graph=True, max_states=max_states)
+    r = explore(t.spec, keep_graph=True, limits=Limits(states=max_states))
     if r.outcome == "interrupted":
         raise click.exceptions.Exit(130)
     c = t.judge(r)
@@ -93,6 +94,7 @@ def _check_entry(t: Target, *, quiet: bool, max_states: int | None) -> tuple[Spe
         expected=exp.short(),
         expected_violation=exp.name if exp.kind == "violation" else None,
         matched=c.matched,
+        stopped_by=stopped_by(r),
         graph=graph,
         graph_missing=missing,
     )

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from symbolic_states import raw_state
 
 from checker import smt
 from checker.explore import explore
@@ -36,20 +37,6 @@ SMALL = {
     "two-vfs-8.1-blocked", "two-vfs-without-p2p-blocked", "viommu-10.2-blocks-every-device",
     "viommu-device-tracking-blocked",
 }
-
-
-def raw_state(layout, state: dict) -> dict:
-    """A state as BMC renders it (names, flag-name sets, booleans) back to packable values."""
-
-    def one(f, v):
-        if f.flags is not None:
-            return sum(1 << f.flags.index(n) for n in v)
-        if isinstance(v, bool):
-            return int(v)
-        return v
-
-    return {f.name: ([one(f, v) for v in state[f.name]] if f.count > 1 else one(f, state[f.name]))
-            for f in layout.fields}
 
 
 def safety_only(spec: Spec) -> Spec:

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checker.explore import explore
+from checker.explore import Limits, explore
 from checker.lang.spec import Spec
 from model.decision.tracking import Method, decide
 from model.fsm.kernel.reader import (
@@ -506,7 +506,7 @@ def test_unmutated_model_keeps_every_invariant(data: dict[str, Any]) -> None:
     failed destination validation starting a reset device (dst-validation-fault-...)."""
     sc = scenario_from_dict(data, Path("sweep.toml"))
     spec = build_spec(sc)
-    res = explore(spec, max_states=300_000)
+    res = explore(spec, limits=Limits(states=300_000))
     assert res.outcome in ("pass", "violation")
     if res.outcome == "pass":
         return
