@@ -338,7 +338,7 @@ def fsm_page(site: Site) -> Page | None:
     )
     rep = audit_report(kernel)
     if rep.violations:
-        rows = [
+        found: list[list[Rich]] = [
             [code(v.property), feature_label(v.features), f"{v.current.name} -> {v.requested.name}", v.detail]
             for v in rep.violations
         ]
@@ -347,7 +347,7 @@ def fsm_page(site: Site) -> Page | None:
                 "Kernel step-function check (fsm check)",
                 [
                     Para(badge(f"{len(rep.violations)} violation(s)", "bad")),
-                    Table(["property", "features", "request", "what happens"], rows),
+                    Table(["property", "features", "request", "what happens"], found),
                 ],
                 "fsm-check",
             )

@@ -26,6 +26,7 @@ from model.decision.tracking import (
     VIOMMU,
     Method,
     Stage,
+    TrackingDecision,
     choose_method,
     decide,
     device_dirty_tracking_enabled,
@@ -537,29 +538,41 @@ def test_decision_is_consistent(s: Scenario) -> None:
     assert d == decide(s)  # pure
     assert d.blocked == bool(d.blockers)
     assert set(d.blocked_by) <= set(BLOCKER_CODES)
+    _realize_error_is_last(s, d)
+    _method_fits_the_host(s, d)
+    if not d.blocked:
+        _unblocked_devices_are_migratable(s, d)
+    if s.qemu != "master":
+        assert "type1-large-ram" not in d.blocked_by
+
+
+def _realize_error_is_last(s: Scenario, d: TrackingDecision) -> None:
     errors = [b for b in d.blockers if b.error]
     assert len(errors) <= 1
     if errors:
         assert d.blockers[-1] is errors[0]  # QEMU stops at the first realize error
         assert s.device(errors[0].device or "").properties.enable_migration == "on"
         assert s.qemu != "8.0"
+
+
+def _method_fits_the_host(s: Scenario, d: TrackingDecision) -> None:
     if d.method in (HW, ALL):
         assert s.host.iommu == "iommufd"
     if d.method is HW:
         assert s.host.iommu_dirty_tracking
     if d.method is TYPE1:
         assert s.host.iommu == "type1"
-    if not d.blocked:
-        # Every device was realized with a migration object ...
-        assert d.migratable_devices == tuple(x.name for x in s.devices)
-        # ... and (8.1+) under AUTO each has device or IOMMU dirty tracking.
-        for x in s.devices:
-            if s.qemu != "8.0" and x.properties.enable_migration == "auto":
-                iommu_hw = (s.host.iommu_dirty_tracking
-                            and s.profile.auto_accepts_iommu_dirty_tracking)
-                assert device_dirty_tracking_enabled(x, s.profile) or iommu_hw
-    if s.qemu != "master":
-        assert "type1-large-ram" not in d.blocked_by
+
+
+def _unblocked_devices_are_migratable(s: Scenario, d: TrackingDecision) -> None:
+    # Every device was realized with a migration object ...
+    assert d.migratable_devices == tuple(x.name for x in s.devices)
+    # ... and (8.1+) under AUTO each has device or IOMMU dirty tracking.
+    for x in s.devices:
+        if s.qemu != "8.0" and x.properties.enable_migration == "auto":
+            iommu_hw = (s.host.iommu_dirty_tracking
+                        and s.profile.auto_accepts_iommu_dirty_tracking)
+            assert device_dirty_tracking_enabled(x, s.profile) or iommu_hw
 
 
 @settings(max_examples=300, deadline=None)

@@ -92,11 +92,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import z3
 
+from checker.lang.layout import View
 from checker.lang.ops import Term, bit, implies, is_symbolic, isin
 from checker.lang.spec import Spec
 from model.contract import PROPERTY_KINDS, Property
@@ -269,11 +270,11 @@ def page_invariants(ob: Obligation) -> dict[str, Pred]:
         return implies(s.status == Status.COMPLETED, ~bit(s.stale, PAGE))
 
     return {
-        Property.DIRTY_TRACKING_SOUND: lambda s: model[Property.DIRTY_TRACKING_SOUND](OnePage(s)),
+        Property.DIRTY_TRACKING_SOUND: lambda s: model[Property.DIRTY_TRACKING_SOUND](cast(View, OnePage(s))),
         "FinalSyncCaught": final_sync_caught,
         "RestSent": rest_sent,
         "CompletedFresh": completed_fresh,
-        Property.NO_PAGE_LOST: lambda s: model[Property.NO_PAGE_LOST](OnePage(s)),
+        Property.NO_PAGE_LOST: lambda s: model[Property.NO_PAGE_LOST](cast(View, OnePage(s))),
     }
 
 

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from enum import IntEnum
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -323,7 +323,7 @@ class Control:
         self.settle_bound = self._settle_bound()
 
     # ------------------------------------------------------------------ reading
-    def at_cursor(self, x: View | Next, name: str) -> Term:
+    def at_cursor(self, x: _Reads, name: str) -> Term:
         """The indexed variable ``name`` of the device the cursor points at."""
         cur = x["cursor"]
         out = x[self.cfg.key(name, 0)]
@@ -331,7 +331,7 @@ class Control:
             out = where(cur == d, x[self.cfg.key(name, d)], out)
         return out
 
-    def cached_at_cursor(self, x: View | Next) -> Term:
+    def cached_at_cursor(self, x: _Reads) -> Term:
         """QEMU's cached state of the device the current phase works on (its side)."""
         src = self.at_cursor(x, "qstate")
         dst = self.at_cursor(x, "dst_qstate")
@@ -373,7 +373,7 @@ class Control:
             bound = max(bound, n)
         return bound
 
-    def has_work(self, t: View | Next) -> Term:
+    def has_work(self, t: _Reads) -> Term:
         pc = t["pc"]
         kind = lookup(KIND, pc)
         work = true_like(pc)
@@ -394,7 +394,7 @@ class Control:
             work = where(skip, False, work)
         return work
 
-    def step(self, t: Next, rows: Term) -> None:
+    def step(self, t: _Writes, rows: Term) -> None:
         """Move ``rows`` past their current unit: next device, or the next phase."""
         if not is_any(rows):
             return
@@ -578,6 +578,19 @@ class Control:
                    for k in dict.fromkeys([*stay, *rest])}
         memo[key] = out
         return out
+
+
+class _Reads(Protocol):
+    """What :meth:`Control.has_work` reads: variables by layout key (a View, a Next, or
+    a :class:`_Pinned` stand-in for one unit)."""
+
+    def __getitem__(self, key: str) -> Term: ...
+
+
+class _Writes(_Reads, Protocol):
+    """What :meth:`Control.step` writes: primed variables by layout key."""
+
+    def __setitem__(self, key: str, value: Term) -> None: ...
 
 
 class _Pinned:
