@@ -20,7 +20,7 @@ of DirtyTrackingSound.  A spec expecting a violation must be refuted at that pro
 page property: at any conjunct of its proof); every other spec must be proved.
 
 The driver lives here, not in ``model/``, because the model may use only the checker's
-specification language (DESIGN.md section 1).
+specification language (docs/design.md#folder-rules).
 
 Exit codes: 0 every result as expected, 1 otherwise (or z3 could not decide), 2 a usage
 or spec-file error.

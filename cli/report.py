@@ -1,4 +1,4 @@
-"""``vfio-migcheck report``: reviewable reports of the shipped specs (DESIGN.md section 5).
+"""``vfio-migcheck report``: reviewable reports of the shipped specs (docs/design.md#cli, docs/reports.md).
 
 Writes a static HTML site (``index.html`` and a page per spec) and the same pages as
 Markdown (``README.md`` and ``specs/*.md``, readable on a git forge), the state graphs as

@@ -1,4 +1,4 @@
-"""``vfio-migcheck simulate``: a concrete migration of a realistic guest (DESIGN.md §6).
+"""``vfio-migcheck simulate``: a concrete migration of a realistic guest (docs/design.md#concrete-executor).
 
 The spec file gives the VM, its devices, the QEMU profile and the mutations; QEMU's
 choice of dirty-tracking method (``model.decision.tracking.decide``) picks the reporting semantics

@@ -1,7 +1,7 @@
 """The contract names of the migration model: its properties and its mutations.
 
 Spec files (``[check].invariants``, ``[check].expect``, ``[mutations]``), the JSON output
-and users' scripts rely on these names (DESIGN.md section 3 marks them as contract), so
+and users' scripts rely on these names (docs/design.md#properties and #mutations mark them as contract), so
 they are defined here once.  Code names them through the enums, never as string
 literals: a mistyped member is an ``AttributeError`` when the module is imported, not a
 rule that silently never fires.  Both enums are ``StrEnum``, so a member *is* its

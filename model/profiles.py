@@ -4,7 +4,7 @@ A scenario names a profile (``qemu = "9.1"``); everything in the model that depe
 QEMU version reads a named behaviour flag of the :class:`Profile` here, never the release
 name, so the per-version differences live in one place: each release is the previous one
 with what changed in it (``replace(previous, ...)``).  Each flag cites the QEMU commit
-that introduced the behaviour (commits from ``shared/domain/vfio-facts.md`` section 5.4,
+that introduced the behaviour (commits from docs/sources.md#qemu-releases,
 checked against the QEMU history; release commits are the "Update version for vX.Y.0
 release" commits); docs/spec-files.md lists every flag with its value per profile.
 

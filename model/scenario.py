@@ -1,4 +1,4 @@
-"""Scenario files: the typed, validated configuration of one check (DESIGN.md section 4).
+"""Scenario files: the typed, validated configuration of one check (docs/spec-files.md).
 
 A scenario is a TOML file: a QEMU behaviour profile, the guest (``[vm]``), the host IOMMU
 (``[host]``), one to three VFIO devices (``[[devices]]`` with their ``-device`` properties),
@@ -29,7 +29,7 @@ Decisions taken here (documented for spec writers):
   backend from 9.0 (5ee3dc7af7, so from the 9.1 profile); QEMU 8.0 only has the
   experimental boolean ``x-enable-migration`` (default off): under ``qemu = "8.0"``,
   ``enable-migration = "on"|"off"`` sets it and leaving the key out means off.
-* ``[migration].postcopy`` (an optional extension of the DESIGN format, default false):
+* ``[migration].postcopy`` (an optional extension of the original spec-file format, default false):
   postcopy-ram requested.  From 8.2 QEMU refuses it for VFIO devices at migration start
   (``vfio_save_prepare``, bf7ef7a2da); earlier releases did not refuse it and the
   destination failed, which the model does not cover, so it is an error there.

@@ -12,7 +12,7 @@ document quoted), together with
 * a predicate choosing the scenarios that exercise it (so the report lists the shipped
   specs that check it, whatever they are called);
 * where the code of some QEMU version differs from, or adds to, the document, each with
-  its source (QEMU file/function and commit; see ``shared/domain/vfio-facts.md`` §5, §7);
+  its source (QEMU file/function and commit; see docs/sources.md#qemu-vfio-rst and #qemu-tracking-decision);
 * optionally, how each QEMU profile of :mod:`model.profiles` behaves on the point.
 
 The report (``vfio-migcheck report``) renders this on its index page.

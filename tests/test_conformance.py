@@ -1,6 +1,6 @@
 """Conformance: the concrete executor agrees with the abstract model step for step.
 
-A hypothesis state machine (DESIGN.md §6) drives the migration model (through the spec API
+A hypothesis state machine (docs/design.md#concrete-executor) drives the migration model (through the spec API
 only) and the executor (one executor page per model page, ``model.concrete.conformance``) with the
 same actions -- chosen at each step among those the *model* enables, so every sequence is
 legal -- and after every step compares every page's migration-bitmap bit and staleness,

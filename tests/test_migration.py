@@ -188,7 +188,8 @@ PATHS = {
 
 @pytest.mark.parametrize(("profile", "features"), list(PATHS))
 def test_device_state_sequences(profile: str, features: tuple[str, ...]) -> None:
-    """vfio-facts §6.2/§6.3: the sequences QEMU drives, one kernel arc at a time."""
+    """The sequences QEMU drives, one kernel arc at a time (docs/sources.md#qemu-save-path
+    and #qemu-load-path)."""
     dev = {"name": "vf0", "features": list(features), "dma_logging": True, "dma_pages": [],
            "properties": {"enable-migration": "on"}}
     spec = built(qemu=profile, vm={"pages": 1, "cpu_writes": False}, devices=[dev])

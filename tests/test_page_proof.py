@@ -1,5 +1,5 @@
 """The per-page proof: every shipped spec is proved for any number of pages or refuted where
-it expects a violation (every mutation of DESIGN.md with a counterexample to induction);
+it expects a violation (every mutation of docs/design.md#mutations with a counterexample to induction);
 the reduction's premise (pages interact only through operations that treat them alike)
 holds action by action; the proof is not vacuous."""
 

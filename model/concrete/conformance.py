@@ -1,4 +1,4 @@
-"""Conformance of the concrete executor with the abstract migration model (DESIGN.md §6).
+"""Conformance of the concrete executor with the abstract migration model (docs/design.md#concrete-executor).
 
 For a small scenario the executor (:mod:`model.concrete.executor`, one executor page per model
 page) must agree with the model (:func:`model.migration.spec.build_spec`) step for step.

@@ -1,4 +1,4 @@
-"""A concrete migration of a realistic guest on numpy bitmaps (DESIGN.md §6).
+"""A concrete migration of a realistic guest on numpy bitmaps (docs/design.md#concrete-executor).
 
 The abstract model (``model/migration/spec.py``) checks the protocol on a few pages; this
 executor runs the same protocol on a whole guest (a page per bit, 2^28 pages for 1 TiB)
@@ -23,7 +23,7 @@ Two ways to drive it:
 * as a whole timed run, :meth:`Executor.run`, which drives the same actions from a
   :class:`~model.concrete.workload.Workload` in time steps and reports per round and in total.
 
-What is modelled, with sources (see ``/shared/domain/vfio-facts.md``):
+What is modelled, with sources (see docs/sources.md):
 
 * Setup follows ``ram_init_bitmaps()`` (``migration/ram.c``): every page set in the
   migration bitmap, ``memory_global_dirty_log_start()`` (→ VFIO ``log_global_start``),
@@ -32,7 +32,8 @@ What is modelled, with sources (see ``/shared/domain/vfio-facts.md``):
   whatever the VFIO method) and then the VFIO container's report into the migration
   bitmap, as ``vfio_listener_log_sync()`` does, skipped when ``vfio_log_sync_needed()``
   says no (a device with ``x-pre-copy-dirty-page-tracking=off`` still running).
-* How each method reports (vfio-facts §4, §5.2): DMA logging reports and clears what each
+* How each method reports (docs/sources.md#qemu-tracking-decision, #kernel-type1-dirty,
+  #kernel-iommufd-dirty, #kernel-dma-logging): DMA logging reports and clears what each
   logging device wrote (``VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT``); type1 reports every
   mapped page unless every IOMMU-backed group is in pinned scope, then the pinned pages
   (perpetually) plus pages written through ``vfio_dma_rw()`` (``update_user_bitmap()``,
@@ -280,7 +281,8 @@ class Executor:
         ``retry_keeps_cleared_bits`` that sync changes nothing: every page is already
         dirty and every tracker was cleared a moment before.  With it, a type1 (unpinned)
         or all-dirty report at that sync marks every page again (where QEMU queries VFIO
-        during SETUP at all: 10.0+ does, vfio-facts §6.5 says 8.1 stopped doing so).
+        during SETUP at all: 8.0 did, 8.1-9.2 did not (ff180c6bd7), 10.0+ does again (0ae05e087f);
+        docs/sources.md#qemu-log-sync).
         """
         if not (self.attempts and Mutation.RETRY_KEEPS_CLEARED_BITS in self.config.mutations):
             self.mark_all_dirty()

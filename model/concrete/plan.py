@@ -86,7 +86,7 @@ def pinned_scope(scenario: Scenario) -> bool:
       type1 run on a non-type1 host only comes from ``simulate --method type1``, which
       asks how these devices would fare on a type1 container; there their groups pin
       exactly as they do (vfio_iommu_type1.c num_non_pinned_groups; iommufd has no pinned
-      scope at all, vfio-facts sections 4 and 5).
+      scope at all, docs/sources.md#kernel-type1-dirty and #qemu-tracking-decision).
     """
     return groups_pin(scenario.devices)
 

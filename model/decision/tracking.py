@@ -13,8 +13,8 @@ Two questions, answered as pure functions of a :class:`~model.scenario.Scenario`
 the QEMU sources of every rule that fired, so reports can show why.
 
 Rules were read in the QEMU history at the release commits named in
-:mod:`model.profiles` (see also ``shared/domain/vfio-facts.md`` sections 5.2-5.4).  Modelling
-decisions:
+:mod:`model.profiles` (see also docs/sources.md#qemu-tracking-decision,
+#qemu-realize-blockers, #qemu-releases).  Modelling decisions:
 
 * All devices of a scenario sit in one container (one address space); each device is its
   own IOMMU-backed group.  Every modelled device supports ``VFIO_MIGRATION_STOP_COPY``, so

@@ -83,7 +83,7 @@ fact of QEMU's design:
 * ``NoPageLost`` (restricted to page 0): implied by the above when the destination runs.
 
 The spec's other (control-level) invariants and its action invariant ``LegalDeviceArcs``
-are proved along with it, so every mutation of DESIGN.md breaks the proof at the property
+are proved along with it, so every mutation (docs/design.md#mutations) breaks the proof at the property
 it is meant to break.
 """
 

@@ -1,4 +1,4 @@
-"""The properties of the migration model (contract names, DESIGN.md section 3).
+"""The properties of the migration model (contract names, docs/design.md#properties).
 
 Invariants are state predicates on whole columns (or on z3 terms: every predicate here
 is written with :mod:`checker.lang.ops`); ``LegalDeviceArcs`` is a predicate on

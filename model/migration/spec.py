@@ -1,4 +1,4 @@
-"""The VFIO live-migration protocol as a spec for the checker (DESIGN.md section 3).
+"""The VFIO live-migration protocol as a spec for the checker (docs/design.md#migration-model).
 
 :func:`build_spec` turns a validated :class:`~model.scenario.Scenario` into a
 :class:`~checker.lang.spec.Spec`: a transition system over the source host (QEMU and the
@@ -9,9 +9,10 @@ kernel's device FSM), the destination host, the guest and its VFIO devices.
   kernel's ``kstate``, QEMU's cached ``qstate`` (``VFIOMigration.device_state``), QEMU's
   ``data_fd``; per destination device the same plus ``dst_loaded``/``dst_valid``; per
   guest page the bit sets of :mod:`model.migration.dirty`.
-* Actions (:mod:`model.migration.actions`) follow QEMU's flow (vfio-facts §6, QEMU master
-  hw/vfio/migration.c, migration/migration.c, migration/ram.c) and move every device
-  through the kernel's step function for its features (:mod:`model.fsm.kernel.reader`),
+* Actions (:mod:`model.migration.actions`) follow QEMU's flow (docs/sources.md#qemu-save-path,
+  #qemu-failure-path, #qemu-load-path; QEMU master hw/vfio/migration.c, migration/migration.c,
+  migration/ram.c) and move every device through the kernel's step function for its
+  features (:mod:`model.fsm.kernel.reader`),
   one arc per transition, so a patched ``vfio_mig_get_next_state()`` changes the model.
 * Which tracking method QEMU uses, and what blocks migration, is decided by
   :func:`model.decision.tracking.decide`; the model only executes that decision.
