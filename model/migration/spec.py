@@ -16,7 +16,7 @@ kernel's device FSM), the destination host, the guest and its VFIO devices.
   one arc per transition, so a patched ``vfio_mig_get_next_state()`` changes the model.
 * Which tracking method QEMU uses, and what blocks migration, is decided by
   :func:`model.decision.tracking.decide`; the model only executes that decision.
-* Properties (:mod:`model.migration.props`) carry the contract names.
+* Properties (:mod:`model.protocol.props`, shared by every VMM) carry the contract names.
 
 Mutations (``[mutations]`` in a spec) are deliberate bugs: ``no_final_sync``,
 ``sync_before_devices_stop``, ``skip_p2p_prepare``, ``retry_keeps_cleared_bits`` and
@@ -47,7 +47,7 @@ from model.migration.phases import (
     Control,
     PhasePlan,
 )
-from model.migration.props import (
+from model.protocol.props import (
     can_complete,
     end_states,
     invariants,
