@@ -74,6 +74,10 @@ def invariants(view: FlowView) -> dict[str, Pred]:
         ok = all_of(s[view.key("dst_valid", d)] == 1 for d in range(view.devices))
         return ~view.destination_runs(s) | ok
 
+    def no_split_brain(s: View) -> Term:
+        # The guest runs in one place: never on the source and the destination at once.
+        return ~(view.source_runs(s) & view.destination_runs(s))
+
     return {
         Property.TYPE_OK: type_ok,
         Property.NO_PAGE_LOST: no_page_lost,
@@ -82,6 +86,7 @@ def invariants(view: FlowView) -> dict[str, Pred]:
         Property.P2P_QUIESCED_BEFORE_STOP: p2p_quiesced_before_stop,
         Property.SOURCE_RECOVERS: source_recovers,
         Property.DESTINATION_STARTS_LOADED: destination_starts_loaded,
+        Property.NO_SPLIT_BRAIN: no_split_brain,
     }
 
 
