@@ -31,13 +31,10 @@ from rich.table import Table
 
 from cli.errors import UserError
 from model.fsm.audit import AuditReport, audit_report
-from model.fsm.kernel.reader import (
-    BUILTIN_KERNELS,
-    KernelSourceError,
-    KernelStepFunction,
-    PathResult,
-    resolve_kernel,
-)
+from model.fsm.kernel.builtin import BUILTIN_KERNELS
+from model.fsm.kernel.load import resolve_kernel
+from model.fsm.kernel.names import KernelSourceError
+from model.fsm.kernel.step import KernelStepFunction, PathResult
 from model.fsm.uapi import (
     IN_SAVING_GROUP,
     DeviceState,

@@ -10,22 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.fsm.kernel.reader import (
-    BUILTIN_SOURCE,
-    EINVAL,
-    STEP_EINVAL,
-    STEP_LOOP,
-    STEP_UNDEFINED,
-    KernelSourceError,
-    KernelStepFunction,
-    NonTerminatingStep,
-    default_kernel,
-    fixed_kernel,
-    load_kernel,
-    parse_kernel_source,
-    resolve_kernel,
-    step_table,
-)
+from model.fsm.kernel.builtin import BUILTIN_SOURCE, default_kernel, fixed_kernel
+from model.fsm.kernel.load import load_kernel, parse_kernel_source, resolve_kernel
+from model.fsm.kernel.names import EINVAL, KernelSourceError, NonTerminatingStep
+from model.fsm.kernel.step import STEP_EINVAL, STEP_LOOP, STEP_UNDEFINED, KernelStepFunction, step_table
 from model.fsm.uapi import (
     ALL_FLAGS,
     BLOCKED_REQUESTS,

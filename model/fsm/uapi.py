@@ -8,7 +8,7 @@ The per-feature-set lists of arcs a driver must implement come from the comment 
 ``vfio.c``/``vfio_main.c`` carry the stop-copy and P2P parts of the same lists).
 
 Everything here is what the *specification* says.  What a given kernel *does* lives in
-:mod:`model.fsm.kernel.reader`; :mod:`model.fsm.audit` compares the two.
+:mod:`model.fsm.kernel`; :mod:`model.fsm.audit` compares the two.
 
 Besides Python sets, small numpy lookup tables indexed by state number (``ALLOWS_DMA[s]``,
 ``IN_SAVING_GROUP[s]``, ``direct_arc_matrix(flags)[cur, nxt]``) let vectorised models ask
