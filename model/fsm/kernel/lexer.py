@@ -1,4 +1,9 @@
-"""C tokens of a source file, and its object-like ``#define`` lines."""
+"""C tokens of a (preprocessed) source file.
+
+Each token remembers whether white space or a comment came before it, so a message can
+quote an expression the way it is written (``-EINVAL``, not ``- EINVAL``), and the column
+it starts at, so a brace that is never closed can be named by indentation.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ class Tok:
     kind: str  # "id" "num" "op" "str"
     text: str
     line: int
+    space: bool = False  # white space, a comment or a line break before the token
+    col: int = 0  # column of the token's first character (0-based, a tab counts 8)
 
 
 _LEX = re.compile(
@@ -29,15 +36,16 @@ _LEX = re.compile(
     """,
     re.X | re.S,
 )
-_DEFINE = re.compile(r"#\s*define\s+([A-Za-z_]\w*)(?!\()\s*(.*)", re.S)
 
 
-def lex(text: str) -> tuple[list[Tok], dict[str, tuple[str, int]]]:
-    """Tokens without comments and preprocessor lines, and the object-like #defines."""
+def lex(text: str, first_line: int = 1) -> list[Tok]:
+    """Tokens without comments.  Preprocessor lines are skipped: run
+    :func:`model.fsm.kernel.preprocess.preprocess` first, which evaluates them."""
     toks: list[Tok] = []
-    defines: dict[str, tuple[str, int]] = {}
-    line = 1
+    line = first_line
+    line_start = 0
     at_line_start = True
+    space = False
     pos = 0
     while pos < len(text):
         m = _LEX.match(text, pos)
@@ -47,19 +55,22 @@ def lex(text: str) -> tuple[list[Tok], dict[str, tuple[str, int]]]:
             kind, s = "op", "#"
         end = pos + len(s)
         if kind == "nl":
-            at_line_start = True
-        elif kind in ("ws", "bc", "lc"):
-            pass
-        elif kind == "pp":
-            d = _DEFINE.match(s)
-            if d:
-                body = re.sub(r"/\*.*?\*/|//[^\n]*", " ", d.group(2).replace("\\\n", " "))
-                defines.setdefault(d.group(1), (body.strip(), line))
+            at_line_start = space = True
+        elif kind in ("ws", "bc", "lc", "pp"):
+            space = True
         else:
             at_line_start = False
-            toks.append(Tok("op" if kind == "other" else str(kind), s, line))
-        line += s.count("\n")
+            col = len(text[line_start:pos].expandtabs(8))
+            toks.append(Tok("op" if kind == "other" else str(kind), s, line, space, col))
+            space = False
+        if "\n" in s:
+            line += s.count("\n")
+            line_start = pos + s.rindex("\n") + 1
         pos = end
-    return toks, defines
+    return toks
 
 
+def source_text(toks: list[Tok]) -> str:
+    """The tokens on one line as written: a single space where the source has any white
+    space or comment between two tokens, none where it has none."""
+    return "".join((" " if t.space and k else "") + t.text for k, t in enumerate(toks))

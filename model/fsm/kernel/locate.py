@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from model.fsm.kernel.ctype import CType, ctype_of
 from model.fsm.kernel.lexer import Tok
+from model.fsm.kernel.names import KernelSourceError
 from model.fsm.kernel.parser import Parser, is_decl_prefix
 from model.fsm.kernel.syntax import RDeclarator
 
@@ -132,3 +134,30 @@ def find_file_scope_decl(toks: list[Tok], name: str, path: str) -> RDeclarator |
     return None
 
 
+
+
+def file_scope_enums(toks: list[Tok], path: str) -> list[list[tuple[str, Any]]]:
+    """The enumerators of every ``enum [tag] { ... }`` at file scope, in order; an enum the
+    parser cannot read is left out (its names stay unknown if the function uses them)."""
+    out: list[list[tuple[str, Any]]] = []
+    depth = 0
+    for i, t in enumerate(toks):
+        if t.text == "{":
+            depth += 1
+        elif t.text == "}":
+            depth -= 1
+        if depth or t.text != "enum" or t.kind != "id":
+            continue
+        j = i + 1
+        if j < len(toks) and toks[j].kind == "id":
+            j += 1
+        if j >= len(toks) or toks[j].text != "{":
+            continue
+        close = match_bracket(toks, j, "{", "}")
+        if close < 0:
+            continue
+        try:
+            out.append(Parser(toks, path, j, close + 1).enum_body())
+        except KernelSourceError:
+            continue
+    return out

@@ -22,7 +22,18 @@ TABLE_ROLES = {FSM_TABLE: "the next-step table", FLAGS_TABLE: "the flags each st
 
 
 class KernelSourceError(ValueError):
-    """A kernel source could not be read or interpreted; the message names file and cause."""
+    """A kernel source could not be read or interpreted; the message names file and cause.
+
+    ``path`` and ``line`` repeat the place for machine-readable output (None where the
+    message names no line)."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.path, self.line = path, line
+
+    @classmethod
+    def at(cls, path: str, line: int, msg: str) -> KernelSourceError:
+        return cls(f"{path}:{line}: {msg}", path, line)
 
 
 class StepError(RuntimeError):

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from model.fsm.kernel.ctype import INT, QUALIFIERS, TYPE_WORDS, CType, ctype_of
-from model.fsm.kernel.lexer import Tok
+from model.fsm.kernel.lexer import Tok, source_text
 from model.fsm.kernel.names import KernelSourceError
 from model.fsm.kernel.syntax import (
     RAssign,
@@ -76,7 +76,7 @@ class Parser:
         t = self.peek()
         if t is None:
             last = self.t[self.end - 1].line if self.end else 0
-            raise KernelSourceError(f"{self.path}:{last}: unexpected end of the function body")
+            raise KernelSourceError.at(self.path, last, "unexpected end of the function body")
         self.i += 1
         return t
 
@@ -85,23 +85,17 @@ class Parser:
         if t is None or t.text != text:
             got = "end of input" if t is None else repr(t.text)
             line = t.line if t is not None else (self.t[self.end - 1].line if self.end else 0)
-            raise KernelSourceError(f"{self.path}:{line}: expected {text!r}, found {got}")
+            raise KernelSourceError.at(self.path, line, f"expected {text!r}, found {got}")
         self.i += 1
         return t
 
     def fail(self, msg: str, tok: Tok | None = None) -> KernelSourceError:
         tok = tok or self.peek() or (self.t[self.end - 1] if self.end else Tok("op", "", 0))
-        return KernelSourceError(f"{self.path}:{tok.line}: {msg}")
+        return KernelSourceError.at(self.path, tok.line, msg)
 
     def text_between(self, a: int, b: int) -> str:
-        """The source of tokens ``a..b`` on one line, for messages."""
-        s = " ".join(t.text for t in self.t[a:b])
-        s = re.sub(r"([(\[]) ", r"\1", s)
-        s = re.sub(r" ([)\],;])", r"\1", s)
-        s = re.sub(r" ?(->|\.) ?", r"\1", s)
-        s = re.sub(r"(\w) ([(\[])", r"\1\2", s)
-        s = re.sub(r"(^|[(\[]|[!=&|<>?:,] )([*!~]) (?=\w)", r"\1\2", s)
-        return s
+        """The source of tokens ``a..b`` on one line, as written, for messages."""
+        return source_text(self.t[a:b])
 
     # ------------------------------------------------------------------ expressions
     def expr(self) -> Any:
@@ -199,7 +193,7 @@ class Parser:
             e = self.expr()
             self.expect(")")
             return e
-        raise KernelSourceError(f"{self.path}:{t.line}: unexpected {t.text!r} in an expression")
+        raise KernelSourceError.at(self.path, t.line, f"unexpected {t.text!r} in an expression")
 
     # ------------------------------------------------------------------ statements
     def statement(self) -> Any:

@@ -37,7 +37,7 @@ from model.fsm.kernel.interpreter import (
     state_name,
 )
 from model.fsm.kernel.lexer import Tok, lex
-from model.fsm.kernel.locate import find_file_scope_decl, find_function
+from model.fsm.kernel.locate import file_scope_enums, find_file_scope_decl, find_function
 from model.fsm.kernel.names import FUNCTION, TABLE_ROLES, UAPI_CONSTANTS, KernelSourceError
 from model.fsm.kernel.parser import Parser
 from model.fsm.kernel.syntax import (
@@ -77,17 +77,17 @@ class Resolver:
         self.helpers: dict[str, Function] = {}
         self._helper_stack: list[str] = []
         self._define_stack: list[str] = []
+        self._file_enums: dict[str, list[tuple[str, Any]]] | None = None
 
     def err(self, line: int, msg: str) -> KernelSourceError:
-        return KernelSourceError(f"{self.path}:{line}: {msg}")
+        return KernelSourceError.at(self.path, line, msg)
 
     # ------------------------------------------------------------------ constants
     def define(self, name: str, line: int, scope: Scope) -> Expr | None:
         if name not in self.defines or name in self._define_stack:
             return None
         body, dline = self.defines[name]
-        toks, _ = lex(body)
-        toks = [Tok(t.kind, t.text, dline) for t in toks]
+        toks = [Tok(t.kind, t.text, dline, t.space) for t in lex(body)]
         if not toks:
             return None
         p = Parser(toks, self.path)
@@ -101,6 +101,30 @@ class Resolver:
             return None
         finally:
             self._define_stack.pop()
+
+    def file_enum(self, name: str) -> tuple[int, CType] | None:
+        """A constant of a file-scope enum (C 6.7.2.2: each one is the previous plus one
+        unless it is given a value), computed when first used."""
+        if self._file_enums is None:
+            self._file_enums = {n: body for body in file_scope_enums(self.toks, self.path)
+                                for n, _ in body}
+        body = self._file_enums.get(name)
+        if body is None or name in self._define_stack:
+            return None
+        scope = Scope({}, {}, f"the enumerator {name}")
+        nxt = 0
+        self._define_stack.append(name)
+        try:
+            for n, value in body:
+                if value is not None:
+                    nxt, _ = self.const_in(value, scope, f"the enumerator {n}")
+                scope.consts[n] = (nxt, INT)
+                if n == name:
+                    return nxt, INT
+                nxt += 1
+        finally:
+            self._define_stack.pop()
+        return None
 
     # ------------------------------------------------------------------ tables
     def table(self, name: str, line: int, scope: Scope) -> Table | None:
@@ -217,6 +241,9 @@ class Resolver:
         d = self.define(n, raw.line, scope)
         if d is not None:
             return d
+        e = self.file_enum(n)
+        if e is not None:
+            return Const(*e)
         raise self.err(raw.line, f"cannot interpret {what}: unknown name {n!r}")
 
     def _member(self, raw: RMember, scope: Scope) -> Expr:
