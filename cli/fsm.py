@@ -9,6 +9,8 @@
   Exit 1 on any violation.
 * ``fsm graph``: the direct-arc graph of a feature set, annotated with the walks that use
   each arc (dot, svg or networkx node-link JSON).
+* ``fsm driver FILE...``: a variant driver's step function against the arcs the kernel's
+  walk hands it (:mod:`cli.fsm_driver`).
 
 ``--kernel`` takes a kernel source file (``drivers/vfio/vfio_main.c`` or the 5.18-era
 ``drivers/vfio/vfio.c``) or one of the built-in names ``builtin`` (Linux 6.2-7.1 as
@@ -32,6 +34,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.errors import UserError
+from cli.fsm_driver import driver_cmd
 from cli.fsm_options import (
     FEATURES_HELP,
     KERNEL_HELP,
@@ -272,5 +275,7 @@ def graph_cmd(features: str | None, kernel_spec: str | None, fmt: str,
         raise UserError("--format svg needs Graphviz's 'dot' program on PATH") from None
     _emit(svg, output)
 
+
+fsm.add_command(driver_cmd)
 
 __all__ = ["fsm", "fsm_graph", "graph_dot", "path_json", "BUILTIN_KERNELS"]
