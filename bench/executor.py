@@ -29,8 +29,9 @@ from collections.abc import Callable
 import numpy as np
 
 from model.concrete.bitmap import Bitmap
-from model.concrete.executor import Executor, MigrationConfig
-from model.concrete.workload import PAGE_SIZE, DeviceLoad, PageSet, Workload
+from model.concrete.executor import Executor, RunConfig
+from model.concrete.workload import DeviceLoad, PageSet, Workload
+from model.contract import PAGE_SIZE
 
 GiB = 1 << 30
 STEP_BUDGET = int(10e9 / 8 * 0.1 / PAGE_SIZE)  # pages sent per 100 ms at 10 Gbit/s
@@ -118,7 +119,7 @@ def whole_migration(method: str, max_rounds: int) -> dict[str, object]:
         devices=(DeviceLoad("vf0", dma_rate=128 * (1 << 20),
                             pages=PageSet.span(n // 2, n // 2 + GiB // PAGE_SIZE)),),
     )
-    cfg = MigrationConfig(method=method, guest_pages=n, workload=wl, max_rounds=max_rounds)
+    cfg = RunConfig(method=method, guest_pages=n, workload=wl, max_rounds=max_rounds)
     t = time.perf_counter()
     res = Executor(cfg).run()
     wall = time.perf_counter() - t

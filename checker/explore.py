@@ -23,34 +23,43 @@ from dataclasses import dataclass
 import numpy as np
 
 from checker.lang.layout import Next, View, apply
-from checker.lang.spec import Spec, as_mask
-from checker.result import Result, Stats, TraceStep, Violation
+from checker.lang.spec import Action, Spec, as_mask
+from checker.liveness import check_liveness as liveness_violation
+from checker.result import (
+    Limit,
+    Outcome,
+    PropertyKind,
+    Result,
+    StateGraph,
+    Stats,
+    TraceStep,
+    Violation,
+)
 from checker.store import StateStore
 
 Progress = Callable[[Stats], None]
 
 
-@dataclass
-class StateGraph:
-    """The reachable graph as arrays: states (rows) and edges (src, dst, action id)."""
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one exploration (None: unbounded), checked before each BFS level; the
+    first one reached stops the search with :attr:`Outcome.LIMIT`."""
 
-    rows: np.ndarray
-    src: np.ndarray
-    dst: np.ndarray
-    act: np.ndarray
-    labels: list[str]
-    families: list[str]  # family of each action id
-    init: np.ndarray  # indices of initial states
+    states: int | None = None
+    seconds: float | None = None
+    memory_mb: float | None = None
 
-    def to_networkx(self, layout):  # -> networkx.DiGraph
-        import networkx as nx
+    def reached(self, distinct: int, seconds: float) -> tuple[Limit, int | float] | None:
+        if self.states is not None and distinct >= self.states:
+            return Limit.STATES, self.states
+        if self.seconds is not None and seconds > self.seconds:
+            return Limit.SECONDS, self.seconds
+        if self.memory_mb is not None and _rss_mb() > self.memory_mb:
+            return Limit.MEMORY, self.memory_mb
+        return None
 
-        g = nx.MultiDiGraph()
-        for i in range(len(self.rows)):
-            g.add_node(i, **{"state": layout.unpack(self.rows[i]), "init": bool(np.isin(i, self.init))})
-        for s, d, a in zip(self.src.tolist(), self.dst.tolist(), self.act.tolist(), strict=True):
-            g.add_edge(s, d, action=self.labels[a], family=self.families[a])
-        return g
+
+NO_LIMITS = Limits()
 
 
 class _Stop(Exception):
@@ -62,216 +71,304 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+@dataclass
+class _Level:
+    """The successors of one BFS level, before deduplication."""
+
+    rows: list[np.ndarray]
+    parents: list[np.ndarray]
+    actions: list[np.ndarray]
+
+    def arrays(self, words: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self.rows:
+            return (
+                np.zeros((0, words), dtype=np.uint64),
+                np.zeros(0, dtype=np.int64),
+                np.zeros(0, dtype=np.int32),
+            )
+        return np.concatenate(self.rows), np.concatenate(self.parents), np.concatenate(self.actions)
+
+
+class Explorer:
+    """One exploration of one spec: :meth:`init` stores the initial states, :meth:`expand`
+    explores one BFS level (successors, action invariants, deadlocks, deduplication,
+    :meth:`check` of the new states), :meth:`finish` turns what was found into a
+    :class:`Result` (witnesses and liveness need the whole graph).  :meth:`run` does it all.
+    """
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        limits: Limits = NO_LIMITS,
+        keep_graph: bool = False,
+        check_liveness: bool = True,
+        progress: Progress | None = None,
+        progress_every: float = 3.0,
+    ) -> None:
+        self.spec = spec
+        self.layout = spec.layout
+        self.actions = list(spec.actions)
+        self.labels = [a.label for a in self.actions]
+        self.families = [a.family for a in self.actions]
+        self.limits = limits
+        self.keep_graph = keep_graph
+        self.check_liveness = check_liveness
+        self.want_edges = keep_graph or (check_liveness and bool(spec.liveness))
+        self.progress = progress
+        self.progress_every = progress_every
+        self.store = StateStore(self.layout.words, self.layout.bits)
+        self.stats = Stats()
+        self.coverage = np.zeros(len(self.actions), dtype=np.int64)
+        self.witnessed: dict[str, int | None] = {name: None for name in spec.witnesses}
+        self.init_idx = np.zeros(0, dtype=np.int64)
+        self._edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (src, dst, action)
+        self._t0 = time.perf_counter()
+        self._last_progress = self._t0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def trace_to(self, idx: int) -> list[TraceStep]:
+        """The stored (shortest) path from an initial state to state ``idx``."""
+        store = self.store
+        return [
+            TraceStep(None if a < 0 else self.labels[a], store.rows[i].copy()) for i, a in store.path(idx)
+        ]
+
+    # ------------------------------------------------------------------ the search
+    def run(self) -> Result:
+        self._t0 = self._last_progress = time.perf_counter()
+        outcome, violation = Outcome.PASS, None
+        limit: tuple[Limit, int | float | None] | None = None
+        try:
+            frontier = self.init()
+            while len(frontier):
+                limit = self.limits.reached(self.stats.distinct, self.elapsed())
+                if limit is not None:
+                    outcome = Outcome.LIMIT
+                    break
+                frontier = self.expand(frontier)
+                self._report_progress()
+        except _Stop as stop:
+            outcome, violation = Outcome.VIOLATION, stop.violation
+        except KeyboardInterrupt:
+            outcome, limit = Outcome.INTERRUPTED, (Limit.INTERRUPTED, None)
+        return self.finish(outcome, violation, limit)
+
+    def init(self) -> np.ndarray:
+        """Store the initial states (canonical, within the constraint) as level 1 and
+        check them; return their indices (the first frontier)."""
+        spec = self.spec
+        init = spec.init_rows()
+        if spec.canonical is not None:
+            init = spec.canonical(init)
+        if spec.constraint is not None:
+            init = init[as_mask(spec.constraint(View(self.layout, init)), len(init))]
+        self.stats.generated = len(init)
+        new_idx, _ = self.store.add(init, np.full(len(init), -1), np.full(len(init), -1, dtype=np.int32))
+        self.init_idx = new_idx.copy()
+        self.stats.distinct = self.store.n
+        self.stats.depth = 1 if len(new_idx) else 0
+        self.check(new_idx, 1)
+        return new_idx
+
+    def expand(self, frontier: np.ndarray) -> np.ndarray:
+        """Explore one level (a contiguous block of the store); return the next one."""
+        lo, hi = int(frontier[0]), int(frontier[-1]) + 1
+        view = View(self.layout, self.store.rows[lo:hi])
+        n = hi - lo
+        enabled = np.zeros(n, dtype=bool)
+        level = _Level([], [], [])
+        for k, a in enumerate(self.actions):
+            g = as_mask(a.guard(view), n)
+            idx = np.flatnonzero(g)
+            if len(idx) == 0:
+                continue
+            enabled |= g
+            succ, parents = self._successors(k, a, view, idx, lo)
+            level.rows.append(succ)
+            level.parents.append(parents)
+            level.actions.append(np.full(len(succ), k, dtype=np.int32))
+        if self.spec.check_deadlock:
+            self.deadlocks(view, enabled, lo)
+        rows, parents, acts = level.arrays(self.layout.words)
+        new_idx, targets = self.store.add(rows, parents, acts, want_targets=self.want_edges)
+        if self.want_edges and targets is not None:
+            self._edges.append((parents, targets, acts))
+        stats = self.stats
+        stats.distinct = self.store.n
+        if len(new_idx):
+            stats.depth += 1
+        stats.frontier = len(new_idx)
+        stats.seconds = self.elapsed()
+        self.check(new_idx, stats.depth)
+        return new_idx
+
+    def _successors(
+        self, k: int, a: Action, view: View, idx: np.ndarray, lo: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The successors by action ``k`` of the level's rows ``idx`` (those enabling it),
+        after its action invariants, the constraint and the symmetry reduction, with their
+        parents' store indices."""
+        spec = self.spec
+        sub = view if len(idx) == len(view) else view.subset(idx)
+        t = Next(sub)
+        a.effect(sub, t)
+        succ = apply(self.layout, sub.rows, t.assigned, a.label)
+        self.coverage[k] += len(idx)
+        if spec.action_invariants:
+            self._check_step(a, sub, succ, lo + idx)
+        parents = lo + idx
+        if spec.constraint is not None:
+            keep = as_mask(spec.constraint(View(self.layout, succ)), len(succ))
+            succ, parents = succ[keep], parents[keep]
+        if spec.canonical is not None:
+            succ = spec.canonical(succ)
+        self.stats.generated += len(succ)
+        return succ, parents
+
+    def _check_step(self, a: Action, before: View, succ: np.ndarray, parents: np.ndarray) -> None:
+        after = View(self.layout, succ)
+        for name, pred in self.spec.action_invariants.items():
+            ok = as_mask(pred(before, after, a), len(parents))
+            if not ok.all():
+                j = int(np.flatnonzero(~ok)[0])
+                tr = self.trace_to(int(parents[j]))
+                tr.append(TraceStep(a.label, succ[j].copy()))
+                raise _Stop(
+                    Violation(
+                        name,
+                        PropertyKind.ACTION_INVARIANT,
+                        f"action invariant {name} is violated by {a.label}",
+                        tr,
+                    )
+                )
+
+    def deadlocks(self, view: View, enabled: np.ndarray, lo: int) -> None:
+        """Stop at the first state of the level that enables no action and is no end state."""
+        dead = ~enabled
+        if dead.any() and self.spec.end_states is not None:
+            dead &= ~as_mask(self.spec.end_states(view), len(view))
+        if dead.any():
+            bad = lo + int(np.flatnonzero(dead)[0])
+            trace = self.trace_to(bad)
+            raise _Stop(Violation("Deadlock", PropertyKind.DEADLOCK, "deadlock: no action is enabled", trace))
+
+    def check(self, new_idx: np.ndarray, depth: int) -> None:
+        """Invariants and witnesses on the states just added (a contiguous block)."""
+        if len(new_idx) == 0:
+            return
+        rows = self.store.rows[new_idx[0] : new_idx[-1] + 1]
+        v = View(self.layout, rows)
+        for name, pred in self.spec.invariants.items():
+            ok = as_mask(pred(v), len(rows))
+            if not ok.all():
+                bad = int(new_idx[0] + np.flatnonzero(~ok)[0])
+                trace = self.trace_to(bad)
+                raise _Stop(Violation(name, PropertyKind.INVARIANT, f"invariant {name} is violated", trace))
+        for name, pred in self.spec.witnesses.items():
+            if self.witnessed[name] is None and as_mask(pred(v), len(rows)).any():
+                self.witnessed[name] = depth
+
+    def _report_progress(self) -> None:
+        if self.progress is not None and time.perf_counter() - self._last_progress >= self.progress_every:
+            self.progress(self.stats)
+            self._last_progress = time.perf_counter()
+
+    # ------------------------------------------------------------------ the result
+    def graph(self) -> StateGraph:
+        def cat(part: int, dtype: type) -> np.ndarray:
+            arrays = [e[part] for e in self._edges]
+            return np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
+
+        return StateGraph(
+            rows=self.store.rows[: self.store.n].copy(),
+            src=cat(0, np.int64),
+            dst=cat(1, np.int64),
+            act=cat(2, np.int32),
+            labels=self.labels,
+            families=self.families,
+            init=self.init_idx,
+        )
+
+    def finish(
+        self, outcome: Outcome, violation: Violation | None, limit: tuple[Limit, int | float | None] | None
+    ) -> Result:
+        """The result: on a complete search also the witnesses' and liveness verdicts."""
+        spec = self.spec
+        self.stats.distinct = self.store.n
+        self.stats.seconds = self.elapsed()
+        graph = self.graph() if self.want_edges and outcome == Outcome.PASS else None
+        properties = {
+            name: "ok" if outcome == Outcome.PASS else "unchecked"
+            for name in list(spec.invariants) + list(spec.action_invariants)
+        }
+        if outcome == Outcome.PASS:
+            violation = self._witness_verdicts(properties)
+            if violation is None and self.check_liveness and spec.liveness:
+                assert graph is not None
+                violation = self._liveness_verdicts(graph, properties)
+        if violation is not None:
+            outcome = Outcome.VIOLATION
+            properties[violation.name] = "violated"
+        fam: dict[str, int] = {}
+        for k, f in enumerate(self.families):
+            fam[f] = fam.get(f, 0) + int(self.coverage[k])
+        return Result(
+            spec_name=spec.name,
+            layout=self.layout,
+            outcome=outcome,
+            stats=self.stats,
+            violation=violation,
+            coverage={label: int(self.coverage[k]) for k, label in enumerate(self.labels)},
+            family_coverage=fam,
+            witnesses=self.witnessed,
+            limit=None if limit is None else limit[0],
+            limit_bound=None if limit is None else limit[1],
+            properties=properties,
+            graph_data=graph if self.keep_graph else None,
+        )
+
+    def _witness_verdicts(self, properties: dict[str, str]) -> Violation | None:
+        violation = None
+        for name, depth in self.witnessed.items():
+            if depth is None:
+                properties[name] = "violated"
+                violation = violation or Violation(
+                    name,
+                    PropertyKind.WITNESS,
+                    f"witness {name}: no reachable state satisfies it (the check would pass vacuously)",
+                )
+            else:
+                properties[name] = "ok"
+        return violation
+
+    def _liveness_verdicts(self, graph: StateGraph, properties: dict[str, str]) -> Violation | None:
+        violation = None
+        for name, prop in self.spec.liveness.items():
+            lv = liveness_violation(self.spec, graph, name, prop)
+            properties[name] = "ok" if lv is None else "violated"
+            if lv is not None and violation is None:
+                violation = lv
+        return violation
+
+
 def explore(
     spec: Spec,
     *,
-    max_states: int | None = None,
-    max_seconds: float | None = None,
-    max_memory_mb: float | None = None,
+    limits: Limits = NO_LIMITS,
     keep_graph: bool = False,
     check_liveness: bool = True,
     progress: Progress | None = None,
     progress_every: float = 3.0,
 ) -> Result:
     """Explore every reachable state of ``spec`` and check its properties."""
-    layout = spec.layout
-    actions = list(spec.actions)
-    labels = [a.label for a in actions]
-    families = [a.family for a in actions]
-    want_edges = keep_graph or (check_liveness and bool(spec.liveness))
-    store = StateStore(layout.words, layout.bits)
-    stats = Stats()
-    coverage = np.zeros(len(actions), dtype=np.int64)
-    witnessed: dict[str, int | None] = {name: None for name in spec.witnesses}
-    edges_src: list[np.ndarray] = []
-    edges_dst: list[np.ndarray] = []
-    edges_act: list[np.ndarray] = []
-    t0 = time.perf_counter()
-    last_progress = t0
-    outcome = "pass"
-    limit: str | None = None
-    violation: Violation | None = None
-
-    def trace_to(idx: int) -> list[TraceStep]:
-        return [TraceStep(None if a < 0 else labels[a], store.rows[i].copy()) for i, a in store.path(idx)]
-
-    def check_states(new_idx: np.ndarray, depth: int) -> None:
-        if len(new_idx) == 0:
-            return
-        rows = store.rows[new_idx[0] : new_idx[-1] + 1]
-        v = View(layout, rows)
-        for name, pred in spec.invariants.items():
-            ok = as_mask(pred(v), len(rows))
-            if not ok.all():
-                bad = int(new_idx[0] + np.flatnonzero(~ok)[0])
-                raise _Stop(Violation(name, "invariant", f"invariant {name} is violated", trace_to(bad)))
-        for name, pred in spec.witnesses.items():
-            if witnessed[name] is None and as_mask(pred(v), len(rows)).any():
-                witnessed[name] = depth
-
-    def elapsed() -> float:
-        return time.perf_counter() - t0
-
-    try:
-        init = spec.init_rows()
-        if spec.canonical is not None:
-            init = spec.canonical(init)
-        if spec.constraint is not None:
-            init = init[as_mask(spec.constraint(View(layout, init)), len(init))]
-        stats.generated = len(init)
-        new_idx, _ = store.add(init, np.full(len(init), -1), np.full(len(init), -1, dtype=np.int32))
-        init_idx = new_idx.copy()
-        stats.distinct = store.n
-        stats.depth = 1 if len(new_idx) else 0
-        check_states(new_idx, 1)
-        frontier = new_idx
-        while len(frontier):
-            if max_states is not None and stats.distinct >= max_states:
-                outcome, limit = "limit", f"--max-states {max_states}"
-                break
-            if max_seconds is not None and elapsed() > max_seconds:
-                outcome, limit = "limit", f"--max-seconds {max_seconds:g}"
-                break
-            if max_memory_mb is not None and _rss_mb() > max_memory_mb:
-                outcome, limit = "limit", f"memory above {max_memory_mb:g} MB"
-                break
-            lo, hi = int(frontier[0]), int(frontier[-1]) + 1  # a level is a contiguous block
-            rows = store.rows[lo:hi]
-            n = hi - lo
-            view = View(layout, rows)
-            enabled = np.zeros(n, dtype=bool)
-            cand_rows: list[np.ndarray] = []
-            cand_par: list[np.ndarray] = []
-            cand_act: list[np.ndarray] = []
-            for k, a in enumerate(actions):
-                g = as_mask(a.guard(view), n)
-                idx = np.flatnonzero(g)
-                if len(idx) == 0:
-                    continue
-                enabled |= g
-                sub = view if len(idx) == n else view.subset(idx)
-                t = Next(sub)
-                a.effect(sub, t)
-                succ = apply(layout, sub.rows, t.assigned, a.label)
-                coverage[k] += len(idx)
-                if spec.action_invariants:
-                    after = View(layout, succ)
-                    for name, pred in spec.action_invariants.items():
-                        ok = as_mask(pred(sub, after, a), len(idx))
-                        if not ok.all():
-                            j = int(np.flatnonzero(~ok)[0])
-                            tr = trace_to(lo + int(idx[j]))
-                            tr.append(TraceStep(a.label, succ[j].copy()))
-                            raise _Stop(
-                                Violation(
-                                    name,
-                                    "action-invariant",
-                                    f"action invariant {name} is violated by {a.label}",
-                                    tr,
-                                )
-                            )
-                parents = lo + idx
-                if spec.constraint is not None:
-                    keep = as_mask(spec.constraint(View(layout, succ)), len(succ))
-                    succ, parents = succ[keep], parents[keep]
-                if spec.canonical is not None:
-                    succ = spec.canonical(succ)
-                stats.generated += len(succ)
-                cand_rows.append(succ)
-                cand_par.append(parents)
-                cand_act.append(np.full(len(succ), k, dtype=np.int32))
-            if spec.check_deadlock:
-                dead = ~enabled
-                if dead.any() and spec.end_states is not None:
-                    dead &= ~as_mask(spec.end_states(view), n)
-                if dead.any():
-                    bad = lo + int(np.flatnonzero(dead)[0])
-                    raise _Stop(
-                        Violation("Deadlock", "deadlock", "deadlock: no action is enabled", trace_to(bad))
-                    )
-            if cand_rows:
-                allrows = np.concatenate(cand_rows)
-                allpar = np.concatenate(cand_par)
-                allact = np.concatenate(cand_act)
-            else:
-                allrows = np.zeros((0, layout.words), dtype=np.uint64)
-                allpar = np.zeros(0, dtype=np.int64)
-                allact = np.zeros(0, dtype=np.int32)
-            new_idx, targets = store.add(allrows, allpar, allact, want_targets=want_edges)
-            if want_edges and targets is not None:
-                edges_src.append(allpar)
-                edges_dst.append(targets)
-                edges_act.append(allact)
-            stats.distinct = store.n
-            if len(new_idx):
-                stats.depth += 1
-            stats.frontier = len(new_idx)
-            stats.seconds = elapsed()
-            check_states(new_idx, stats.depth)
-            frontier = new_idx
-            if progress is not None and time.perf_counter() - last_progress >= progress_every:
-                progress(stats)
-                last_progress = time.perf_counter()
-    except _Stop as stop:
-        outcome, violation = "violation", stop.violation
-    except KeyboardInterrupt:
-        outcome, limit = "interrupted", "interrupted (Ctrl-C)"
-    stats.distinct = store.n
-    stats.seconds = elapsed()
-
-    graph = None
-    if want_edges and outcome == "pass":
-        graph = StateGraph(
-            rows=store.rows[: store.n].copy(),
-            src=np.concatenate(edges_src) if edges_src else np.zeros(0, dtype=np.int64),
-            dst=np.concatenate(edges_dst) if edges_dst else np.zeros(0, dtype=np.int64),
-            act=np.concatenate(edges_act) if edges_act else np.zeros(0, dtype=np.int32),
-            labels=labels,
-            families=families,
-            init=init_idx,
-        )
-
-    properties: dict[str, str] = {}
-    for name in list(spec.invariants) + list(spec.action_invariants):
-        properties[name] = "ok" if outcome == "pass" else "unchecked"
-    if outcome == "pass":
-        for name, depth in witnessed.items():
-            if depth is None:
-                properties[name] = "violated"
-                violation = violation or Violation(
-                    name,
-                    "witness",
-                    f"witness {name}: no reachable state satisfies it (the check would pass vacuously)",
-                )
-            else:
-                properties[name] = "ok"
-    if outcome == "pass" and violation is None and check_liveness and spec.liveness:
-        from checker.liveness import check_liveness as _live
-
-        assert graph is not None
-        for name, prop in spec.liveness.items():
-            lv = _live(spec, graph, name, prop)
-            properties[name] = "ok" if lv is None else "violated"
-            if lv is not None and violation is None:
-                violation = lv
-    if violation is not None:
-        outcome = "violation"
-        properties[violation.name] = "violated"
-
-    cov = {labels[k]: int(coverage[k]) for k in range(len(actions))}
-    fam: dict[str, int] = {}
-    for k, f in enumerate(families):
-        fam[f] = fam.get(f, 0) + int(coverage[k])
-    return Result(
-        spec_name=spec.name,
-        layout=layout,
-        outcome=outcome,
-        stats=stats,
-        violation=violation,
-        coverage=cov,
-        family_coverage=fam,
-        witnesses=witnessed,
-        limit=limit,
-        properties=properties,
-        graph_data=graph if keep_graph else None,
-    )
+    return Explorer(
+        spec,
+        limits=limits,
+        keep_graph=keep_graph,
+        check_liveness=check_liveness,
+        progress=progress,
+        progress_every=progress_every,
+    ).run()

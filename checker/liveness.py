@@ -22,24 +22,92 @@ checked on the constrained graph).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from checker.explore import StateGraph
 from checker.lang.layout import View
-from checker.lang.spec import Eventually, LeadsTo, Liveness, Spec, as_mask
-from checker.result import TraceStep, Violation
+from checker.lang.spec import Eventually, LeadsTo, Liveness, Predicate, Spec, as_mask
+from checker.result import PropertyKind, StateGraph, TraceStep, Violation
 
 
-def _mask(spec: Spec, graph: StateGraph, pred) -> np.ndarray:
+def _mask(spec: Spec, graph: StateGraph, pred: Predicate) -> np.ndarray:
     out = np.zeros(len(graph.rows), dtype=bool)
     step = 1 << 18
     for lo in range(0, len(graph.rows), step):
         rows = graph.rows[lo : lo + step]
         out[lo : lo + len(rows)] = as_mask(pred(View(spec.layout, rows)), len(rows))
     return out
+
+
+@dataclass
+class _Edges:
+    """Edges (source, destination, action id) of the graph or of a part of it."""
+
+    src: np.ndarray
+    dst: np.ndarray
+    act: np.ndarray
+
+    def select(self, keep: np.ndarray) -> _Edges:
+        return _Edges(self.src[keep], self.dst[keep], self.act[keep])
+
+
+def _fairness(graph: StateGraph, name: str, prop: Liveness, edges: _Edges) -> tuple[np.ndarray, np.ndarray]:
+    """``member[j, a]``: action id ``a`` belongs to fairness group ``j``; ``enabled[s, j]``:
+    group ``j`` has a non-stuttering step from state ``s``."""
+    # Each name in ``fair`` is one weak-fairness group: an action family (every instance
+    # of it together) or one action instance by its full label ("KernelStep(dev=0)").
+    member = np.zeros((len(prop.fair), len(graph.labels)), dtype=bool)
+    for j, group in enumerate(prop.fair):
+        member[j] = [f == group or lab == group for f, lab in zip(graph.families, graph.labels, strict=True)]
+        if not member[j].any():
+            raise ValueError(f"liveness {name}: fairness names {group!r}, which is no action family or label")
+    enabled = np.zeros((len(graph.rows), len(prop.fair)), dtype=bool)
+    for j in range(len(prop.fair)):
+        sel = member[j, edges.act]
+        enabled[edges.src[sel], j] = True
+    return member, enabled
+
+
+def _region(n: int, sources: np.ndarray, edges: _Edges) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The states reachable from ``sources`` over ``edges`` (a mask), the BFS predecessor
+    of each (the sources' is the virtual root ``n``) and their distance from the sources."""
+    s_all = np.concatenate([edges.src, np.full(len(sources), n)])
+    d_all = np.concatenate([edges.dst, sources])
+    adj = csr_matrix((np.ones(len(s_all), dtype=np.int8), (s_all, d_all)), shape=(n + 1, n + 1))
+    order, pred = breadth_first_order(adj, n, directed=True, return_predecessors=True)
+    region = np.zeros(n + 1, dtype=bool)
+    region[order] = True
+    return region[:n], pred, _bfs_dist(order, pred, n)
+
+
+def _fair_components(
+    n: int, region: np.ndarray, edges: _Edges, member: np.ndarray, enabled: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The strongly connected components of the region (``comp`` per state) and which of
+    them are fair: they have an internal edge, and every fairness group is taken inside
+    or disabled in one of their states."""
+    sub = csr_matrix((np.ones(len(edges.src), dtype=np.int8), (edges.src, edges.dst)), shape=(n, n))
+    ncomp, comp = connected_components(sub, directed=True, connection="strong")
+    internal = comp[edges.src] == comp[edges.dst]
+    sizes = np.bincount(comp[region], minlength=ncomp)
+    has_edge = np.zeros(ncomp, dtype=bool)
+    has_edge[comp[edges.src[internal]]] = True
+    ok = has_edge & (sizes > 0)
+    for j in range(member.shape[0]):
+        taken = np.zeros(ncomp, dtype=bool)
+        taken[comp[edges.src[internal & member[j, edges.act]]]] = True
+        disabled = np.zeros(ncomp, dtype=bool)
+        disabled[comp[np.flatnonzero(region & ~enabled[:, j])]] = True
+        ok &= taken | disabled
+    return comp, ok
+
+
+def _nearest(candidates: np.ndarray, dist: np.ndarray) -> int:
+    return int(candidates[np.argmin(dist[candidates])])
 
 
 def check_liveness(spec: Spec, graph: StateGraph, name: str, prop: Liveness) -> Violation | None:
@@ -53,95 +121,51 @@ def check_liveness(spec: Spec, graph: StateGraph, name: str, prop: Liveness) -> 
         raise TypeError(prop)
     if len(sources) == 0:
         return None
-    real = graph.src != graph.dst  # self-loops are stuttering steps
-    src, dst, act = graph.src[real], graph.dst[real], graph.act[real]
-    # Each name in ``fair`` is one weak-fairness group: an action family (every instance
-    # of it together) or one action instance by its full label ("KernelStep(dev=0)").
-    member = np.zeros((len(prop.fair), len(graph.labels)), dtype=bool)
-    for j, group in enumerate(prop.fair):
-        member[j] = [f == group or lab == group for f, lab in zip(graph.families, graph.labels, strict=True)]
-        if not member[j].any():
-            raise ValueError(f"liveness {name}: fairness names {group!r}, which is no action family or label")
-    fair = list(range(len(prop.fair)))
-    # enabled[s, j]: fairness group j has a non-stuttering step from s
-    enabled = np.zeros((n, len(fair)), dtype=bool)
-    for j in fair:
-        sel = member[j, act]
-        enabled[src[sel], j] = True
-
+    edges = _Edges(graph.src, graph.dst, graph.act).select(graph.src != graph.dst)  # no stuttering
+    member, enabled = _fairness(graph, name, prop, edges)
     # Region: reachable from the sources through not-goal states.
-    inside = ~goal
-    keep = inside[src] & inside[dst]
-    rs, rd, ra = src[keep], dst[keep], act[keep]
-    super_src = n
-    s_all = np.concatenate([rs, np.full(len(sources), super_src)])
-    d_all = np.concatenate([rd, sources])
-    adj = csr_matrix((np.ones(len(s_all), dtype=np.int8), (s_all, d_all)), shape=(n + 1, n + 1))
-    order, pred = breadth_first_order(adj, super_src, directed=True, return_predecessors=True)
-    region = np.zeros(n + 1, dtype=bool)
-    region[order] = True
-    region = region[:n]
-    dist = _bfs_dist(order, pred, n)
+    inner = edges.select(~goal[edges.src] & ~goal[edges.dst])
+    region, pred, dist = _region(n, sources, inner)
 
     # (1) stuttering: a region state where no fair action is enabled
-    stuck = region & ~enabled.any(axis=1) if fair else region.copy()
-    best: tuple[int, str, int] | None = None  # (dist, kind, state or component)
+    stuck = region & ~enabled.any(axis=1) if prop.fair else region.copy()
+    best: tuple[int, str, int] | None = None  # (dist, kind, state)
     if stuck.any():
-        cand = np.flatnonzero(stuck)
-        s = int(cand[np.argmin(dist[cand])])
+        s = _nearest(np.flatnonzero(stuck), dist)
         best = (int(dist[s]), "stutter", s)
-
     # (2) fair SCCs of the region
-    inr = region[rs] & region[rd]
-    cs, cd, ca = rs[inr], rd[inr], ra[inr]
-    if len(cs):
-        sub = csr_matrix((np.ones(len(cs), dtype=np.int8), (cs, cd)), shape=(n, n))
-        ncomp, comp = connected_components(sub, directed=True, connection="strong")
-        internal = comp[cs] == comp[cd]
-        sizes = np.bincount(comp[region], minlength=ncomp)
-        has_edge = np.zeros(ncomp, dtype=bool)
-        has_edge[comp[cs[internal]]] = True
-        nontrivial = has_edge & (sizes > 0)
-        ok = nontrivial.copy()
-        for j in fair:
-            taken = np.zeros(ncomp, dtype=bool)
-            sel = internal & member[j, ca]
-            taken[comp[cs[sel]]] = True
-            disabled = np.zeros(ncomp, dtype=bool)
-            rstates = np.flatnonzero(region & ~enabled[:, j])
-            disabled[comp[rstates]] = True
-            ok &= taken | disabled
+    cycle_edges = inner.select(region[inner.src] & region[inner.dst])
+    if len(cycle_edges.src):
+        comp, ok = _fair_components(n, region, cycle_edges, member, enabled)
         if ok.any():
-            members = np.flatnonzero(region & ok[comp])
-            s = int(members[np.argmin(dist[members])])
+            s = _nearest(np.flatnonzero(region & ok[comp]), dist)
             if best is None or dist[s] < best[0]:
                 best = (int(dist[s]), "cycle", s)
     if best is None:
         return None
 
     _, kind, entry = best
-    prefix = _path_from_pred(pred, entry, super_src)  # source ... entry, all in region
+    prefix = _path_from_pred(pred, entry, n)  # source ... entry, all in region
     head = _bfs_tree_path(graph, prefix[0])  # init ... source (any path) for LeadsTo
-    states = head[:-1] + prefix
-    trace = _to_trace(graph, states)
+    trace = _to_trace(graph, head[:-1] + prefix)
     what = f"eventually {name}" if isinstance(prop, Eventually) else f"{name} (leads-to)"
     fair_txt = ", ".join(prop.fair) if prop.fair else "no action"
     if kind == "stutter":
         return Violation(
             name,
-            "liveness",
+            PropertyKind.LIVENESS,
             f"liveness {what} is violated: the behaviour can stop here forever "
             f"(weak fairness on {fair_txt}; none of them is enabled)",
             trace,
             loop_start=len(trace) - 1,
             stutter=True,
         )
-    cycle = _fair_cycle(comp, cs, cd, ca, member, enabled, entry)
     loop_start = len(trace) - 1
+    cycle = _fair_cycle(comp, cycle_edges, member, enabled, entry)
     trace.extend(_to_trace(graph, cycle)[1:])
     return Violation(
         name,
-        "liveness",
+        PropertyKind.LIVENESS,
         f"liveness {what} is violated: the behaviour can repeat the cycle from step "
         f"{loop_start + 1} forever while staying fair (weak fairness on {fair_txt})",
         trace,
@@ -197,17 +221,19 @@ def _to_trace(graph: StateGraph, states: list[int]) -> list[TraceStep]:
     return out
 
 
-def _fair_cycle(comp, cs, cd, ca, member, enabled, entry) -> list[int]:
+def _fair_cycle(
+    comp: np.ndarray, edges: _Edges, member: np.ndarray, enabled: np.ndarray, entry: int
+) -> list[int]:
     """A cycle from ``entry`` through the component that takes or sees disabled each fair family."""
     c = comp[entry]
-    sel = (comp[cs] == c) & (comp[cd] == c)
-    es, ed, ea = cs[sel], cd[sel], ca[sel]
+    inside = edges.select((comp[edges.src] == c) & (comp[edges.dst] == c))
+    es, ed, ea = inside.src, inside.dst, inside.act
     succ: dict[int, list[int]] = {}
     for s, d in zip(es.tolist(), ed.tolist(), strict=True):
         succ.setdefault(s, []).append(d)
     members = set(es.tolist()) | set(ed.tolist())
 
-    def walk(start: int, goal) -> list[int]:
+    def walk(start: int, goal: Callable[[int, int], bool]) -> list[int]:
         prev = {start: start}
         q = deque([start])
         while q:
@@ -228,19 +254,25 @@ def _fair_cycle(comp, cs, cd, ca, member, enabled, entry) -> list[int]:
                     return path[::-1]
         return [start]
 
+    def into_disabled(j: int) -> Callable[[int, int], bool]:
+        return lambda u, v: not enabled[v, j]
+
+    def along(taken: set[tuple[int, int]]) -> Callable[[int, int], bool]:
+        return lambda u, v: (u, v) in taken
+
     path = [entry]
     for j in range(member.shape[0]):
         if any(not enabled[m, j] for m in members):
             if not enabled[path[-1], j]:
                 continue
-            seg = walk(path[-1], lambda u, v, j=j: not enabled[v, j])
+            seg = walk(path[-1], into_disabled(j))
         else:
             taken = {
                 (s, d)
                 for s, d, a in zip(es.tolist(), ed.tolist(), ea.tolist(), strict=True)
                 if member[j, a]
             }
-            seg = walk(path[-1], lambda u, v, taken=taken: (u, v) in taken)
+            seg = walk(path[-1], along(taken))
         path.extend(seg[1:])
     back = walk(path[-1], lambda u, v: v == entry)
     path.extend(back[1:])

@@ -1,13 +1,69 @@
-"""What a check produces: verdict, statistics, counterexample, coverage."""
+"""What a check produces: verdict, statistics, counterexample, coverage, the reachable graph."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from checker.lang.layout import Layout
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+
+class Outcome(StrEnum):
+    """How an exploration ended."""
+
+    PASS = "pass"  # every property held
+    VIOLATION = "violation"
+    LIMIT = "limit"  # a bound stopped the search before a verdict
+    INTERRUPTED = "interrupted"  # Ctrl-C
+
+
+class PropertyKind(StrEnum):
+    """What kind of property a :class:`Violation` broke."""
+
+    INVARIANT = "invariant"
+    ACTION_INVARIANT = "action-invariant"
+    DEADLOCK = "deadlock"
+    LIVENESS = "liveness"
+    WITNESS = "witness"
+
+
+class Limit(StrEnum):
+    """What stopped an exploration before a verdict (``Result.limit``, its bound in
+    ``Result.limit_bound``); how to word it is the front end's business."""
+
+    STATES = "states"  # distinct states stored
+    SECONDS = "seconds"  # wall time
+    MEMORY = "memory"  # the process's peak resident set, in MB
+    INTERRUPTED = "interrupted"  # Ctrl-C (no bound)
+
+
+@dataclass
+class StateGraph:
+    """The reachable graph as arrays: states (rows) and edges (src, dst, action id)."""
+
+    rows: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    act: np.ndarray
+    labels: list[str]
+    families: list[str]  # family of each action id
+    init: np.ndarray  # indices of initial states
+
+    def to_networkx(self, layout: Layout) -> nx.MultiDiGraph:
+        import networkx as nx
+
+        g = nx.MultiDiGraph()
+        for i in range(len(self.rows)):
+            g.add_node(i, **{"state": layout.unpack(self.rows[i]), "init": bool(np.isin(i, self.init))})
+        for s, d, a in zip(self.src.tolist(), self.dst.tolist(), self.act.tolist(), strict=True):
+            g.add_edge(s, d, action=self.labels[a], family=self.families[a])
+        return g
 
 
 @dataclass
@@ -23,16 +79,15 @@ class TraceStep:
 
 @dataclass
 class Violation:
-    """A property that failed.
+    """A property that failed, of the :class:`PropertyKind` ``kind``.
 
-    ``kind`` is one of ``invariant``, ``action-invariant``, ``deadlock``, ``liveness``,
-    ``witness``.  For liveness, ``trace[loop_start:]`` is the cycle the behaviour repeats
+    For liveness, ``trace[loop_start:]`` is the cycle the behaviour repeats
     forever (``loop_start == len(trace) - 1`` with ``stutter`` for a behaviour that stops
     in its last state).
     """
 
     name: str
-    kind: str
+    kind: PropertyKind
     message: str
     trace: list[TraceStep] = field(default_factory=list)
     loop_start: int | None = None
@@ -67,29 +122,26 @@ class Stats:
 
 @dataclass
 class Result:
-    """The outcome of one exploration.
-
-    ``outcome``: ``pass`` (every property held), ``violation``, ``limit`` (a bound stopped
-    the search before a verdict) or ``interrupted`` (Ctrl-C).
-    """
+    """The outcome of one exploration (see :class:`Outcome`)."""
 
     spec_name: str
     layout: Layout
-    outcome: str
+    outcome: Outcome
     stats: Stats
     violation: Violation | None = None
     coverage: dict[str, int] = field(default_factory=dict)  # action label -> times fired
     family_coverage: dict[str, int] = field(default_factory=dict)
     witnesses: dict[str, int | None] = field(default_factory=dict)  # name -> depth witnessed
-    limit: str | None = None  # which limit stopped the run
+    limit: Limit | None = None  # which limit stopped the run
+    limit_bound: int | float | None = None  # the bound it reached (None for INTERRUPTED)
     properties: dict[str, str] = field(default_factory=dict)  # name -> "ok"|"violated"|"unchecked"
-    graph_data: Any = None  # checker.explore.StateGraph when kept
+    graph_data: StateGraph | None = None  # when kept
 
     @property
     def never_fired(self) -> list[str]:
         return [label for label, n in self.coverage.items() if n == 0]
 
-    def graph(self):  # -> networkx.DiGraph
+    def graph(self) -> nx.MultiDiGraph:
         if self.graph_data is None:
             raise ValueError("the graph was not kept: explore(..., keep_graph=True)")
         return self.graph_data.to_networkx(self.layout)

@@ -8,10 +8,12 @@ functions is reported as not symbolic-ready.
 
 Queries:
 
-* :func:`check_initiation`   Init => Inv
-* :func:`check_consecution`  Inv /\\ Next => Inv', per action (a failure is a
+* :class:`Induction`         the induction engine, one per spec, its symbolic transitions
+                             shared by its queries:
+  ``.initiation``            Init => Inv
+  ``.consecution``           Inv /\\ Next => Inv', action by action (a failure is a
                              counterexample to induction: state before, action, after)
-* :func:`check_implication`  Inv => Property
+  ``.implication``           Inv => Property
 * :func:`bmc`                bounded model checking to depth k, shortest counterexample
                              first (depth by depth, as the explicit BFS finds it)
 
@@ -22,7 +24,7 @@ their named values), so counterexamples to induction are well-typed states.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,7 @@ from checker.lang.layout import Layout, LayoutError
 from checker.lang.spec import Action, Spec
 
 Pred = Callable[[Any], Any]
+TransitionPred = Callable[[Any, Any, Action], Any]
 
 
 class NotSymbolic(TypeError):
@@ -42,7 +45,7 @@ class _SymIndexed:
     def __init__(self, view: SymView, name: str, count: int) -> None:
         self._view, self._name, self._count = view, name, count
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> z3.BitVecRef:
         if not 0 <= i < self._count:
             raise LayoutError(f"{self._name}[{i}]: index out of range 0..{self._count - 1}")
         return self._view[f"{self._name}[{i}]"]
@@ -50,7 +53,7 @@ class _SymIndexed:
     def __len__(self) -> int:
         return self._count
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[z3.BitVecRef]:
         return (self[i] for i in range(self._count))
 
 
@@ -71,12 +74,12 @@ class SymView:
     def __len__(self) -> int:
         return 1
 
-    def __getitem__(self, key: str):
+    def __getitem__(self, key: str) -> z3.BitVecRef:
         v = self.vars[self._layout.slot(key).key]
         bits = v.size()
         return v if bits == 64 else z3.ZeroExt(64 - bits, v)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         f = self._layout.field(name)
@@ -84,10 +87,10 @@ class SymView:
             return _SymIndexed(self, name, f.count)
         return self[name]
 
-    def zeros(self, dtype: Any = bool):
+    def zeros(self, dtype: Any = bool) -> z3.ExprRef:
         return z3.BoolVal(False) if dtype is bool else z3.BitVecVal(0, 64)
 
-    def ones(self, dtype: Any = bool):
+    def ones(self, dtype: Any = bool) -> z3.ExprRef:
         return z3.BoolVal(True) if dtype is bool else z3.BitVecVal(1, 64)
 
     def domain(self) -> z3.BoolRef:
@@ -113,7 +116,7 @@ class _SymIndexedNext:
     def __init__(self, nxt: SymNext, name: str) -> None:
         self._next, self._name = nxt, name
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> z3.BitVecRef:
         return self._next[f"{self._name}[{i}]"]
 
     def __setitem__(self, i: int, value: Any) -> None:
@@ -125,7 +128,7 @@ class SymNext:
         object.__setattr__(self, "_view", view)
         object.__setattr__(self, "assigned", {})
 
-    def __getitem__(self, key: str):
+    def __getitem__(self, key: str) -> z3.BitVecRef:
         if key in self.assigned:
             return _as_bv(self.assigned[key])
         return self._view[key]
@@ -134,7 +137,7 @@ class SymNext:
         self._view.layout.slot(key)
         self.assigned[key] = value
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         f = self._view.layout.field(name)
         if f.count > 1:
             return _SymIndexedNext(self, name)
@@ -231,11 +234,14 @@ class QueryResult:
     after: dict[str, Any] | None = None
     trace: list[tuple[str | None, dict[str, Any]]] = field(default_factory=list)
     detail: str = ""
+    violated: list[str] = field(default_factory=list)  # the conjuncts the counterexample breaks
+    actions_disabled: int = 0  # consecution: actions found enabled in no state satisfying Inv
 
 
-def _solver(timeout_ms: int | None) -> z3.Solver:
+def new_solver(timeout_ms: int | None = None) -> z3.Solver:
+    """A fresh z3 solver that gives up on a query after ``timeout_ms`` (None: never)."""
     s = z3.Solver()
-    if timeout_ms:
+    if timeout_ms is not None:
         s.set("timeout", timeout_ms)
     return s
 
@@ -247,93 +253,156 @@ def _check(solver: z3.Solver, what: str) -> z3.CheckSatResult:
     return r
 
 
-def check_initiation(spec: Spec, inv: Mapping[str, Pred], *, timeout_ms: int | None = None) -> QueryResult:
-    enc = Encoding(spec)
-    s = SymView(spec.layout, "0")
-    t0 = time.perf_counter()
-    solver = _solver(timeout_ms)
-    solver.add(enc.init(s), s.domain())
-    solver.add(z3.Not(z3.And([enc.pred(n, p, s) for n, p in inv.items()])))
-    if _check(solver, "initiation") == z3.sat:
-        m = solver.model()
-        return QueryResult(
-            "initiation",
-            False,
-            time.perf_counter() - t0,
-            before=s.values(m),
-            detail="an initial state violates the invariant",
-        )
-    return QueryResult("initiation", True, time.perf_counter() - t0)
+def satisfiable(solver: z3.Solver, what: str) -> bool:
+    """Whether ``solver``'s assertions have a model; TimeoutError when z3 cannot decide."""
+    return bool(_check(solver, what) == z3.sat)
 
 
-def check_consecution(spec: Spec, inv: Mapping[str, Pred], *, timeout_ms: int | None = None) -> QueryResult:
-    """Inv /\\ A => Inv' for every action A; the first failure is a counterexample to induction."""
-    enc = Encoding(spec)
-    s, t = SymView(spec.layout, "s"), SymView(spec.layout, "t")
-    t0 = time.perf_counter()
-    inv_s = z3.And([enc.pred(n, p, s) for n, p in inv.items()])
-    solver = _solver(timeout_ms)
-    solver.add(s.domain(), inv_s, enc.constraint(s))
-    for a in spec.actions:
-        tr = enc.transition(a, s, t)
-        # (what is checked, its negation after the step, how a failure reads)
-        obligations = [
-            (
-                name,
-                z3.Not(enc.pred(name, p, t)),
-                f"{a.label} leads from a state satisfying the invariant to one violating {name}",
-            )
-            for name, p in inv.items()
-        ] + [
-            (
-                name,
-                z3.Not(_as_bool(_call(name, p, s, t, a), name)),
-                f"{a.label} violates the action invariant {name} from a state satisfying the invariant",
-            )
-            for name, p in spec.action_invariants.items()
-        ]
-        for name, negated, detail in obligations:
-            solver.push()
-            solver.add(tr, negated)
-            failed = _check(solver, f"consecution of {name} under {a.label}") == z3.sat
-            m = solver.model() if failed else None
-            solver.pop()
-            if m is not None:
-                return QueryResult(
-                    "consecution",
-                    False,
-                    time.perf_counter() - t0,
-                    action=a.label,
-                    before=s.values(m),
-                    after=t.values(m),
-                    detail=detail,
-                )
-    return QueryResult("consecution", True, time.perf_counter() - t0)
+def _violated(m: z3.ModelRef, preds: Mapping[str, z3.BoolRef]) -> list[str]:
+    return [n for n, p in preds.items() if z3.is_false(m.eval(p, model_completion=True))]
 
 
-def check_implication(
-    spec: Spec, inv: Mapping[str, Pred], prop: Mapping[str, Pred], *, timeout_ms: int | None = None
-) -> QueryResult:
-    enc = Encoding(spec)
-    s = SymView(spec.layout, "s")
-    t0 = time.perf_counter()
-    solver = _solver(timeout_ms)
-    solver.add(s.domain(), z3.And([enc.pred(n, p, s) for n, p in inv.items()]))
-    for name, p in prop.items():
+class Induction:
+    """The induction queries on one spec, sharing its symbolic transitions between the
+    states ``s`` and ``t``: each is built once, on first use (building them is most of a
+    proof's time), and an action whose guard no state satisfying the invariant enables
+    is skipped without building its effect.
+
+    A counterexample names every conjunct it breaks (``violated``).
+    """
+
+    def __init__(self, spec: Spec, *, timeout_ms: int | None = None) -> None:
+        self.spec = spec
+        self.enc = Encoding(spec)
+        self.s, self.t = SymView(spec.layout, "s"), SymView(spec.layout, "t")
+        self.timeout_ms = timeout_ms
+        self._steps: dict[str, z3.BoolRef] = {}
+
+    def step(self, a: Action) -> z3.BoolRef:
+        """The transition of ``a`` from ``s`` to ``t``."""
+        if a.label not in self._steps:
+            self._steps[a.label] = self.enc.transition(a, self.s, self.t)
+        return self._steps[a.label]
+
+    def _step_or_disabled(self, solver: z3.Solver, a: Action) -> z3.BoolRef | None:
+        """The transition of ``a``, or None when its guard holds in no state satisfying the
+        invariant (already asserted in ``solver``): then the action cannot break
+        consecution, and building its effect (the costly part) is skipped."""
         solver.push()
-        solver.add(z3.Not(enc.pred(name, p, s)))
-        if _check(solver, f"implication of {name}") == z3.sat:
-            res = QueryResult(
-                "implication",
-                False,
-                time.perf_counter() - t0,
-                before=s.values(solver.model()),
-                detail=f"a state satisfies the invariant but not {name}",
-            )
-            solver.pop()
-            return res
+        solver.add(self.enc.pred(f"guard of {a.label}", a.guard, self.s))
+        enabled = _check(solver, f"the guard of {a.label}") == z3.sat
         solver.pop()
-    return QueryResult("implication", True, time.perf_counter() - t0)
+        return self.step(a) if enabled else None
+
+    def initiation(self, inv: Mapping[str, Pred]) -> QueryResult:
+        """Init => Inv."""
+        t0 = time.perf_counter()
+        s = SymView(self.spec.layout, "0")
+        solver = new_solver(self.timeout_ms)
+        preds = {n: self.enc.pred(n, p, s) for n, p in inv.items()}
+        solver.add(self.enc.init(s), s.domain(), z3.Not(z3.And(list(preds.values()))))
+        if _check(solver, "initiation") == z3.sat:
+            m = solver.model()
+            return QueryResult("initiation", False, time.perf_counter() - t0, before=s.values(m),
+                               detail="an initial state violates the invariant",
+                               violated=_violated(m, preds))
+        return QueryResult("initiation", True, time.perf_counter() - t0)
+
+    def consecution(
+        self,
+        inv: Mapping[str, Pred],
+        action_invariants: Mapping[str, TransitionPred] | None = None,
+        *,
+        first: Sequence[str] = (),
+    ) -> QueryResult:
+        """Inv /\\ A => Inv' and every action invariant (default: the spec's), for every
+        action A in order.  The conjuncts named in ``first`` are looked for under every
+        action before the others, so that a refutation the caller expects is the one
+        reported.  Under a state constraint the state before is assumed to satisfy it (the
+        explorer expands no other state)."""
+        t0 = time.perf_counter()
+        act_invs = dict(self.spec.action_invariants if action_invariants is None else action_invariants)
+        s, t, enc = self.s, self.t, self.enc
+        solver = new_solver(self.timeout_ms)
+        solver.add(s.domain(), *[enc.pred(n, p, s) for n, p in inv.items()])
+        if self.spec.constraint is not None:
+            solver.add(enc.constraint(s))
+        # the invariant's conjuncts over the next state's variables, built once
+        inv_t = {n: enc.pred(n, p, t) for n, p in inv.items()}
+        steps: dict[str, z3.BoolRef | None] = {}  # None: never enabled in a state satisfying Inv
+        cti = None
+        for names in ([list(first)] if first else []) + [[*inv, *act_invs]]:
+            after = {n: inv_t[n] for n in names if n in inv_t}
+            step_invs = {n: p for n, p in act_invs.items() if n in names}
+            if after or step_invs:
+                cti = self._first_break(solver, steps, after, step_invs)
+            if cti is not None:
+                break
+        result = cti or QueryResult("consecution", True, 0.0)
+        result.seconds = time.perf_counter() - t0
+        result.actions_disabled = sum(1 for v in steps.values() if v is None)
+        return result
+
+    def _first_break(
+        self,
+        solver: z3.Solver,
+        steps: dict[str, z3.BoolRef | None],
+        inv_t: Mapping[str, z3.BoolRef],
+        act_invs: Mapping[str, TransitionPred],
+    ) -> QueryResult | None:
+        """The first action, in order, with a step that breaks one of ``inv_t`` or
+        ``act_invs``; ``steps`` caches each action's transition or None (disabled)."""
+        for a in self.spec.actions:
+            if a.label not in steps:
+                steps[a.label] = self._step_or_disabled(solver, a)
+            step = steps[a.label]
+            if step is not None:
+                cti = self._breaks(solver, a, step, inv_t, act_invs)
+                if cti is not None:
+                    return cti
+        return None
+
+    def _breaks(
+        self,
+        solver: z3.Solver,
+        a: Action,
+        step: z3.BoolRef,
+        inv_t: Mapping[str, z3.BoolRef],
+        act_invs: Mapping[str, TransitionPred],
+    ) -> QueryResult | None:
+        """A step of ``a`` from a state satisfying the invariant (asserted in ``solver``)
+        that breaks one of ``inv_t`` (conjuncts over ``t``) or of ``act_invs``, if any."""
+        s, t = self.s, self.t
+        after = dict(inv_t)
+        after.update({n: _as_bool(_call(n, p, s, t, a), n) for n, p in act_invs.items()})
+        solver.push()
+        solver.add(step, z3.Not(z3.And(list(after.values()))))
+        cti = None
+        if _check(solver, f"consecution under {a.label}") == z3.sat:
+            m = solver.model()
+            broken = _violated(m, after)
+            cti = QueryResult("consecution", False, 0.0, action=a.label, before=s.values(m),
+                              after=t.values(m), violated=broken,
+                              detail=f"{a.label} leads from a state satisfying the invariant to one "
+                                     f"violating {', '.join(broken)}")
+        solver.pop()
+        return cti
+
+    def implication(self, inv: Mapping[str, Pred], goal: Mapping[str, Pred]) -> QueryResult:
+        """Inv => every predicate of ``goal``."""
+        t0 = time.perf_counter()
+        s = SymView(self.spec.layout, "i")
+        solver = new_solver(self.timeout_ms)
+        solver.add(s.domain(), *[self.enc.pred(n, p, s) for n, p in inv.items()])
+        gp = {n: self.enc.pred(n, p, s) for n, p in goal.items()}
+        solver.add(z3.Not(z3.And(list(gp.values()))))
+        if _check(solver, "implication") == z3.sat:
+            m = solver.model()
+            broken = _violated(m, gp)
+            return QueryResult("implication", False, time.perf_counter() - t0, before=s.values(m),
+                               detail=f"a state satisfies the invariant but not {', '.join(broken)}",
+                               violated=broken)
+        return QueryResult("implication", True, time.perf_counter() - t0)
 
 
 def bmc(
@@ -360,11 +429,11 @@ def bmc(
     choice: list[list[z3.BoolRef]] = []
 
     def sat(extra: z3.BoolRef, what: str) -> z3.ModelRef | None:
-        solver = _solver(timeout_ms)
+        solver = new_solver(timeout_ms)
         solver.add(*base, extra)
         return solver.model() if _check(solver, what) == z3.sat else None
 
-    def first_failing(bad: list[tuple[str, z3.BoolRef]], what: str):
+    def first_failing(bad: list[tuple[str, z3.BoolRef]], what: str) -> tuple[str, z3.ModelRef] | None:
         if not bad or sat(z3.Or([b for _, b in bad]), what) is None:
             return None
         for name, b in bad:
@@ -418,7 +487,13 @@ def bmc(
     return QueryResult("bmc", True, time.perf_counter() - t0, detail=f"no violation within {depth} steps")
 
 
-def _trace(model, spec: Spec, states, choice, action_inv=None) -> list[tuple[str | None, dict[str, Any]]]:
+def _trace(
+    model: z3.ModelRef,
+    spec: Spec,
+    states: list[SymView],
+    choice: list[list[z3.BoolRef]],
+    action_inv: tuple[str, TransitionPred] | None = None,
+) -> list[tuple[str | None, dict[str, Any]]]:
     out: list[tuple[str | None, dict[str, Any]]] = [(None, states[0].values(model))]
     for k, steps in enumerate(choice[: len(states) - 1]):
         label = None

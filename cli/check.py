@@ -1,145 +1,53 @@
 """``vfio-migcheck check``: explore each spec, compare with its ``expect``, report.
 
-Exit codes (DESIGN.md section 5, a contract): 0 every outcome matched its expectation;
-1 a violation or a mismatch; 2 a usage or spec-file error; 3 a limit stopped a run before
-a verdict; 130 interrupted.
+Exit codes (a contract, defined in :mod:`checker.verdict`): 0 every outcome matched its
+expectation; 1 a violation or a mismatch; 2 a usage or spec-file error; 3 a limit stopped a
+run before a verdict; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from checker.examples.loader import ExampleError, Expectation, load_example
-from checker.explore import explore
+from checker.explore import Limits, explore
 from checker.junit import write_junit
-from checker.lang.spec import Spec
-from checker.result import Result, Stats
+from checker.result import Stats
 from checker.trace import render_text, to_itf
-from cli.errors import UserError
+from checker.verdict import LIMIT, Verdict, exit_code
+from cli.limits import stopped_by
+from cli.load import Target, load_targets
 
-DEFAULT_SPECS = Path("specs")
-
-
-@dataclass
-class Target:
-    """One spec file, loaded: the spec to explore and what its author expects."""
-
-    path: Path
-    name: str
-    spec: Spec
-    expect: Expectation
-    info: dict[str, Any] = field(default_factory=dict)
+# A judged spec: the target (for what the front end shows about it) and its verdict.
+Checked = tuple[Target, Verdict]
 
 
-@dataclass
-class Checked:
-    target: Target
-    result: Result
-    outcome: str  # pass | blocked | violation | limit | error
-    matched: bool
-    error: str | None = None
-
-
-def collect_paths(paths: tuple[str, ...]) -> list[Path]:
-    if not paths:
-        if not DEFAULT_SPECS.is_dir():
-            raise UserError(
-                f"no spec given and no {DEFAULT_SPECS}/ directory here; pass SPEC files or directories"
-            )
-        paths = (str(DEFAULT_SPECS),)
-    out: list[Path] = []
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            found = sorted(path.rglob("*.toml"))
-            if not found:
-                raise UserError(f"{path}: directory holds no *.toml spec files")
-            out.extend(found)
-        elif path.is_file():
-            out.append(path)
-        else:
-            raise UserError(f"{path}: no such spec file or directory")
-    return out
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
-
-
-def load_target(path: Path) -> Target:
-    """A spec file: an engine-validation example or a VFIO migration scenario."""
-    data = _read_toml(path)
-    if "example" in data:
-        try:
-            spec, expect, name = load_example(path, data)
-        except ExampleError as exc:
-            raise UserError(str(exc)) from None
-        return Target(path, name, spec, expect)
-    from model.migration.spec import build_spec
-    from model.scenario import SpecError, load_scenario
-
-    try:
-        scenario = load_scenario(path)
-    except SpecError as exc:
-        raise UserError(str(exc)) from None
-    spec = build_spec(scenario)
-    exp = scenario.check.expect
-    expect = Expectation("no-violation") if exp is None else Expectation(exp.kind, exp.invariant)
-    return Target(path, scenario.name, spec, expect, dict(spec.info))
-
-
-def judge(target: Target, result: Result) -> Checked:
-    outcome = result.outcome
-    if outcome == "interrupted":
-        outcome = "limit"
-    if outcome == "pass" and target.info.get("blocked"):
-        outcome = "blocked"
-    exp = target.expect
-    if outcome == "limit":
-        matched = False
-    elif exp.kind == "no-violation":
-        matched = outcome in ("pass", "blocked")
-    elif exp.kind == "violation":
-        matched = (
-            outcome == "violation" and result.violation is not None and result.violation.name == exp.name
-        )
-    else:
-        matched = outcome == exp.kind
-    return Checked(target, result, outcome, matched)
-
-
-def result_json(c: Checked, trace_format: str) -> dict[str, Any]:
+def result_json(target: Target, c: Verdict, trace_format: str) -> dict[str, Any]:
     r = c.result
     v = r.violation
     trace = None
     if v is not None and v.trace:
         trace = [{"action": s.action, "state": s.state(r.layout)} for s in v.trace]
     out: dict[str, Any] = {
-        "spec": c.target.name,
-        "file": str(c.target.path),
+        "spec": c.name,
+        "file": str(c.path),
         "outcome": c.outcome,
-        "expected": c.target.expect.as_json(),
+        "expected": c.expectation.as_json(),
         "matched": c.matched,
+        "reason": c.reason,
         "violated": v.name if v is not None else None,
         "violation_kind": v.kind if v is not None else None,
-        "message": v.message if v is not None else (f"stopped by {r.limit}" if r.limit else None),
-        "blocked_by": list(c.target.info.get("blocked_by", [])),
-        "tracking_method": c.target.info.get("tracking_method"),
+        "message": v.message if v is not None else (f"stopped by {stopped_by(r)}" if r.limit else None),
+        "blocked_by": target.blocked_by,
+        "tracking_method": target.tracking_method,
         "stats": r.stats.as_dict(),
         "properties": r.properties,
         "coverage": r.family_coverage,
@@ -149,18 +57,8 @@ def result_json(c: Checked, trace_format: str) -> dict[str, Any]:
     if v is not None and v.loop_start is not None:
         out["loop_start"] = v.loop_start
     if trace_format == "itf" and v is not None and v.trace:
-        out["itf"] = to_itf(v, r.layout, spec_name=c.target.name)
+        out["itf"] = to_itf(v, r.layout, spec_name=c.name)
     return out
-
-
-def exit_code(results: list[Checked], interrupted: bool) -> int:
-    if interrupted:
-        return 130
-    if any(c.outcome != "limit" and not c.matched for c in results):
-        return 1
-    if any(c.outcome == "limit" for c in results):
-        return 3
-    return 0
 
 
 def _progress_printer(err: Console, name: str):
@@ -218,12 +116,7 @@ def check(
     if not out.is_terminal:
         out.width = 160
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
-    files = collect_paths(paths)
-    targets = [load_target(p) for p in files]  # every file validated before any run
-    names = [t.name for t in targets]
-    dup = {n for n in names if names.count(n) > 1}
-    if dup:
-        raise UserError(f"two spec files share the name {sorted(dup)[0]!r}; names must be unique")
+    targets = load_targets(paths)  # every file validated before any run
     results: list[Checked] = []
     interrupted = False
     for t in targets:
@@ -231,12 +124,10 @@ def check(
             err.print(f"[dim]Checking {t.name} ({t.path}) ...[/dim]")
         r = explore(
             t.spec,
-            max_states=max_states,
-            max_seconds=max_seconds,
-            max_memory_mb=max_memory,
+            limits=Limits(states=max_states, seconds=max_seconds, memory_mb=max_memory),
             progress=None if quiet else _progress_printer(err, t.name),
         )
-        results.append(judge(t, r))
+        results.append((t, t.judge(r)))
         if r.outcome == "interrupted":
             interrupted = True
             break
@@ -244,73 +135,84 @@ def check(
     if not json_to_stdout:
         _print_results(out, results, quiet=quiet, trace_format=trace_format, full_trace=full_trace)
     if json_out is not None:
-        doc = {"version": 1, "results": [result_json(c, trace_format) for c in results]}
+        doc = {"version": 1, "results": [result_json(t, c, trace_format) for t, c in results]}
         text = json.dumps(doc, indent=2, default=str)
         if json_to_stdout:
             click.echo(text)
         else:
             Path(json_out).write_text(text + "\n")
     if junit_out is not None:
-        write_junit(Path(junit_out), results)
+        write_junit(Path(junit_out), [c for _, c in results])
     if interrupted:
         err.print("Interrupted: partial statistics above.")
-    sys.exit(exit_code(results, interrupted))
+    sys.exit(exit_code([c for _, c in results], interrupted))
 
 
-def _print_results(
-    out: Console, results: list[Checked], *, quiet: bool, trace_format: str, full_trace: bool
-) -> None:
-    if not quiet:
-        table = Table(title="vfio-migcheck results", show_lines=False)
-        for col in (
-            "spec",
-            "outcome",
-            "expected",
-            "ok",
-            "distinct",
-            "generated",
-            "depth",
-            "seconds",
-            "method",
-        ):
-            table.add_column(
-                col, justify="right" if col in ("distinct", "generated", "depth", "seconds") else "left"
-            )
-        for c in results:
-            s = c.result.stats
-            outcome = c.outcome
-            if c.result.violation is not None:
-                outcome = f"violation: {c.result.violation.name}"
-            elif c.outcome == "blocked":
-                outcome = "blocked: " + ", ".join(c.target.info.get("blocked_by", []))
-            elif c.result.limit:
-                outcome = f"limit: {c.result.limit}"
-            table.add_row(
-                c.target.name,
-                outcome,
-                c.target.expect.short(),
-                "[green]yes[/green]" if c.matched else "[red]NO[/red]",
-                f"{s.distinct:,}",
-                f"{s.generated:,}",
-                str(s.depth),
-                f"{s.seconds:.2f}",
-                str(c.target.info.get("tracking_method", "")),
-            )
-        out.print(table)
-    for c in results:
+_COLUMNS = ("spec", "outcome", "expected", "ok", "distinct", "generated", "depth", "seconds", "method")
+_NUMERIC = ("distinct", "generated", "depth", "seconds")
+
+
+def _outcome_cell(target: Target, c: Verdict) -> str:
+    if c.result.violation is not None:
+        return f"violation: {c.result.violation.name}"
+    if c.outcome == "blocked":
+        return "blocked: " + ", ".join(target.blocked_by)
+    if c.result.limit:
+        return f"limit: {stopped_by(c.result)}"
+    return c.outcome
+
+
+def _summary_table(results: Sequence[Checked]) -> Table:
+    table = Table(title="vfio-migcheck results", show_lines=False)
+    for col in _COLUMNS:
+        table.add_column(col, justify="right" if col in _NUMERIC else "left")
+    for t, c in results:
+        s = c.result.stats
+        table.add_row(
+            c.name,
+            _outcome_cell(t, c),
+            c.expectation.short(),
+            "[green]yes[/green]" if c.matched else "[red]NO[/red]",
+            f"{s.distinct:,}",
+            f"{s.generated:,}",
+            str(s.depth),
+            f"{s.seconds:.2f}",
+            t.tracking_method or "",
+        )
+    return table
+
+
+def _print_traces(out: Console, results: Sequence[Checked], *, quiet: bool, trace_format: str,
+                  full_trace: bool) -> None:
+    """Each counterexample; with --quiet only those of unexpected outcomes."""
+    for _, c in results:
         v = c.result.violation
         if v is None:
             continue
-        if quiet and c.matched:
+        outcome_ok = c.expectation.outcome_matches(c.outcome, v.name)
+        if quiet and outcome_ok:
             continue
-        out.print(
-            f"\n[bold]{c.target.name}[/bold] ({c.target.path}): {'expected' if c.matched else 'UNEXPECTED'}"
-        )
+        out.print(f"\n[bold]{escape(c.name)}[/bold] ({escape(str(c.path))}): "
+                  f"{'expected' if outcome_ok else 'UNEXPECTED'}")
         if trace_format == "itf" and v.trace:
-            out.print_json(json.dumps(to_itf(v, c.result.layout, spec_name=c.target.name)))
+            out.print_json(json.dumps(to_itf(v, c.result.layout, spec_name=c.name)))
         else:
             out.print(render_text(v, c.result.layout, full=full_trace), markup=False)
-    n_bad = sum(not c.matched for c in results)
+
+
+def _print_results(
+    out: Console, results: Sequence[Checked], *, quiet: bool, trace_format: str, full_trace: bool
+) -> None:
+    if not quiet:
+        out.print(_summary_table(results))
+    _print_traces(out, results, quiet=quiet, trace_format=trace_format, full_trace=full_trace)
+    # why each complete run did not match, one line each (a stopped run shows its limit above)
+    mismatches = [c for _, c in results if not c.matched and c.outcome != LIMIT]
+    if mismatches:
+        out.print()
+    for c in mismatches:
+        out.print(f"[red]MISMATCH[/red] {escape(c.name)} ({escape(str(c.path))}): {escape(c.reason or '')}")
+    n_bad = sum(not c.matched for _, c in results)
     if not quiet:
         verdict = "all outcomes match their expectations" if n_bad == 0 else f"{n_bad} spec(s) did not match"
         out.print(f"\n{len(results)} spec(s) checked: {verdict}.")

@@ -216,7 +216,7 @@ def fsm_graph(kernel: KernelStepFunction, flags: MigFlag) -> nx.DiGraph:
 
 
 def graph_dot(g: nx.DiGraph) -> str:
-    import graphviz
+    import graphviz  # type: ignore[import-untyped]
 
     label = f"{g.graph['features']} — {g.graph['kernel']}"
     bad = [f"{k} ({v['result']})" for k, v in g.graph["paths"].items()
@@ -267,7 +267,7 @@ def graph_cmd(features: str | None, kernel_spec: str | None, fmt: str,
     if fmt == "dot":
         _emit(source, output)
         return
-    import graphviz
+    import graphviz  # type: ignore[import-untyped]
 
     try:
         svg = graphviz.Source(source).pipe(format="svg").decode("utf-8")

@@ -26,8 +26,8 @@ from checker.report.graphs import (
     render_svg,
     to_dot,
 )
-from cli.check import load_target
 from cli.errors import UserError
+from cli.load import load_target
 
 GRAPH_MAX_STATES = 500_000  # beyond this the graph is not explored for drawing
 
@@ -38,12 +38,9 @@ MIGRATION_QUOTIENT_FIELDS = ("status", "phase", "pc", "kstate", "dst_kstate", "d
 
 
 def default_quotient(spec: Spec) -> list[str]:
-    """The variables to group states by: what the spec asks for, else a migration spec's
-    phase and device states, else every enumerated scalar variable."""
+    """The variables to group states by: a migration spec's phase and device states, else
+    every enumerated scalar variable."""
     layout = spec.layout
-    asked = spec.info.get("graph_quotient")
-    if asked:
-        return [str(k) for k in asked]
     names = {f.name for f in layout.fields}
     if "status" in names and ("kstate" in names or "pc" in names):
         keys: list[str] = []

@@ -2,7 +2,7 @@
 
 For each spec file and each class of its pages (:mod:`model.migration.page_proof`, which states the
 reduction, the invariant and why one page suffices), the per-page instance of the
-migration model is proved by induction with z3 (``checker.smt``):
+migration model is proved by induction with z3 (``checker.smt.Induction``):
 
 0. separation   the reduction's premise: the rest of the guest never influences the page
                 under proof, for every state and action (without a vIOMMU; with one the
@@ -20,7 +20,7 @@ of DirtyTrackingSound.  A spec expecting a violation must be refuted at that pro
 page property: at any conjunct of its proof); every other spec must be proved.
 
 The driver lives here, not in ``model/``, because the model may use only the checker's
-specification language (DESIGN.md section 1).
+specification language (docs/design.md#folder-rules).
 
 Exit codes: 0 every result as expected, 1 otherwise (or z3 could not decide), 2 a usage
 or spec-file error.
@@ -32,7 +32,7 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +42,13 @@ import numpy as np
 import z3
 
 from checker import smt
-from checker.explore import explore
+from checker.explore import Limits, explore
 from checker.lang.layout import Layout
-from checker.trace import changes
-from cli.check import collect_paths
-from cli.errors import UserError
+from checker.smt import Pred, TransitionPred
+from checker.trace import changes, format_value
+from cli.limits import stopped_by
+from cli.load import collect_paths, load_target, not_a_scenario
+from model.contract import PROPERTY_KINDS
 from model.migration.page_proof import (
     BITMAP_EMPTY_TEST_PHASES,
     PAGE,
@@ -62,7 +64,7 @@ from model.migration.page_proof import (
     page_invariants,
     reached_control,
 )
-from model.scenario import PROPERTY_KINDS, Scenario, SpecError, load_scenario
+from model.scenario import Scenario
 
 CLAIM = "proved for any number of pages"
 DEFAULT_TIMEOUT_MS = 120_000
@@ -145,59 +147,15 @@ def _reachable_control(ob: Obligation, max_seconds: float | None) -> tuple[np.nd
     """Every combination of control values the per-page instance reaches."""
     spec = dataclasses.replace(ob.spec, invariants={}, action_invariants={}, liveness={},
                                witnesses={}, check_deadlock=False)
-    r = explore(spec, keep_graph=True, check_liveness=False, max_seconds=max_seconds)
+    r = explore(spec, keep_graph=True, check_liveness=False, limits=Limits(seconds=max_seconds))
     if r.outcome != "pass" or r.graph_data is None:
-        raise RuntimeError(f"exploring the per-page instance stopped: {r.limit or r.outcome}")
+        raise RuntimeError(f"exploring the per-page instance stopped: {stopped_by(r) or r.outcome}")
     rows = r.graph_data.rows
     cols = np.stack([spec.layout.column(rows, k) for k in ob.control_keys], axis=1)
     return np.unique(cols, axis=0), r.stats.distinct
 
 
-def _solver(timeout_ms: int) -> z3.Solver:
-    s = z3.Solver()
-    s.set("timeout", timeout_ms)
-    return s
-
-
-def _check(solver: z3.Solver, what: str) -> bool:
-    """True when the solver found a model (a counterexample)."""
-    r = solver.check()
-    if r == z3.unknown:
-        raise TimeoutError(f"z3 could not decide {what}: {solver.reason_unknown()}")
-    return r == z3.sat
-
-
-def _violated(m: z3.ModelRef, preds: Mapping[str, z3.BoolRef]) -> list[str]:
-    return [n for n, p in preds.items() if z3.is_false(m.eval(p, model_completion=True))]
-
-
-class _Steps:
-    """The symbolic transitions of a spec between the states ``s`` and ``t``, built once
-    (building them is most of a proof's time) and shared by the queries."""
-
-    def __init__(self, spec: Any) -> None:
-        self.enc = smt.Encoding(spec)
-        self.s, self.t = smt.SymView(spec.layout, "s"), smt.SymView(spec.layout, "t")
-        self._built: dict[str, z3.BoolRef] = {}
-
-    def __call__(self, a: Any) -> z3.BoolRef:
-        if a.label not in self._built:
-            self._built[a.label] = self.enc.transition(a, self.s, self.t)
-        return self._built[a.label]
-
-
-def _step_or_disabled(solver: z3.Solver, steps: _Steps, a: Any) -> z3.BoolRef | None:
-    """The transition of ``a``, or None when its guard holds in no state satisfying the
-    invariant (already asserted in ``solver``): then the action cannot break consecution,
-    and building its effect (the costly part) is skipped."""
-    solver.push()
-    solver.add(steps.enc.pred(f"guard of {a.label}", a.guard, steps.s))
-    enabled = _check(solver, f"the guard of {a.label}")
-    solver.pop()
-    return steps(a) if enabled else None
-
-
-def _check_separation(ob: Obligation, timeout_ms: int, steps: _Steps | None = None) -> list[str]:
+def _check_separation(ob: Obligation, timeout_ms: int, engine: smt.Induction | None = None) -> list[str]:
     """The reduction's premise, by z3, for every state (not only reachable ones): take two
     states with the same control and the same page-0 bits (page 1 arbitrary in each).
     For every action not on page 1, the guard agrees, page 0's next bits agree, and so
@@ -205,8 +163,8 @@ def _check_separation(ob: Obligation, timeout_ms: int, steps: _Steps | None = No
     Returns the violations ("action: what differs"); empty when the premise holds."""
     spec = ob.spec
     lay = spec.layout
-    steps = steps if steps is not None else _Steps(spec)
-    enc, s, t = steps.enc, steps.s, steps.t
+    engine = engine if engine is not None else smt.Induction(spec, timeout_ms=timeout_ms)
+    enc, s, t = engine.enc, engine.s, engine.t
     s2, t2 = smt.SymView(lay, "s2"), smt.SymView(lay, "t2")
     pages = [sl for sl in lay.slots if sl.field.name in PAGE_VARIABLES]
     ctrl = [sl for sl in lay.slots if sl.field.name not in PAGE_VARIABLES]
@@ -221,13 +179,13 @@ def _check_separation(ob: Obligation, timeout_ms: int, steps: _Steps | None = No
     def at_test(v: smt.SymView) -> z3.BoolRef:
         return z3.Or([v.vars["pc"] == int(ph) for ph in BITMAP_EMPTY_TEST_PHASES])
 
-    solver = _solver(timeout_ms)
+    solver = smt.new_solver(timeout_ms)
     solver.add(s.domain(), s2.domain(), same_control(s, s2), same_page(s, s2))
     bad = []
     for a in spec.actions:
         if ob.on_rest(a.label):
             continue
-        tr, tr2 = steps(a), enc.transition(a, s2, t2)
+        tr, tr2 = engine.step(a), enc.transition(a, s2, t2)
         checks = {
             "its guard reads page 1": enc.pred("g", a.guard, s) != enc.pred("g", a.guard, s2),
             "page 0's next bits depend on page 1": z3.And(tr, tr2, z3.Not(same_page(t, t2))),
@@ -237,10 +195,22 @@ def _check_separation(ob: Obligation, timeout_ms: int, steps: _Steps | None = No
         for what, claim in checks.items():
             solver.push()
             solver.add(claim)
-            if _check(solver, f"separation of {a.label}"):
+            if smt.satisfiable(solver, f"separation of {a.label}"):
                 bad.append(f"{a.label}: {what}")
             solver.pop()
     return bad
+
+
+def _invariant(ob: Obligation, rows: np.ndarray) -> tuple[dict[str, Pred], dict[str, Pred],
+                                                          dict[str, TransitionPred]]:
+    """Inv (Control, the control invariants, the page strengthening), the goal it must
+    imply (NoPageLost) and the action invariants every step from Inv must satisfy."""
+    inv = {"Control": reached_control(ob, rows.tolist()), **control_invariants(ob)}
+    pages = page_invariants(ob)
+    goal = {n: p for n, p in pages.items() if n == "NoPageLost"}  # proved by implication
+    inv.update({n: p for n, p in pages.items() if n not in goal})
+    act_invs = {n: p for n, p in ob.spec.action_invariants.items() if n in ob.properties}
+    return inv, goal, act_invs
 
 
 def _prove_class(ob: Obligation, expect: tuple[str, ...], *, timeout_ms: int,
@@ -250,10 +220,8 @@ def _prove_class(ob: Obligation, expect: tuple[str, ...], *, timeout_ms: int,
     (tests use it to show that a wrong set is caught, not trusted)."""
     spec = ob.spec
     t0 = time.perf_counter()
-    separation: list[str] | None = None
-    shared = _Steps(spec)
-    if ob.separation_checkable:
-        separation = _check_separation(ob, timeout_ms, shared)
+    engine = smt.Induction(spec, timeout_ms=timeout_ms)
+    separation = _check_separation(ob, timeout_ms, engine) if ob.separation_checkable else None
     sep_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     rows, explored = _reachable_control(ob, max_seconds)
@@ -262,84 +230,25 @@ def _prove_class(ob: Obligation, expect: tuple[str, ...], *, timeout_ms: int,
     seconds = {"control": time.perf_counter() - t0}
     if separation is not None:
         seconds["separation"] = sep_seconds
-    inv = {"Control": reached_control(ob, rows), **control_invariants(ob)}
-    pages = page_invariants(ob)
-    goal = {n: p for n, p in pages.items() if n == "NoPageLost"}  # proved by implication
-    inv.update({n: p for n, p in pages.items() if n not in goal})
-    act_invs = {n: p for n, p in spec.action_invariants.items() if n in ob.properties}
+    inv, goal, act_invs = _invariant(ob, rows)
     proof = ClassProof(ob.page_class, True, explored, len(rows), dict(describe_invariant(ob)),
                        seconds, layout=spec.layout, separation=separation)
-    enc = shared.enc
-
-    # 1. initiation
-    q0 = time.perf_counter()
-    s = smt.SymView(spec.layout, "0")
-    solver = _solver(timeout_ms)
-    preds = {n: enc.pred(n, p, s) for n, p in inv.items()}
-    solver.add(enc.init(s), s.domain(), z3.Not(z3.And(list(preds.values()))))
-    if _check(solver, "initiation"):
-        m = solver.model()
-        proof.holds = False
-        proof.cti = CounterexampleToInduction("initiation", None, _violated(m, preds),
-                                              s.values(m))
-    seconds["initiation"] = time.perf_counter() - q0
-    if not proof.holds:
-        return proof
-
-    # 2. consecution, action by action; an expected violation is looked for first
-    q0 = time.perf_counter()
-    s, t = shared.s, shared.t
-    solver = _solver(timeout_ms)
-    solver.add(s.domain(), *[enc.pred(n, p, s) for n, p in inv.items()])
-    targets = [list(expect)] if expect else []
-    targets.append([*inv, *act_invs])
-    # the invariant's conjuncts over the next state's variables, built once
-    inv_t = {n: enc.pred(n, p, t) for n, p in inv.items()}
-    steps: dict[str, z3.BoolRef | None] = {}
-    for names in targets:
-        for a in spec.actions:
-            if not any(n in inv_t or n in act_invs for n in names):
-                continue
-            if a.label not in steps:
-                steps[a.label] = _step_or_disabled(solver, shared, a)
-            step = steps[a.label]
-            if step is None:  # never enabled in a state satisfying Inv
-                continue
-            after = {n: inv_t[n] for n in names if n in inv_t}
-            after.update({n: enc.pred(n, lambda _v, p=p, a=a: p(s, t, a), s)
-                          for n, p in act_invs.items() if n in names})
-            solver.push()
-            solver.add(step, z3.Not(z3.And(list(after.values()))))
-            if _check(solver, f"consecution under {a.label}"):
-                m = solver.model()
-                proof.holds = False
-                proof.cti = CounterexampleToInduction(
-                    "consecution", a.label, _violated(m, after), s.values(m), t.values(m))
-            solver.pop()
-            if not proof.holds:
-                break
-        if not proof.holds:
-            break
-    seconds["consecution"] = time.perf_counter() - q0
-    proof.actions = len(spec.actions)
-    proof.actions_disabled = sum(1 for v in steps.values() if v is None)
-    if not proof.holds:
-        return proof
-
-    # 3. implication: Inv => NoPageLost (for the page under proof)
-    q0 = time.perf_counter()
-    if goal:
-        s = smt.SymView(spec.layout, "i")
-        solver = _solver(timeout_ms)
-        solver.add(s.domain(), *[enc.pred(n, p, s) for n, p in inv.items()])
-        gp = {n: enc.pred(n, p, s) for n, p in goal.items()}
-        solver.add(z3.Not(z3.And(list(gp.values()))))
-        if _check(solver, "implication"):
-            m = solver.model()
+    # initiation, consecution (an expected violation looked for first), implication
+    queries: list[tuple[str, Callable[[], smt.QueryResult | None]]] = [
+        ("initiation", lambda: engine.initiation(inv)),
+        ("consecution", lambda: engine.consecution(inv, act_invs, first=expect)),
+        ("implication", lambda: engine.implication(inv, goal) if goal else None),
+    ]
+    for query, run in queries:
+        q0 = time.perf_counter()
+        q = run()
+        seconds[query] = time.perf_counter() - q0
+        if query == "consecution" and q is not None:
+            proof.actions, proof.actions_disabled = len(spec.actions), q.actions_disabled
+        if q is not None and not q.holds:
             proof.holds = False
-            proof.cti = CounterexampleToInduction("implication", None, _violated(m, gp),
-                                                  s.values(m))
-    seconds["implication"] = time.perf_counter() - q0
+            proof.cti = CounterexampleToInduction(q.query, q.action, q.violated, q.before or {}, q.after)
+            break
     return proof
 
 
@@ -381,28 +290,6 @@ def prove_scenario(scenario: Scenario, *, timeout_ms: int = DEFAULT_TIMEOUT_MS,
 # --- output ------------------------------------------------------------------------------
 
 
-def _fmt(layout: Layout | None, name: str, value: Any) -> str:
-    """TLA+-like: a flag set as {a, b}, an indexed variable as <<x, y>>, TRUE/FALSE."""
-    base = name.partition("[")[0]
-    f = None
-    if layout is not None:
-        try:
-            f = layout.field(base)
-        except ValueError:
-            f = None
-
-    def one(v: Any) -> str:
-        if isinstance(v, list):
-            return "{" + ", ".join(str(x) for x in v) + "}"
-        if isinstance(v, bool):
-            return "TRUE" if v else "FALSE"
-        return str(v)
-
-    if f is not None and f.count > 1 and "[" not in name and isinstance(value, list):
-        return "<<" + ", ".join(one(v) for v in value) + ">>"
-    return one(value)
-
-
 def render_cti(cti: CounterexampleToInduction, layout: Layout | None = None) -> str:
     """A counterexample to induction for people: the state before (every variable), the
     action, and what it changed."""
@@ -412,75 +299,59 @@ def render_cti(cti: CounterexampleToInduction, layout: Layout | None = None) -> 
         lines.append(f"counterexample to induction: {cti.action} leads from a state "
                      f"satisfying the invariant to one violating {what}")
         lines.append("  state before:")
-        lines += [f"    {k} = {_fmt(layout, k, v)}" for k, v in cti.before.items()]
+        lines += [f"    {k} = {format_value(layout, k, v)}" for k, v in cti.before.items()]
         lines.append(f"  action: {cti.action}")
         lines.append("  state after (what changed):")
         changed = changes(cti.before, cti.after or {})
-        lines += [f"    {k} = {_fmt(layout, k, v)}" for k, v in changed.items()] or ["    (nothing)"]
+        lines += [f"    {k} = {format_value(layout, k, v)}" for k, v in changed.items()] or ["    (nothing)"]
     else:
         head = ("an initial state violates" if cti.query == "initiation"
                 else "a state satisfying the invariant violates")
         lines.append(f"{cti.query} fails: {head} {what}")
-        lines += [f"    {k} = {_fmt(layout, k, v)}" for k, v in cti.before.items()]
+        lines += [f"    {k} = {format_value(layout, k, v)}" for k, v in cti.before.items()]
     return "\n".join(lines)
 
 
 def render(p: SpecProof) -> str:
     ok = "ok" if p.matched else "MISMATCH"
-    if p.outcome == "proved":
-        verdict = CLAIM
-    elif p.outcome == "refuted":
-        verdict = "refuted"
-    else:
-        verdict = p.outcome
+    verdict = {"proved": CLAIM, "refuted": "refuted"}.get(p.outcome, p.outcome)
     lines = [f"{p.name} ({p.path}): {verdict} [expected {p.expected}: {ok}] "
              f"{p.seconds:.2f} s"]
     if p.message:
         lines.append(f"  {p.message}")
     for i, c in enumerate(p.classes, 1):
-        pages = ", ".join(f"p{x}" for x in c.page_class.pages)
-        lines.append(f"  page class {i} ({c.page_class.describe()}; spec pages {pages}): "
-                     f"{'proved' if c.holds else 'refuted'}")
-        lines.append(f"    Control: {c.control_states} combinations reached "
-                     f"({c.explored_states:,} states of the per-page instance)")
-        times = ", ".join(f"{k} {v:.2f} s" for k, v in c.seconds.items())
-        lines.append(f"    queries: {times}")
-        if c.separation is None:
-            lines.append("    reduction premise: per (page, IOVA slot) with a vIOMMU, not "
-                         "checked per bit (see model/migration/page_proof.py)")
-        elif not c.separation:
-            lines.append("    reduction premise (page 1 never influences page 0): proved by z3")
-        if c.holds:
-            lines.append(f"    consecution over {c.actions} actions "
-                         f"({c.actions_disabled} never enabled under the invariant)")
-            implied = [n for n in c.conjuncts if n == "NoPageLost"]
-            steps = [n for n in c.conjuncts if n == "LegalDeviceArcs"]
-            conj = [n for n in c.conjuncts if n not in implied and n not in steps]
-            lines.append("    Inv = " + " /\\ ".join(conj))
-            if implied:
-                lines.append(f"    Inv => {', '.join(implied)}")
-            if steps:
-                lines.append(f"    every step from Inv satisfies {', '.join(steps)}")
-        if c.cti is not None:
-            lines += ["    " + x for x in render_cti(c.cti, c.layout).splitlines()]
+        lines += _render_class(i, c)
     return "\n".join(lines)
 
 
-def _load(path: Path) -> Scenario | None:
-    """A VFIO scenario, or None for an engine-validation example file."""
-    import tomllib
-
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError):
-        data = {}
-    if "example" in data:
-        return None
-    try:
-        return load_scenario(path)
-    except SpecError as exc:
-        raise UserError(str(exc)) from None
+def _render_class(i: int, c: ClassProof) -> list[str]:
+    """One page class: its verdict, the queries' times, the premise and the invariant."""
+    pages = ", ".join(f"p{x}" for x in c.page_class.pages)
+    lines = [f"  page class {i} ({c.page_class.describe()}; spec pages {pages}): "
+             f"{'proved' if c.holds else 'refuted'}",
+             f"    Control: {c.control_states} combinations reached "
+             f"({c.explored_states:,} states of the per-page instance)"]
+    times = ", ".join(f"{k} {v:.2f} s" for k, v in c.seconds.items())
+    lines.append(f"    queries: {times}")
+    if c.separation is None:
+        lines.append("    reduction premise: per (page, IOVA slot) with a vIOMMU, not "
+                     "checked per bit (see model/migration/page_proof.py)")
+    elif not c.separation:
+        lines.append("    reduction premise (page 1 never influences page 0): proved by z3")
+    if c.holds:
+        lines.append(f"    consecution over {c.actions} actions "
+                     f"({c.actions_disabled} never enabled under the invariant)")
+        implied = [n for n in c.conjuncts if n == "NoPageLost"]
+        steps = [n for n in c.conjuncts if n == "LegalDeviceArcs"]
+        conj = [n for n in c.conjuncts if n not in implied and n not in steps]
+        lines.append("    Inv = " + " /\\ ".join(conj))
+        if implied:
+            lines.append(f"    Inv => {', '.join(implied)}")
+        if steps:
+            lines.append(f"    every step from Inv satisfies {', '.join(steps)}")
+    if c.cti is not None:
+        lines += ["    " + x for x in render_cti(c.cti, c.layout).splitlines()]
+    return lines
 
 
 @click.command("prove")
@@ -501,14 +372,13 @@ def prove(paths: tuple[str, ...], json_out: str | None, timeout_s: float) -> Non
     scenarios: list[Scenario] = []
     skipped = 0
     for f in files:
-        sc = _load(f)
-        if sc is None:
+        target = load_target(f)
+        if target.migration is None:
             if f in [Path(p) for p in paths]:
-                raise UserError(f"{f}: an engine-validation example, not a VFIO migration "
-                                "scenario; prove needs a scenario (see DESIGN.md section 4)")
+                raise not_a_scenario(f, "prove")
             skipped += 1
             continue
-        scenarios.append(sc)
+        scenarios.append(target.migration.scenario)
     results: list[SpecProof] = []
     for sc in scenarios:
         try:

@@ -53,7 +53,8 @@ def _yes(value: bool) -> str:
 
 
 def scenario_section(scenario: Any) -> Section:
-    from model.scenario import MUTATIONS, format_size
+    from model.contract import MUTATIONS
+    from model.scenario import format_size
 
     vm, host, mig = scenario.vm, scenario.host, scenario.migration
     profile = scenario.profile
@@ -212,7 +213,8 @@ def _property_cell(entry: SpecEntry, prop: str) -> Rich:
 
 
 def _statement_block(number: int, st: Any, specs: Sequence[VfioSpec], profiles: Sequence[Any]) -> Section:
-    chosen = [s for s in specs if st.selects(s.scenario, s.decision)]
+    """One statement of the walk-through: the document, the model rules, the specs that
+    check it and their results, the mutations, divergences and per-profile behaviour."""
     blocks: list[Block] = [
         Para((strong("The document: "), st.says, " ", em(f"“{st.phrase}”"))),
         Para(strong("Model rules:")),
@@ -223,49 +225,8 @@ def _statement_block(number: int, st: Any, specs: Sequence[VfioSpec], profiles: 
         checked += [", " if i else "", code(prop)]
     checked.append(f" in the specs that exercise it ({st.selects_what}).")
     blocks.append(Para(tuple(checked)))
-    if chosen:
-        matched = sum(s.entry.matched for s in chosen)
-        outcomes: dict[str, int] = {}
-        for s in chosen:
-            outcomes[s.entry.outcome] = outcomes.get(s.entry.outcome, 0) + 1
-        summary = ", ".join(_count(n, o) for o, n in sorted(outcomes.items()))
-        verdict = badge(f"{matched} of {len(chosen)} as expected", "ok" if matched == len(chosen) else "bad")
-        blocks.append(Para((f"{len(chosen)} specs ({summary}): ", verdict)))
-        rows: list[list[Rich]] = []
-        for s in chosen:
-            e = s.entry
-            rows.append(
-                [
-                    link(e.name, f"@{e.page}"),
-                    outcome_badge(e.outcome, e.result.violation.name if e.result.violation else None),
-                    *(_property_cell(e, p) for p in st.properties),
-                ]
-            )
-        blocks.append(
-            Details(f"Results of the {len(chosen)} specs", [Table(["spec", "outcome", *st.properties], rows)])
-        )
-    else:
-        blocks.append(Para(badge("no shipped spec exercises this statement", "warn")))
-    if st.mutations:
-        items: list[Rich] = []
-        for m in st.mutations:
-            with_m = [s for s in specs if m in s.scenario.mutations]
-            if not with_m:
-                items.append((code(m), ": no shipped spec switches it on ", badge("missing", "warn")))
-                continue
-            parts: list[Any] = [code(m), ": "]
-            for i, s in enumerate(with_m):
-                e = s.entry
-                if i:
-                    parts.append(", ")
-                parts.append(link(e.name, f"@{e.page}"))
-                parts.append(" ")
-                parts.append(
-                    outcome_badge(e.outcome, e.result.violation.name if e.result.violation else None)
-                )
-            items.append(tuple(parts))
-        blocks.append(Para(strong("Without the rule (mutations):")))
-        blocks.append(Bullets(items))
+    blocks += _statement_results(st, [s for s in specs if st.selects(s.scenario, s.decision)])
+    blocks += _statement_mutations(st, specs)
     if st.divergences:
         blocks.append(Para(strong("Where the code differs from the document, or says more:")))
         blocks.append(
@@ -281,6 +242,50 @@ def _statement_block(number: int, st: Any, specs: Sequence[VfioSpec], profiles: 
             )
         )
     return Section(f"{number}. “{st.phrase}”", blocks, f"doc-{st.id}")
+
+
+def _outcome_of(e: SpecEntry) -> Rich:
+    return outcome_badge(e.outcome, e.result.violation.name if e.result.violation else None)
+
+
+def _statement_results(st: Any, chosen: Sequence[VfioSpec]) -> list[Block]:
+    """The specs that exercise a statement: how many as expected, and each one's results."""
+    if not chosen:
+        return [Para(badge("no shipped spec exercises this statement", "warn"))]
+    matched = sum(s.entry.matched for s in chosen)
+    outcomes: dict[str, int] = {}
+    for s in chosen:
+        outcomes[s.entry.outcome] = outcomes.get(s.entry.outcome, 0) + 1
+    summary = ", ".join(_count(n, o) for o, n in sorted(outcomes.items()))
+    verdict = badge(f"{matched} of {len(chosen)} as expected", "ok" if matched == len(chosen) else "bad")
+    rows: list[list[Rich]] = [
+        [link(s.entry.name, f"@{s.entry.page}"), _outcome_of(s.entry),
+         *(_property_cell(s.entry, p) for p in st.properties)]
+        for s in chosen
+    ]
+    return [
+        Para((f"{len(chosen)} specs ({summary}): ", verdict)),
+        Details(f"Results of the {len(chosen)} specs", [Table(["spec", "outcome", *st.properties], rows)]),
+    ]
+
+
+def _statement_mutations(st: Any, specs: Sequence[VfioSpec]) -> list[Block]:
+    """The statement's mutations, each with the shipped specs that switch it on."""
+    if not st.mutations:
+        return []
+    items: list[Rich] = []
+    for m in st.mutations:
+        with_m = [s for s in specs if m in s.scenario.mutations]
+        if not with_m:
+            items.append((code(m), ": no shipped spec switches it on ", badge("missing", "warn")))
+            continue
+        parts: list[Any] = [code(m), ": "]
+        for i, s in enumerate(with_m):
+            if i:
+                parts.append(", ")
+            parts += [link(s.entry.name, f"@{s.entry.page}"), " ", _outcome_of(s.entry)]
+        items.append(tuple(parts))
+    return [Para(strong("Without the rule (mutations):")), Bullets(items)]
 
 
 def walkthrough_section(specs: Sequence[VfioSpec]) -> Section:
@@ -333,7 +338,7 @@ def fsm_page(site: Site) -> Page | None:
     )
     rep = audit_report(kernel)
     if rep.violations:
-        rows = [
+        found: list[list[Rich]] = [
             [code(v.property), feature_label(v.features), f"{v.current.name} -> {v.requested.name}", v.detail]
             for v in rep.violations
         ]
@@ -342,7 +347,7 @@ def fsm_page(site: Site) -> Page | None:
                 "Kernel step-function check (fsm check)",
                 [
                     Para(badge(f"{len(rep.violations)} violation(s)", "bad")),
-                    Table(["property", "features", "request", "what happens"], rows),
+                    Table(["property", "features", "request", "what happens"], found),
                 ],
                 "fsm-check",
             )
@@ -395,9 +400,10 @@ def fsm_page(site: Site) -> Page | None:
 
 
 @functools.cache
-def _executor_run(spec_path: str, spec_text: bytes, qemu_method: str) -> tuple[bytes, tuple[Any, ...]]:
+def _executor_run(scenario: Any, qemu_method: str) -> tuple[bytes, tuple[Any, ...]]:
     """Every method the executor can apply to the scenario, on a 1 GiB guest, and the
-    plot (PNG bytes).  Cached per spec file content: a pure function of the scenario."""
+    plot (PNG bytes).  Cached per scenario (frozen, compared by value): a pure function
+    of it."""
     import tempfile
     from pathlib import Path
 
@@ -422,7 +428,7 @@ def _executor_run(spec_path: str, spec_text: bytes, qemu_method: str) -> tuple[b
     results = []
     for method in METHODS:
         try:
-            plan = build_plan(spec_path, opts, [method])
+            plan = build_plan(scenario, opts, [method])
         except UserError:  # the method cannot serve this scenario's devices
             continue
         for how, cfg in plan.configs:
@@ -452,8 +458,7 @@ def executor_page(site: Site, specs: Sequence[VfioSpec]) -> Page | None:
     if not candidates:
         return None
     ref = candidates[0]
-    path = ref.scenario.path
-    png, results = _executor_run(str(path), path.read_bytes(), ref.decision.method.value)
+    png, results = _executor_run(ref.scenario, ref.decision.method.value)
     page = Page("executor", "Concrete executor: the same migration on a realistic guest")
     page.intro = (
         "The concrete executor (",
@@ -505,7 +510,9 @@ Z3_EXTRA_TABLES = {"master": [(2, "blockers")]}
 
 def z3_results() -> dict[str, Any]:
     """The proofs and decision tables as plain data (run in a fresh interpreter)."""
-    from model.decision.smt import PROFILE_NAMES, decision_table, prove_all
+    from model.decision.proofs import prove_all
+    from model.decision.tables import decision_table
+    from model.profiles import PROFILE_NAMES
 
     proofs = [
         {

@@ -1,15 +1,14 @@
-"""``vfio-migcheck simulate``: a concrete migration of a realistic guest (DESIGN.md §6).
+"""``vfio-migcheck simulate``: a concrete migration of a realistic guest (docs/design.md#concrete-executor).
 
 The spec file gives the VM, its devices, the QEMU profile and the mutations; QEMU's
 choice of dirty-tracking method (``model.decision.tracking.decide``) picks the reporting semantics
 unless ``--method`` overrides it; the workload, sizes and link come from the options.
 The run itself is ``model.concrete.executor``.
 
-How the spec's abstract pages map onto the concrete guest: the guest is cut into
-``[vm].pages`` equal regions, abstract page ``p`` being region ``p``.  A device writes into
-its DMA set: ``--dma-set`` bytes split evenly over the regions of its ``dma_pages``, each
-share at the start of its region; it pins the same-sized share of each region in ``pins``
-(so ``pins = dma_pages`` means it pins exactly the buffers it writes).  The vCPUs write a
+How the spec's abstract pages map onto the concrete guest is :mod:`model.concrete.plan`
+(the mapping the conformance test uses too): the guest is cut into ``[vm].pages`` equal
+regions, abstract page ``p`` being region ``p``; a device writes (and pins) its share of
+``--dma-set`` at the start of the regions of its ``dma_pages`` (``pins``); the vCPUs write a
 hot set of ``--hot-set`` bytes at the start of guest memory when ``[vm].cpu_writes``.
 """
 
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 import sys
 import time
@@ -31,18 +29,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cli.errors import UserError
-from model.concrete.executor import (
-    ALL_DIRTY,
-    METHODS,
-    NO_VFIO_REPORT,
-    RUN_MUTATIONS,
-    Executor,
-    ExecutorError,
-    MigrationConfig,
-    MigrationResult,
-    RunStatus,
-)
-from model.concrete.workload import PAGE_SIZE, DeviceLoad, PageSet, Workload
+from cli.load import load_migration
+from model.concrete.executor import METHODS, Executor, ExecutorError, RunConfig
+from model.concrete.plan import GuestLoad, executor_method, timed_config, unexercised_mutations
+from model.concrete.results import MigrationResult, RoundStats, RunStatus
+from model.contract import PAGE_SIZE
+from model.scenario import Scenario
 
 # --- units ----------------------------------------------------------------------------------
 
@@ -140,90 +132,36 @@ class Plan:
     unmodelled_mutations: list[str]
     viommu: bool
     warnings: list[str]
-    configs: list[tuple[str, MigrationConfig]]  # (how chosen: "qemu"|"override", config)
+    configs: list[tuple[str, RunConfig]]  # (how chosen: "qemu"|"override", config)
 
 
-def _regions(pages: int, abstract: int) -> list[tuple[int, int]]:
-    """Abstract page ``p`` → the ``p``-th of ``abstract`` equal slices of the guest."""
-    bounds = [pages * i // abstract for i in range(abstract + 1)]
-    return [(bounds[i], bounds[i + 1]) for i in range(abstract)]
+def build_plan(scenario: Scenario, opts: Options, methods: Sequence[str]) -> Plan:
+    """Take QEMU's decision for ``scenario`` on the simulated guest and map it onto the
+    executor (:mod:`model.concrete.plan`), once per method (QEMU's, or each override)."""
+    from model.decision.tracking import decide
 
-
-def _share(abstract_pages: Sequence[int], regions: list[tuple[int, int]], share: int) -> PageSet:
-    return PageSet.of((regions[p][0], min(regions[p][1], regions[p][0] + share))
-                      for p in abstract_pages)
-
-
-def build_plan(spec_path: str, opts: Options, methods: Sequence[str]) -> Plan:
-    from model.decision.tracking import decide, device_dirty_tracking_enabled
-    from model.scenario import SpecError, load_scenario
-
-    try:
-        scenario = load_scenario(spec_path)
-    except SpecError as exc:
-        raise UserError(str(exc)) from None
+    spec_path = scenario.path
     guest = opts.guest_size if opts.guest_size is not None else scenario.vm.ram
-    if guest < PAGE_SIZE or guest % PAGE_SIZE:
-        raise UserError(f"--guest-size: {guest} bytes is not a positive multiple of the "
-                        f"{PAGE_SIZE}-byte page")
-    if guest // PAGE_SIZE < scenario.vm.pages:
-        raise UserError(f"--guest-size: {human_bytes(guest)} has fewer pages than the spec's "
-                        f"vm.pages = {scenario.vm.pages}")
+    _check_guest_size(guest, scenario.vm.pages)
     # QEMU's decision sees the simulated RAM size (the type1 large-RAM blocker reads it).
     scenario = dataclasses.replace(scenario, vm=dataclasses.replace(scenario.vm, ram=guest))
     decision = decide(scenario)
-    n = guest // PAGE_SIZE
-    regions = _regions(n, scenario.vm.pages)
-    hot = PageSet.span(0, min(n, max(1, opts.hot_set // PAGE_SIZE)))
-    cpu_rate = opts.cpu_dirty_rate if scenario.vm.cpu_writes else 0.0
-    dma_set_pages = max(1, opts.dma_set // PAGE_SIZE)
-    devices = []
-    for dev in scenario.devices:
-        share = math.ceil(dma_set_pages / max(1, len(dev.dma_pages)))
-        pages = _share(dev.dma_pages, regions, share)
-        devices.append(DeviceLoad(
-            name=dev.name,
-            dma_rate=opts.dma_rate if pages else 0.0,
-            pages=pages,
-            dma_logging=device_dirty_tracking_enabled(dev, scenario.profile),
-            iommu_dirty=True,  # the host's capability applies to every hwpt (model.decision.tracking)
-            pins=_share(dev.pins, regions, share),
-            kernel_access=False,  # spec devices are physical functions: DMA bypasses type1
-            stop_copy_bytes=opts.stop_copy_size,
-            precopy_dirty_tracking=dev.properties.x_pre_copy_dirty_page_tracking,
-        ))
-    workload = Workload(cpu_dirty_rate=cpu_rate, hot_set=hot, devices=tuple(devices))
-    mutations = frozenset(m for m in scenario.mutations if m in RUN_MUTATIONS)
-    pinned_scope = decision.type1_pinned_scope or (
-        scenario.host.iommu != "type1" and all(d.pins for d in scenario.devices))
+    load = GuestLoad(guest_bytes=guest, cpu_dirty_rate=opts.cpu_dirty_rate, hot_set=opts.hot_set,
+                     dma_rate=opts.dma_rate, dma_set=opts.dma_set,
+                     stop_copy_bytes=opts.stop_copy_size)
     qemu_method = str(decision.method.value)
-    # What QEMU's choice reports in this profile.  From 10.0 log_sync waits for "tracking
-    # started", which the all-dirty fallback never sets, so nothing reports the devices'
-    # writes (d77e85dbd7, 0ae05e087f; the abstract model's ModelConfig.all_dirty_reports
-    # applies this to the profiles 10.2 and master).
-    reporting = qemu_method
+    reporting = executor_method(scenario, decision)
     warnings: list[str] = []
-    if qemu_method == ALL_DIRTY and scenario.profile.at_least("10.2"):
-        reporting = NO_VFIO_REPORT
+    if reporting != qemu_method:
         warnings.append(f"QEMU {scenario.profile.name}: the all-dirty fallback is never reached "
                         "from log_sync (dirty tracking never counts as started), so nothing "
                         "reports the devices' writes: simulated as method 'none'")
     chosen = [(m, "override") for m in methods] if methods else [(reporting, "qemu")]
     configs = []
     for method, how in chosen:
-        cfg = MigrationConfig(
-            method=method,
-            guest_pages=n,
-            workload=workload,
-            bandwidth=opts.bandwidth,
-            downtime_limit=opts.downtime_limit,
-            max_rounds=opts.max_rounds,
-            step=opts.step,
-            stop_latency=opts.stop_latency,
-            type1_pinned_scope=pinned_scope,
-            mutations=mutations,
-            seed=opts.seed,
-        )
+        cfg = timed_config(scenario, decision, load, method=method, bandwidth=opts.bandwidth,
+                           downtime_limit=opts.downtime_limit, max_rounds=opts.max_rounds,
+                           step=opts.step, stop_latency=opts.stop_latency, seed=opts.seed)
         try:
             cfg.validate()
         except ExecutorError as exc:
@@ -236,11 +174,20 @@ def build_plan(spec_path: str, opts: Options, methods: Sequence[str]) -> Plan:
         blocked_by=list(decision.blocked_by),
         blocker_messages=[b.message for b in decision.blockers],
         notes=list(decision.notes),
-        unmodelled_mutations=sorted(set(scenario.mutations) - set(RUN_MUTATIONS)),
+        unmodelled_mutations=unexercised_mutations(scenario),
         viommu=scenario.vm.viommu,
         warnings=warnings,
         configs=configs,
     )
+
+
+def _check_guest_size(guest: int, abstract_pages: int) -> None:
+    if guest < PAGE_SIZE or guest % PAGE_SIZE:
+        raise UserError(f"--guest-size: {guest} bytes is not a positive multiple of the "
+                        f"{PAGE_SIZE}-byte page")
+    if guest // PAGE_SIZE < abstract_pages:
+        raise UserError(f"--guest-size: {human_bytes(guest)} has fewer pages than the spec's "
+                        f"vm.pages = {abstract_pages}")
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -251,7 +198,7 @@ def _rounds_table(result: MigrationResult) -> Table:
     for col in ("round", "time", "sent", "dirtied", "remaining", "expected downtime"):
         t.add_column(col, justify="right")
     rows = list(result.rounds)
-    shown = rows if len(rows) <= 20 else rows[:10] + [None] + rows[-5:]
+    shown: list[RoundStats | None] = [*rows] if len(rows) <= 20 else [*rows[:10], None, *rows[-5:]]
     for r in shown:
         if r is None:
             t.add_row("…", "", "", "", "", "")
@@ -404,6 +351,38 @@ def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: st
     Rates: bits per second (Mbps, Gbps, Gbit/s) or bytes per second (MiB/s, GB/s).
     Times: us, ms, s, min.
     """
+    opts = _options(guest_size=guest_size, cpu_dirty_rate=cpu_dirty_rate, hot_set=hot_set,
+                    dma_rate=dma_rate, dma_set=dma_set, stop_copy_size=stop_copy_size,
+                    bandwidth=bandwidth, downtime_limit=downtime_limit, max_rounds=max_rounds,
+                    step=step, stop_latency=stop_latency, seed=seed)
+    if not Path(spec).is_file():
+        raise UserError(f"{spec}: no such spec file")
+    scenario = load_migration(Path(spec), "simulate").scenario
+    plan = build_plan(scenario, opts, list(dict.fromkeys(methods)))
+    # Piped output (CI logs, files) gets a fixed width wide enough for the tables.
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if plan.blocked_by and not methods:
+        _report_blocked(plan, as_json, out)
+        sys.exit(1)
+    for note in _notes(plan, overridden=bool(methods), as_json=as_json):
+        err.print(f"note: {note}")
+    results = _run_all(plan, show_progress=not no_progress and err.is_terminal, err=err)
+    if plot is not None:
+        write_plot(plot, results, opts.downtime_limit)
+    if as_json:
+        click.echo(json.dumps(_json_doc(plan, opts, results), indent=2))
+    else:
+        _report_text(plan, results, out)
+    lost = any(not r.all_arrived for _, r in results)
+    stuck = require_convergence and any(not r.converged for _, r in results)
+    sys.exit(1 if lost or stuck else 0)
+
+
+def _options(*, guest_size: str | None, cpu_dirty_rate: str, hot_set: str, dma_rate: str,
+             dma_set: str, stop_copy_size: str, bandwidth: str, downtime_limit: str,
+             max_rounds: int, step: str, stop_latency: str, seed: int) -> Options:
+    """The command line's sizes, rates and times, read and checked."""
     opts = Options(
         guest_size=parse_size("--guest-size", guest_size) if guest_size is not None else None,
         cpu_dirty_rate=parse_rate("--cpu-dirty-rate", cpu_dirty_rate),
@@ -423,36 +402,25 @@ def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: st
                         ("--dma-set", opts.dma_set)):
         if value <= 0:
             raise UserError(f"{name}: must be positive")
-    if not Path(spec).is_file():
-        raise UserError(f"{spec}: no such spec file")
-    plan = build_plan(spec, opts, list(dict.fromkeys(methods)))
-    # Piped output (CI logs, files) gets a fixed width wide enough for the tables.
-    out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    if plan.blocked_by and not methods:
-        _report_blocked(plan, as_json, out)
-        sys.exit(1)
+    return opts
+
+
+def _notes(plan: Plan, *, overridden: bool, as_json: bool) -> list[str]:
+    """What stderr says before the runs: where the simulation departs from the spec."""
+    notes = []
     if plan.blocked_by:
-        err.print(f"note: QEMU would block this migration ({', '.join(plan.blocked_by)}); "
-                  "simulating the --method given anyway")
-    if plan.unmodelled_mutations and not as_json:
-        err.print(f"note: mutation(s) {', '.join(plan.unmodelled_mutations)} are not exercised "
-                  "by a concrete run (vIOMMU, P2P ordering, retries, cancel)")
-    if not as_json and not methods:
-        for w in plan.warnings:
-            err.print(f"note: {w}")
-    if plan.viommu and not as_json:
-        err.print("note: the concrete run does not model vIOMMU mappings (IOVA = guest address)")
-    results = _run_all(plan, show_progress=not no_progress and err.is_terminal, err=err)
-    if plot is not None:
-        write_plot(plot, results, opts.downtime_limit)
+        notes.append(f"QEMU would block this migration ({', '.join(plan.blocked_by)}); "
+                     "simulating the --method given anyway")
     if as_json:
-        click.echo(json.dumps(_json_doc(plan, opts, results), indent=2))
-    else:
-        _report_text(plan, results, out)
-    lost = any(not r.all_arrived for _, r in results)
-    stuck = require_convergence and any(not r.converged for _, r in results)
-    sys.exit(1 if lost or stuck else 0)
+        return notes
+    if plan.unmodelled_mutations:
+        notes.append(f"mutation(s) {', '.join(plan.unmodelled_mutations)} are not exercised "
+                     "by a concrete run (vIOMMU, P2P ordering, retries, cancel)")
+    if not overridden:
+        notes.extend(plan.warnings)
+    if plan.viommu:
+        notes.append("the concrete run does not model vIOMMU mappings (IOVA = guest address)")
+    return notes
 
 
 def _run_all(plan: Plan, show_progress: bool, err: Console) -> list[tuple[str, MigrationResult]]:
@@ -464,6 +432,7 @@ def _run_all(plan: Plan, show_progress: bool, err: Console) -> list[tuple[str, M
             for how, cfg in plan.configs:
                 feed: Callable[[RunStatus], None] = _ProgressFeed(progress, cfg.method,
                                                                   cfg.max_rounds)
+                ex: Executor | None = None
                 try:
                     ex = Executor(cfg)
                     results.append((how, ex.run(progress=feed)))

@@ -1,5 +1,5 @@
 """``vfio-migcheck tables``: QEMU's dirty-tracking choice and migration blockers as decision
-tables, enumerated by z3 over every configuration (:mod:`model.decision.smt`).
+tables, enumerated by z3 over every configuration (:mod:`model.decision.tables`).
 
 Per profile and device count, two tables:
 
@@ -18,21 +18,16 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from model.decision.smt import (
-    DEVICE_PROPERTIES,
-    MAX_TABLE_DEVICES,
-    TABLE_KINDS,
-    Proof,
-    Table,
-    decision_table,
-    prove_any_devices,
-)
+from model.decision.proofs import DEVICE_PROPERTIES, Proof, prove_any_devices
+from model.decision.space import MAX_TABLE_DEVICES
+from model.decision.tables import TABLE_KINDS, Table, decision_table
 from model.profiles import PROFILE_NAMES, get_profile
 
 ANY = "·"
@@ -136,22 +131,8 @@ def tables(profiles: tuple[str, ...], devices: int, kind: str, fmt: str, do_prov
     with z3 over every configuration of up to --devices devices."""
     names = profiles or PROFILE_NAMES
     kinds = list(TABLE_KINDS) if kind == "all" else [kind]
-    out = Console(file=sys.stdout, highlight=False, soft_wrap=False)
-    if not out.is_terminal:
-        out.width = 220
-    err = Console(file=sys.stderr, highlight=False)
-    result: list[Table] = []
-    for name in names:
-        for n in range(1, devices + 1):
-            for k in kinds:
-                if fmt == "text":
-                    err.print(f"[dim]z3: {name}, {n} device(s), {k} ...[/dim]")
-                result.append(decision_table(name, n, k))
-    proofs: list[Proof] = []
-    if do_prove:
-        for name in names:
-            p = get_profile(name)
-            proofs += [prove_any_devices(p, prop) for prop in DEVICE_PROPERTIES if prop.applies(p)]
+    result = _tables(names, devices, kinds, show_progress=fmt == "text")
+    proofs = _proofs(names) if do_prove else []
     if fmt == "json":
         click.echo(json.dumps({"version": 1, "tables": [t.as_json() for t in result],
                                "proofs": [_proof_json(p) for p in proofs]}, indent=2))
@@ -161,9 +142,37 @@ def tables(profiles: tuple[str, ...], devices: int, kind: str, fmt: str, do_prov
             click.echo("### Proved for any number of devices\n")
             click.echo("\n".join(f"- {_proof_line(p)}" for p in proofs))
     else:
-        _print_text(out, result)
-        if proofs:
-            out.print("\nFor any number of devices (induction over QEMU's realize loop):")
-            for p in proofs:
-                out.print(_proof_line(p), markup=False)
+        _print_all(result, proofs)
     sys.exit(0 if all(p.holds for p in proofs) else 1)
+
+
+def _tables(names: Sequence[str], devices: int, kinds: Sequence[str], *,
+            show_progress: bool) -> list[Table]:
+    err = Console(file=sys.stderr, highlight=False)
+    result: list[Table] = []
+    for name in names:
+        for n in range(1, devices + 1):
+            for k in kinds:
+                if show_progress:
+                    err.print(f"[dim]z3: {name}, {n} device(s), {k} ...[/dim]")
+                result.append(decision_table(name, n, k))
+    return result
+
+
+def _proofs(names: Sequence[str]) -> list[Proof]:
+    proofs: list[Proof] = []
+    for name in names:
+        p = get_profile(name)
+        proofs += [prove_any_devices(p, prop) for prop in DEVICE_PROPERTIES if prop.applies(p)]
+    return proofs
+
+
+def _print_all(result: list[Table], proofs: list[Proof]) -> None:
+    out = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    if not out.is_terminal:
+        out.width = 220
+    _print_text(out, result)
+    if proofs:
+        out.print("\nFor any number of devices (induction over QEMU's realize loop):")
+        for p in proofs:
+            out.print(_proof_line(p), markup=False)

@@ -1,10 +1,12 @@
 """QEMU behaviour profiles: what changed between the QEMU releases the model covers.
 
 A scenario names a profile (``qemu = "9.1"``); everything in the model that depends on the
-QEMU version reads it from the :class:`Profile` here, so the per-version differences live in
-one table.  Each flag cites the QEMU commit that introduced the behaviour (commits from
-``shared/domain/vfio-facts.md`` section 5.4, checked against the QEMU history; release
-commits are the "Update version for vX.Y.0 release" commits).
+QEMU version reads a named behaviour flag of the :class:`Profile` here, never the release
+name, so the per-version differences live in one place: each release is the previous one
+with what changed in it (``replace(previous, ...)``).  Each flag cites the QEMU commit
+that introduced the behaviour (commits from docs/sources.md#qemu-releases,
+checked against the QEMU history; release commits are the "Update version for vX.Y.0
+release" commits); docs/spec-files.md lists every flag with its value per profile.
 
 "master" is upstream development towards QEMU 11.0 (version 10.2.50, February 2026): it adds
 the "relax the vIOMMU check" series on top of 10.2.
@@ -12,10 +14,8 @@ the "relax the vIOMMU check" series on top of 10.2.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
-
-PROFILE_NAMES: tuple[str, ...] = ("8.0", "8.1", "8.2", "9.1", "10.2", "master")
 
 
 class EnableMigrationProperty(StrEnum):
@@ -64,10 +64,13 @@ class ViommuRule(StrEnum):
 
 @dataclass(frozen=True)
 class Profile:
-    """The behaviour of one QEMU release, as far as the model needs it."""
+    """The behaviour of one QEMU release, as far as the model needs it.
+
+    Every difference between releases is one of these named flags; the model reads the
+    flag, never the release name (docs/spec-files.md lists each flag per profile).
+    """
 
     name: str
-    order: int  # position in PROFILE_NAMES: profiles compare by release order
     source: str  # release commit (or master snapshot) the flags were read at
 
     enable_migration_property: EnableMigrationProperty
@@ -111,10 +114,16 @@ class Profile:
     # STOP_COPY -> STOP happens in save_cleanup, outside downtime (8.2, 5485298ce0);
     # before, inside save_live_complete_precopy.
     stop_copy_to_stop_in_cleanup: bool
-
-    def at_least(self, name: str) -> bool:
-        """True if this profile is release ``name`` or later."""
-        return self.order >= PROFILE_NAMES.index(name)
+    # VFIO's log_sync (and the sync of a vIOMMU unmap) runs only once dirty tracking
+    # "started" (vfio_log_sync_needed() -> vfio_container_dirty_tracking_is_started(),
+    # 10.0, 0ae05e087f / 6e9df66e8a), where 8.0-9.2 asked whether the migration was
+    # active.  vfio_container_set_dirty_page_tracking() returns before setting
+    # dirty_pages_started when the container has no dirty-tracking support (d77e85dbd7,
+    # 10.0), so such a container never counts as started: the all-dirty fallback of
+    # vfio_container_query_dirty_bitmap() is never reached from log_sync, and the writes
+    # of a device without any tracking (allowed with enable-migration=on) are reported by
+    # nobody [inference from the code, not run].
+    log_sync_needs_tracking_started: bool
 
     def __str__(self) -> str:
         return self.name if self.name == "master" else f"QEMU {self.name}"
@@ -124,142 +133,91 @@ _RUNNING_ONLY = frozenset({"RUNNING"})
 _RUNNING_PRE_COPY = frozenset({"RUNNING", "PRE_COPY"})
 _RUNNING_PRE_COPY_P2P = frozenset({"RUNNING", "RUNNING_P2P", "PRE_COPY", "PRE_COPY_P2P"})
 
+# Each release is the previous one with what changed in it (commit per flag), so "what
+# changed in release X" is the one replace() call of X.  A release the model does not
+# cover yet (9.0, 9.2, 10.0, 10.1) goes in between: base it on its predecessor, move the
+# flags that changed in it out of its successor's replace(), and base the successor on it.
 
-def _profile(name: str, source: str, **flags: object) -> Profile:
-    return Profile(name=name, order=PROFILE_NAMES.index(name), source=source, **flags)  # type: ignore[arg-type]
+QEMU_8_0 = Profile(
+    name="8.0",
+    source="c1eb2ddf0f (v8.0.0)",
+    # experimental boolean x-enable-migration, default off (hw/vfio/pci.c at c1eb2ddf0f)
+    enable_migration_property=EnableMigrationProperty.EXPERIMENTAL_BOOL,
+    auto_requires_dirty_tracking=False,  # no dirty tracking: all pages dirty (b051a3f640)
+    auto_accepts_iommu_dirty_tracking=False,
+    has_device_dirty_page_tracking_property=False,
+    has_iommufd_backend=False,
+    iommufd_hw_dirty_tracking=False,
+    multi_device_rule=MultiDeviceRule.ANY,  # 29d81b71aa
+    multi_device_on_error=MultiDeviceOnError.NEVER,  # no "on" semantics
+    viommu_rule=ViommuRule.GLOBAL,  # vfio_block_giommu_migration, e46883204c
+    type1_large_ram_blocker=False,
+    iommufd_unmap_queries_dirty=False,
+    refuses_postcopy=False,
+    precopy_sync_suppressing_states=_RUNNING_ONLY,
+    uses_pre_copy=False,
+    has_switchover_ack=False,
+    p2p_prepare=False,
+    stop_copy_to_stop_in_cleanup=False,
+    log_sync_needs_tracking_started=False,  # log_sync while migration_is_setup_or_active
+)
 
+QEMU_8_1 = replace(
+    QEMU_8_0,
+    name="8.1",
+    source="7e5a8bb223 (v8.1.0)",
+    enable_migration_property=EnableMigrationProperty.ON_OFF_AUTO,  # 8bbcb64a71
+    auto_requires_dirty_tracking=True,  # 8bbcb64a71
+    multi_device_on_error=MultiDeviceOnError.FIRST_ONLY,  # 8bbcb64a71
+    viommu_rule=ViommuRule.EVERY_DEVICE,  # 3c26c80a0a
+    precopy_sync_suppressing_states=_RUNNING_PRE_COPY,  # eda7362af9
+    uses_pre_copy=True,  # eda7362af9
+    has_switchover_ack=True,  # 745c42912a
+)
 
+QEMU_8_2 = replace(
+    QEMU_8_1,
+    name="8.2",
+    source="1600b9f46b (v8.2.0)",
+    multi_device_rule=MultiDeviceRule.ALL_P2P,  # 5c7a4b6035
+    multi_device_on_error=MultiDeviceOnError.ALWAYS,  # 8118349b1b
+    refuses_postcopy=True,  # bf7ef7a2da
+    precopy_sync_suppressing_states=_RUNNING_PRE_COPY_P2P,  # 3d4d0f0e06
+    p2p_prepare=True,  # 94f775e428
+    stop_copy_to_stop_in_cleanup=True,  # 5485298ce0
+)
+
+QEMU_9_1 = replace(
+    QEMU_8_2,
+    name="9.1",
+    source="fd1952d814 (v9.1.0)",
+    auto_accepts_iommu_dirty_tracking=True,  # f48b472450
+    has_device_dirty_page_tracking_property=True,  # 30b9167785
+    has_iommufd_backend=True,  # 5ee3dc7af7 (released in 9.0)
+    iommufd_hw_dirty_tracking=True,  # dddfd8d667 / 52ce88229c / 7c30710bd9
+)
+
+QEMU_10_2 = replace(
+    QEMU_9_1,
+    name="10.2",
+    source="698104725e (v10.2.0)",
+    log_sync_needs_tracking_started=True,  # 0ae05e087f + d77e85dbd7 (released in 10.0)
+)
+
+MASTER = replace(
+    QEMU_10_2,
+    name="master",
+    source="master 10.2.50 (Feb 2026, towards 11.0)",
+    viommu_rule=ViommuRule.DEVICE_TRACKING_ONLY,  # 0e3c1e2b2b
+    type1_large_ram_blocker=True,  # 46c7633114, e3c659fee0
+    iommufd_unmap_queries_dirty=True,  # 31ec4aadd0 / f051dbeb91 / e98a1c7049
+)
+
+#: The profiles in release order.
 PROFILES: dict[str, Profile] = {
-    p.name: p
-    for p in (
-        _profile(
-            "8.0",
-            "c1eb2ddf0f (v8.0.0)",
-            enable_migration_property=EnableMigrationProperty.EXPERIMENTAL_BOOL,
-            auto_requires_dirty_tracking=False,
-            auto_accepts_iommu_dirty_tracking=False,
-            has_device_dirty_page_tracking_property=False,
-            has_iommufd_backend=False,
-            iommufd_hw_dirty_tracking=False,
-            multi_device_rule=MultiDeviceRule.ANY,
-            multi_device_on_error=MultiDeviceOnError.NEVER,
-            viommu_rule=ViommuRule.GLOBAL,
-            type1_large_ram_blocker=False,
-            iommufd_unmap_queries_dirty=False,
-            refuses_postcopy=False,
-            precopy_sync_suppressing_states=_RUNNING_ONLY,
-            uses_pre_copy=False,
-            has_switchover_ack=False,
-            p2p_prepare=False,
-            stop_copy_to_stop_in_cleanup=False,
-        ),
-        _profile(
-            "8.1",
-            "7e5a8bb223 (v8.1.0)",
-            enable_migration_property=EnableMigrationProperty.ON_OFF_AUTO,
-            auto_requires_dirty_tracking=True,
-            auto_accepts_iommu_dirty_tracking=False,
-            has_device_dirty_page_tracking_property=False,
-            has_iommufd_backend=False,
-            iommufd_hw_dirty_tracking=False,
-            multi_device_rule=MultiDeviceRule.ANY,
-            multi_device_on_error=MultiDeviceOnError.FIRST_ONLY,
-            viommu_rule=ViommuRule.EVERY_DEVICE,
-            type1_large_ram_blocker=False,
-            iommufd_unmap_queries_dirty=False,
-            refuses_postcopy=False,
-            precopy_sync_suppressing_states=_RUNNING_PRE_COPY,
-            uses_pre_copy=True,
-            has_switchover_ack=True,
-            p2p_prepare=False,
-            stop_copy_to_stop_in_cleanup=False,
-        ),
-        _profile(
-            "8.2",
-            "1600b9f46b (v8.2.0)",
-            enable_migration_property=EnableMigrationProperty.ON_OFF_AUTO,
-            auto_requires_dirty_tracking=True,
-            auto_accepts_iommu_dirty_tracking=False,
-            has_device_dirty_page_tracking_property=False,
-            has_iommufd_backend=False,
-            iommufd_hw_dirty_tracking=False,
-            multi_device_rule=MultiDeviceRule.ALL_P2P,
-            multi_device_on_error=MultiDeviceOnError.ALWAYS,
-            viommu_rule=ViommuRule.EVERY_DEVICE,
-            type1_large_ram_blocker=False,
-            iommufd_unmap_queries_dirty=False,
-            refuses_postcopy=True,
-            precopy_sync_suppressing_states=_RUNNING_PRE_COPY_P2P,
-            uses_pre_copy=True,
-            has_switchover_ack=True,
-            p2p_prepare=True,
-            stop_copy_to_stop_in_cleanup=True,
-        ),
-        _profile(
-            "9.1",
-            "fd1952d814 (v9.1.0)",
-            enable_migration_property=EnableMigrationProperty.ON_OFF_AUTO,
-            auto_requires_dirty_tracking=True,
-            auto_accepts_iommu_dirty_tracking=True,
-            has_device_dirty_page_tracking_property=True,
-            has_iommufd_backend=True,
-            iommufd_hw_dirty_tracking=True,
-            multi_device_rule=MultiDeviceRule.ALL_P2P,
-            multi_device_on_error=MultiDeviceOnError.ALWAYS,
-            viommu_rule=ViommuRule.EVERY_DEVICE,
-            type1_large_ram_blocker=False,
-            iommufd_unmap_queries_dirty=False,
-            refuses_postcopy=True,
-            precopy_sync_suppressing_states=_RUNNING_PRE_COPY_P2P,
-            uses_pre_copy=True,
-            has_switchover_ack=True,
-            p2p_prepare=True,
-            stop_copy_to_stop_in_cleanup=True,
-        ),
-        _profile(
-            "10.2",
-            "698104725e (v10.2.0)",
-            enable_migration_property=EnableMigrationProperty.ON_OFF_AUTO,
-            auto_requires_dirty_tracking=True,
-            auto_accepts_iommu_dirty_tracking=True,
-            has_device_dirty_page_tracking_property=True,
-            has_iommufd_backend=True,
-            iommufd_hw_dirty_tracking=True,
-            multi_device_rule=MultiDeviceRule.ALL_P2P,
-            multi_device_on_error=MultiDeviceOnError.ALWAYS,
-            viommu_rule=ViommuRule.EVERY_DEVICE,
-            type1_large_ram_blocker=False,
-            iommufd_unmap_queries_dirty=False,
-            refuses_postcopy=True,
-            precopy_sync_suppressing_states=_RUNNING_PRE_COPY_P2P,
-            uses_pre_copy=True,
-            has_switchover_ack=True,
-            p2p_prepare=True,
-            stop_copy_to_stop_in_cleanup=True,
-        ),
-        _profile(
-            "master",
-            "master 10.2.50 (Feb 2026, towards 11.0)",
-            enable_migration_property=EnableMigrationProperty.ON_OFF_AUTO,
-            auto_requires_dirty_tracking=True,
-            auto_accepts_iommu_dirty_tracking=True,
-            has_device_dirty_page_tracking_property=True,
-            has_iommufd_backend=True,
-            iommufd_hw_dirty_tracking=True,
-            multi_device_rule=MultiDeviceRule.ALL_P2P,
-            multi_device_on_error=MultiDeviceOnError.ALWAYS,
-            viommu_rule=ViommuRule.DEVICE_TRACKING_ONLY,
-            type1_large_ram_blocker=True,
-            iommufd_unmap_queries_dirty=True,
-            refuses_postcopy=True,
-            precopy_sync_suppressing_states=_RUNNING_PRE_COPY_P2P,
-            uses_pre_copy=True,
-            has_switchover_ack=True,
-            p2p_prepare=True,
-            stop_copy_to_stop_in_cleanup=True,
-        ),
-    )
+    p.name: p for p in (QEMU_8_0, QEMU_8_1, QEMU_8_2, QEMU_9_1, QEMU_10_2, MASTER)
 }
+PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 
 
 def get_profile(name: str) -> Profile:

@@ -1,4 +1,4 @@
-"""Scenario files: the typed, validated configuration of one check (DESIGN.md section 4).
+"""Scenario files: the typed, validated configuration of one check (docs/spec-files.md).
 
 A scenario is a TOML file: a QEMU behaviour profile, the guest (``[vm]``), the host IOMMU
 (``[host]``), one to three VFIO devices (``[[devices]]`` with their ``-device`` properties),
@@ -29,7 +29,7 @@ Decisions taken here (documented for spec writers):
   backend from 9.0 (5ee3dc7af7, so from the 9.1 profile); QEMU 8.0 only has the
   experimental boolean ``x-enable-migration`` (default off): under ``qemu = "8.0"``,
   ``enable-migration = "on"|"off"`` sets it and leaving the key out means off.
-* ``[migration].postcopy`` (an optional extension of the DESIGN format, default false):
+* ``[migration].postcopy`` (an optional extension of the original spec-file format, default false):
   postcopy-ram requested.  From 8.2 QEMU refuses it for VFIO devices at migration start
   (``vfio_save_prepare``, bf7ef7a2da); earlier releases did not refuse it and the
   destination failed, which the model does not cover, so it is an error there.
@@ -45,81 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
+from model.contract import MUTATION_NAMES, PAGE_SIZE, PROPERTY_KINDS, PROPERTY_NAMES, Mutation
 from model.profiles import PROFILE_NAMES, EnableMigrationProperty, Profile, get_profile
-
-# --- contract names (DESIGN.md section 3) -------------------------------------------------
-
-#: Invariants, the action invariant, the liveness property and the witness, by kind.
-PROPERTY_KINDS: dict[str, str] = {
-    "TypeOK": "invariant",
-    "NoPageLost": "invariant",
-    "DirtyTrackingSound": "invariant",
-    "NoDeviceTrackingWithViommu": "invariant",
-    "LegalDeviceArcs": "action-invariant",
-    "P2PQuiescedBeforeStop": "invariant",
-    "SourceRecovers": "invariant",
-    "DestinationStartsLoaded": "invariant",
-    "MigrationEnds": "liveness",
-    "MigrationCanComplete": "witness",
-}
-PROPERTY_NAMES: tuple[str, ...] = tuple(PROPERTY_KINDS)
-
-
-@dataclass(frozen=True)
-class Mutation:
-    """A deliberate, known kind of bug a spec may switch on."""
-
-    name: str
-    description: str
-    violates: str  # the property a shipped spec shows it breaking
-
-
-MUTATIONS: dict[str, Mutation] = {
-    m.name: m
-    for m in (
-        Mutation("no_final_sync", "skip the dirty sync after devices stop", "NoPageLost"),
-        Mutation(
-            "sync_before_devices_stop",
-            "do the final sync while devices can still DMA",
-            "NoPageLost",
-        ),
-        Mutation(
-            "allow_viommu_device_tracking",
-            "drop the vIOMMU blocker for devices using device dirty tracking",
-            "NoPageLost",
-        ),
-        Mutation(
-            "no_unmap_dirty_query",
-            "a vIOMMU unmap does not fetch dirty bits first",
-            "NoPageLost",
-        ),
-        Mutation(
-            "type1_ignores_unpinned_groups",
-            "type1 reports only pinned pages although a group does not pin",
-            "NoPageLost",
-        ),
-        Mutation(
-            "device_logging_for_mixed_container",
-            "use DMA logging although a device in the container lacks it",
-            "NoPageLost",
-        ),
-        Mutation(
-            "skip_p2p_prepare",
-            "stop devices without first quiescing P2P on all of them",
-            "P2PQuiescedBeforeStop",
-        ),
-        Mutation(
-            "retry_keeps_cleared_bits",
-            "a new attempt after a failed one does not mark all pages dirty again",
-            "NoPageLost",
-        ),
-        Mutation(
-            "no_recovery_on_cancel",
-            "cancel leaves devices where they are",
-            "SourceRecovers",
-        ),
-    )
-}
 
 # --- vocabulary and bounds ----------------------------------------------------------------
 
@@ -136,7 +63,6 @@ MAX_PRECOPY_ROUNDS = 3
 MAX_ATTEMPTS = 3
 DEFAULT_PAGES = 2
 DEFAULT_RAM = 16 << 30  # 16 GiB
-PAGE_SIZE = 4096  # x86 host and guest page size
 
 IommuBackend = Literal["type1", "iommufd"]
 OnOffAuto = Literal["on", "off", "auto"]
@@ -153,9 +79,14 @@ class SpecError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        if self.key:
-            return f"{self.path}: {self.key}: {self.message}"
-        return f"{self.path}: {self.message}"
+        text = f"{self.path}: {self.key}: {self.message}" if self.key else f"{self.path}: {self.message}"
+        return _one_line(text)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters (a newline inside a quoted value or key of the
+    file) written as escapes, so an error stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 # --- the typed configuration --------------------------------------------------------------
@@ -215,28 +146,32 @@ class MigrationConfig:
 
 @dataclass(frozen=True)
 class Expect:
+    """The expected outcome as plain validated data; ``cli.load`` turns it (with the pins of
+    :class:`CheckConfig`) into the ``checker.verdict.Expectation`` that judges a result (this
+    package may not import it)."""
+
     kind: ExpectKind
     invariant: str | None = None  # the property expected to be violated (kind "violation")
 
     def __str__(self) -> str:
         return f"violation({self.invariant})" if self.kind == "violation" else self.kind
 
-    def matches(self, outcome: str, violated: str | None) -> bool:
-        """Whether a check's outcome ("pass"/"blocked"/"violation"/...) is the expected one."""
-        if self.kind == "violation":
-            return outcome == "violation" and violated == self.invariant
-        return outcome == self.kind
+
+#: ``[check]`` keys that pin the exact figures of a complete exploration (the same names as
+#: ``checker.verdict.PIN_KEYS``, which this package may not import; a test keeps them equal).
+PIN_KEYS: tuple[str, ...] = ("distinct_states", "generated_states", "depth", "trace_length")
 
 
 @dataclass(frozen=True)
 class CheckConfig:
     invariants: tuple[str, ...] | None = None  # None: all that apply
     expect: Expect | None = None  # None: any outcome but a violation is fine
-
-    def matches(self, outcome: str, violated: str | None) -> bool:
-        if self.expect is None:
-            return outcome in ("pass", "blocked")
-        return self.expect.matches(outcome, violated)
+    # Pins (None: not stated): distinct and generated states, BFS depth, and the number of
+    # states of the expected counterexample.
+    distinct_states: int | None = None
+    generated_states: int | None = None
+    depth: int | None = None
+    trace_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -250,7 +185,7 @@ class Scenario:
     devices: tuple[DeviceConfig, ...]
     migration: MigrationConfig
     check: CheckConfig
-    mutations: frozenset[str]
+    mutations: frozenset[Mutation]
 
     @property
     def profile(self) -> Profile:
@@ -263,7 +198,7 @@ class Scenario:
         raise KeyError(name)
 
     def has_mutation(self, name: str) -> bool:
-        if name not in MUTATIONS:
+        if name not in MUTATION_NAMES:
             raise KeyError(name)
         return name in self.mutations
 
@@ -322,7 +257,7 @@ _PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-trackin
                   "enable-migration")
 _MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults", "attempts",
                    "postcopy")
-_CHECK_KEYS = ("invariants", "expect")
+_CHECK_KEYS = ("invariants", "expect", *PIN_KEYS)
 
 
 def scenario_from_dict(data: Mapping[str, Any], path: str | Path) -> Scenario:
@@ -466,7 +401,22 @@ def _load_check(t: _Table) -> CheckConfig:
             and expect.invariant not in invariants):
         t.fail("expect", f'violation of "{expect.invariant}" is expected but '
                          "[check].invariants does not check it")
-    return CheckConfig(invariants=invariants, expect=expect)
+    return CheckConfig(invariants=invariants, expect=expect, **_load_pins(t, expect))
+
+
+def _load_pins(t: _Table, expect: Expect | None) -> dict[str, int]:
+    pins: dict[str, int] = {}
+    for key in PIN_KEYS:
+        if key not in t.data:
+            continue
+        value = int(t._get(key, int, "an integer >= 1"))
+        if value < 1:
+            t.fail(key, f"expected an integer >= 1, got integer {value}")
+        pins[key] = value
+    if "trace_length" in pins and (expect is None or expect.kind != "violation"):
+        t.fail("trace_length", "only an expected violation has a counterexample; expect is "
+                               + ("not given" if expect is None else f'"{expect}"'))
+    return pins
 
 
 _EXPECT_FORM = '"pass", "blocked" or { violation = "<property>" }'
@@ -499,9 +449,9 @@ def _load_expect(t: _Table) -> Expect | None:
     t.fail("expect", f"expected {_EXPECT_FORM}, got {_describe(value)}")
 
 
-def _load_mutations(t: _Table) -> frozenset[str]:
-    t.only(tuple(MUTATIONS), what="mutation")
-    return frozenset(name for name in MUTATIONS if t.boolean(name, False))
+def _load_mutations(t: _Table) -> frozenset[Mutation]:
+    t.only(MUTATION_NAMES, what="mutation")
+    return frozenset(m for m in Mutation if t.boolean(m.value, False))
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ document quoted), together with
 * a predicate choosing the scenarios that exercise it (so the report lists the shipped
   specs that check it, whatever they are called);
 * where the code of some QEMU version differs from, or adds to, the document, each with
-  its source (QEMU file/function and commit; see ``shared/domain/vfio-facts.md`` §5, §7);
+  its source (QEMU file/function and commit; see docs/sources.md#qemu-vfio-rst and #qemu-tracking-decision);
 * optionally, how each QEMU profile of :mod:`model.profiles` behaves on the point.
 
 The report (``vfio-migcheck report``) renders this on its index page.
@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from model.contract import Mutation, Property
 from model.decision.tracking import (
     MULTIPLE_DEVICES,
     MULTIPLE_DEVICES_WITHOUT_P2P,
@@ -170,7 +171,7 @@ def _profile_no_tracking(p: Profile) -> str:
     needs = "DMA logging or iommufd dirty tracking" if p.auto_accepts_iommu_dirty_tracking else "DMA logging"
     fallback = (
         "with enable-migration=on: every page dirty at each sync"
-        if not p.at_least("10.2")
+        if not p.log_sync_needs_tracking_started
         else "with enable-migration=on: log_sync not run at all (tracking never 'started')"
     )
     return f"auto: blocked without {needs}; {fallback}"
@@ -221,10 +222,10 @@ STATEMENTS: tuple[Statement, ...] = (
             ),
             Rule(Trackers.log_stop, "LogGlobalStop, on completion and on failure/cancel"),
         ),
-        properties=("NoPageLost", "SourceRecovers"),
+        properties=(Property.NO_PAGE_LOST, Property.SOURCE_RECOVERS),
         selects=_migrates,
         selects_what="every scenario that is not blocked",
-        mutations=("retry_keeps_cleared_bits",),
+        mutations=(Mutation.RETRY_KEEPS_CLEARED_BITS,),
         divergences=(
             Divergence(
                 "8.0+",
@@ -251,7 +252,7 @@ STATEMENTS: tuple[Statement, ...] = (
             Rule(Trackers.vfio_report, "what VFIO reports, per method"),
             Rule(Trackers.sync_needed, "vfio_log_sync_needed(): when VFIO's part runs"),
         ),
-        properties=("DirtyTrackingSound", "NoPageLost"),
+        properties=(Property.DIRTY_TRACKING_SOUND, Property.NO_PAGE_LOST),
         selects=_migrates,
         selects_what="every scenario that is not blocked",
         divergences=(
@@ -279,10 +280,10 @@ STATEMENTS: tuple[Statement, ...] = (
             Rule(choose_method, "one method for the whole container"),
             Rule(Trackers.vfio_report, "device reports OR'ed into one container bitmap"),
         ),
-        properties=("NoPageLost",),
+        properties=(Property.NO_PAGE_LOST,),
         selects=_multi_device,
         selects_what="scenarios with several devices that migrate",
-        mutations=("device_logging_for_mixed_container",),
+        mutations=(Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER,),
         divergences=(
             Divergence(
                 "all",
@@ -304,10 +305,10 @@ STATEMENTS: tuple[Statement, ...] = (
             Rule(choose_method, "DMA logging only if every device of the container has it"),
             Rule(Trackers.dma_write, "a DMA write sets the device's log bit"),
         ),
-        properties=("NoPageLost", "DirtyTrackingSound"),
+        properties=(Property.NO_PAGE_LOST, Property.DIRTY_TRACKING_SOUND),
         selects=_any(_method(Method.DEVICE_DMA_LOGGING), _some_device_logs),
         selects_what="scenarios where some device supports DMA logging",
-        mutations=("device_logging_for_mixed_container",),
+        mutations=(Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER,),
         divergences=(
             Divergence(
                 "8.0+",
@@ -336,7 +337,7 @@ STATEMENTS: tuple[Statement, ...] = (
             Rule(span, "START's ranges, fixed when logging starts"),
             Rule(Trackers.sync, "DMA_LOGGING_REPORT reads and clears the mapped IOVAs"),
         ),
-        properties=("NoPageLost", "DirtyTrackingSound"),
+        properties=(Property.NO_PAGE_LOST, Property.DIRTY_TRACKING_SOUND),
         selects=_method(Method.DEVICE_DMA_LOGGING),
         selects_what="scenarios that migrate with device DMA logging",
         divergences=(
@@ -359,10 +360,10 @@ STATEMENTS: tuple[Statement, ...] = (
             Rule(TrackingDecision.type1_reported_pages, "what one type1 query reports"),
             Rule(container_dirty_tracking_supported, "type1 always; iommufd with dirty-capable hwpt"),
         ),
-        properties=("NoPageLost", "DirtyTrackingSound"),
+        properties=(Property.NO_PAGE_LOST, Property.DIRTY_TRACKING_SOUND),
         selects=_method(Method.TYPE1, Method.IOMMUFD_HW),
         selects_what="scenarios that migrate with type1 or iommufd tracking",
-        mutations=("type1_ignores_unpinned_groups",),
+        mutations=(Mutation.TYPE1_IGNORES_UNPINNED_GROUPS,),
         divergences=(
             Divergence(
                 "9.1+",
@@ -391,7 +392,7 @@ STATEMENTS: tuple[Statement, ...] = (
             Rule(ModelConfig.all_dirty_reports, "whether the fallback still marks pages"),
             Rule(realize_blockers, "the no-dirty-tracking blocker under enable-migration=auto"),
         ),
-        properties=("NoPageLost",),
+        properties=(Property.NO_PAGE_LOST,),
         selects=_any(_method(Method.ALL_DIRTY), _blocked_by(NO_DIRTY_TRACKING)),
         selects_what="scenarios without a usable method (migrating or blocked)",
         divergences=(
@@ -429,10 +430,10 @@ STATEMENTS: tuple[Statement, ...] = (
             Rule(ActionBuilder._ram, "LogSync in pre-copy rounds, FinalSync after devices stop"),
             Rule(PhasePlan, "the final sync comes after the VM-stop callbacks"),
         ),
-        properties=("NoPageLost", "DirtyTrackingSound"),
-        selects=_any(_migrates, _with_mutation("no_final_sync", "sync_before_devices_stop")),
+        properties=(Property.NO_PAGE_LOST, Property.DIRTY_TRACKING_SOUND),
+        selects=_any(_migrates, _with_mutation(Mutation.NO_FINAL_SYNC, Mutation.SYNC_BEFORE_DEVICES_STOP)),
         selects_what="every scenario that is not blocked",
-        mutations=("no_final_sync", "sync_before_devices_stop"),
+        mutations=(Mutation.NO_FINAL_SYNC, Mutation.SYNC_BEFORE_DEVICES_STOP),
         divergences=(
             Divergence(
                 "all",
@@ -450,7 +451,7 @@ STATEMENTS: tuple[Statement, ...] = (
         "pages are then copied in stop-and-copy.",
         phrase="per device opt-out option",
         rules=(Rule(Trackers.sync_needed, "an opted-out device suppresses the container's log_sync"),),
-        properties=("NoPageLost",),
+        properties=(Property.NO_PAGE_LOST,),
         selects=_opt_out,
         selects_what="scenarios with x-pre-copy-dirty-page-tracking=off",
         divergences=(
@@ -476,10 +477,10 @@ STATEMENTS: tuple[Statement, ...] = (
             Rule(Trackers.unmap, "fetch (or not) the range's bits, then drop the mapping"),
             Rule(ActionBuilder._viommu, "IommuMap / IommuUnmap guest actions"),
         ),
-        properties=("NoPageLost", "DirtyTrackingSound"),
+        properties=(Property.NO_PAGE_LOST, Property.DIRTY_TRACKING_SOUND),
         selects=_viommu_migrates,
         selects_what="scenarios with a vIOMMU that migrate",
-        mutations=("no_unmap_dirty_query",),
+        mutations=(Mutation.NO_UNMAP_DIRTY_QUERY,),
         divergences=(
             Divergence(
                 "all",
@@ -509,7 +510,7 @@ STATEMENTS: tuple[Statement, ...] = (
             Rule(Trackers.translate, "reports go through the mappings of the moment"),
             Rule(Trackers.vfio_report, "only currently mapped IOVAs are queried"),
         ),
-        properties=("NoPageLost", "DirtyTrackingSound"),
+        properties=(Property.NO_PAGE_LOST, Property.DIRTY_TRACKING_SOUND),
         selects=_viommu_migrates,
         selects_what="scenarios with a vIOMMU that migrate",
         divergences=(
@@ -527,10 +528,10 @@ STATEMENTS: tuple[Statement, ...] = (
         says="Device dirty tracking together with a vIOMMU blocks live migration.",
         phrase="live migration will be blocked",
         rules=(Rule(realize_blockers, "the vIOMMU blocker, per profile"),),
-        properties=("NoDeviceTrackingWithViommu", "NoPageLost"),
-        selects=_any(_viommu_any, _blocked_by(VIOMMU), _with_mutation("allow_viommu_device_tracking")),
+        properties=(Property.NO_DEVICE_TRACKING_WITH_VIOMMU, Property.NO_PAGE_LOST),
+        selects=_any(_viommu_any, _blocked_by(VIOMMU), _with_mutation(Mutation.ALLOW_VIOMMU_DEVICE_TRACKING)),
         selects_what="scenarios with a vIOMMU (blocked or not)",
-        mutations=("allow_viommu_device_tracking",),
+        mutations=(Mutation.ALLOW_VIOMMU_DEVICE_TRACKING,),
         divergences=(
             Divergence(
                 "8.0",
@@ -566,10 +567,10 @@ EXTRA_STATEMENTS: tuple[Statement, ...] = (
             Rule(PhasePlan, "VM_STOP_PREPARE (P2P quiescing) before VM_STOP"),
             Rule(realize_blockers, "the multiple-devices blocker"),
         ),
-        properties=("P2PQuiescedBeforeStop", "LegalDeviceArcs"),
+        properties=(Property.P2P_QUIESCED_BEFORE_STOP, Property.LEGAL_DEVICE_ARCS),
         selects=_any(_multi_device, _blocked_by(MULTIPLE_DEVICES, MULTIPLE_DEVICES_WITHOUT_P2P)),
         selects_what="scenarios with several devices",
-        mutations=("skip_p2p_prepare",),
+        mutations=(Mutation.SKIP_P2P_PREPARE,),
         divergences=(
             Divergence(
                 "8.0-8.1",
@@ -589,4 +590,4 @@ def all_statements() -> tuple[Statement, ...]:
 
 def profiles() -> tuple[Profile, ...]:
     """The QEMU profiles in release order (for per-profile rows)."""
-    return tuple(sorted(PROFILES.values(), key=lambda p: p.order))
+    return tuple(PROFILES.values())

@@ -17,12 +17,13 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from symbolic_states import raw_state
 
 from checker import smt
 from checker.explore import explore
 from checker.lang.spec import Spec
 from checker.result import Result
-from cli.check import load_target
+from cli.load import load_target
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "specs").rglob("*.toml"))
@@ -36,20 +37,6 @@ SMALL = {
     "two-vfs-8.1-blocked", "two-vfs-without-p2p-blocked", "viommu-10.2-blocks-every-device",
     "viommu-device-tracking-blocked",
 }
-
-
-def raw_state(layout, state: dict) -> dict:
-    """A state as BMC renders it (names, flag-name sets, booleans) back to packable values."""
-
-    def one(f, v):
-        if f.flags is not None:
-            return sum(1 << f.flags.index(n) for n in v)
-        if isinstance(v, bool):
-            return int(v)
-        return v
-
-    return {f.name: ([one(f, v) for v in state[f.name]] if f.count > 1 else one(f, state[f.name]))
-            for f in layout.fields}
 
 
 def safety_only(spec: Spec) -> Spec:

@@ -76,6 +76,64 @@ def test_expected_violation_that_does_not_happen_exits_1(tmp_path):
     assert run("check", str(p), "-q").exit_code == 1
 
 
+def test_a_pin_that_differs_is_a_mismatch_with_a_one_line_reason(tmp_path):
+    p = write(tmp_path, "x.toml",
+              'example = "TwoPhase"\n[check]\nexpect = "pass"\ndistinct_states = 289\ndepth = 11\n')
+    r = run("check", str(p), "-q", "--json", "-")
+    assert r.exit_code == 1
+    (res,) = json.loads(r.stdout)["results"]
+    assert res["outcome"] == "pass" and res["matched"] is False
+    assert res["reason"] == "expected 289 distinct states, explored 288"
+    r = run("check", str(p))
+    assert r.exit_code == 1
+    assert f"MISMATCH x ({p}): expected 289 distinct states, explored 288" in r.stdout
+
+
+def test_pins_that_hold_match_and_every_difference_is_listed(tmp_path):
+    ok = write(tmp_path, "ok.toml", 'example = "TwoPhase"\nbroken = "commit-too-early"\n[check]\n'
+               'expect = { violation = "TCConsistent" }\ndistinct_states = 110\n'
+               'generated_states = 252\ndepth = 4\ntrace_length = 4\n')
+    assert run("check", str(ok), "-q").exit_code == 0
+    bad = write(tmp_path, "bad.toml", 'example = "TwoPhase"\nbroken = "commit-too-early"\n[check]\n'
+                'expect = { violation = "TCConsistent" }\ngenerated_states = 250\ndepth = 5\n'
+                'trace_length = 5\n')
+    r = run("check", str(bad), "--json", "-")
+    assert r.exit_code == 1
+    assert json.loads(r.stdout)["results"][0]["reason"] == (
+        "expected 250 generated states, explored 252; expected depth 5, explored 4; "
+        "expected a counterexample of 5 states, found 4")
+    r = run("check", str(bad))
+    assert "bad (" in r.stdout and "UNEXPECTED" not in r.stdout  # the violation itself was expected
+
+
+def test_an_unexpected_outcome_is_reported_before_the_pins(tmp_path):
+    p = write(tmp_path, "x.toml",
+              'example = "TwoPhase"\nbroken = "commit-too-early"\n[check]\nexpect = "pass"\n'
+              'distinct_states = 288\n')
+    r = run("check", str(p), "--json", "-")
+    assert r.exit_code == 1
+    assert json.loads(r.stdout)["results"][0]["reason"] == "expected pass, got violation of TCConsistent"
+
+
+def test_a_run_stopped_by_a_limit_compares_no_pins(tmp_path):
+    p = write(tmp_path, "x.toml", 'example = "TwoPhase"\nrms = 6\n[check]\ndistinct_states = 1\n')
+    r = run("check", str(p), "--max-states", "500", "--json", "-")
+    assert r.exit_code == 3
+    res = json.loads(r.stdout)["results"][0]
+    assert res["outcome"] == "limit" and res["matched"] is False
+    assert res["reason"].startswith("stopped by ") and res["reason"].endswith(" before a verdict")
+
+
+def test_junit_outcome_case_carries_the_reason(tmp_path):
+    p = write(tmp_path, "x.toml", 'example = "TwoPhase"\n[check]\ndistinct_states = 289\n')
+    out = tmp_path / "junit.xml"
+    assert run("check", str(p), "-q", "--junit", str(out)).exit_code == 1
+    suite = ET.parse(out).getroot().find("testsuite")
+    outcome = next(c for c in suite.findall("testcase") if c.get("name") == "outcome")
+    assert outcome.find("failure").get("message") == "expected 289 distinct states, explored 288"
+    assert suite.get("failures") == "1"
+
+
 def test_limit_exits_3_with_partial_statistics(tmp_path):
     p = write(tmp_path, "x.toml", 'example = "TwoPhase"\nrms = 6\n')
     r = run("check", str(p), "--max-states", "500", "--json", "-")
@@ -93,6 +151,14 @@ def test_limit_exits_3_with_partial_statistics(tmp_path):
         ('example = "TwoPhase"\n[check]\nexpect = "fail"\n', "check.expect: 'fail' is not allowed"),
         ('example = "TwoPhase"\n[check]\nexpect = { violation = "Nope" }\n', "unknown property 'Nope'"),
         ('example = "TwoPhase\n', "not valid TOML"),
+        ('example = "TwoPhase"\n[check]\ndepth = 0\n', "check.depth: must be an integer >= 1, got 0"),
+        ('example = "TwoPhase"\n[check]\ndistinct_states = "288"\n', "check.distinct_states: must be"),
+        ('example = "TwoPhase"\n[check]\ntrace_length = 4\n',
+         "check.trace_length: only an expected violation has a counterexample"),
+        ('example = "TwoPhase"\n[check]\ndistinct = 4\n',
+         "check.distinct: unknown key (did you mean 'check.distinct_states'?)"),
+        ('[[devices]]\nname = "vf0"\n[check]\ndepth = -1\n',
+         "[check].depth: expected an integer >= 1, got integer -1"),
     ],
 )
 def test_spec_file_errors_are_one_line_exit_2(tmp_path, text, message):

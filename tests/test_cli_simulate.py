@@ -179,7 +179,7 @@ def test_progress_feed_renders_rounds_on_a_terminal() -> None:
     from rich.progress import Progress, TextColumn
 
     from cli.simulate import _ProgressFeed
-    from model.concrete.executor import RunStatus
+    from model.concrete.results import RunStatus
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=120)

@@ -1,6 +1,6 @@
 """Conformance: the concrete executor agrees with the abstract model step for step.
 
-A hypothesis state machine (DESIGN.md §6) drives the migration model (through the spec API
+A hypothesis state machine (docs/design.md#concrete-executor) drives the migration model (through the spec API
 only) and the executor (one executor page per model page, ``model.concrete.conformance``) with the
 same actions -- chosen at each step among those the *model* enables, so every sequence is
 legal -- and after every step compares every page's migration-bitmap bit and staleness,
@@ -32,7 +32,6 @@ from model.concrete.conformance import (
     ConformanceError,
     ModelStepper,
     bits_of,
-    executor_config,
     numbers_of,
 )
 from model.concrete.executor import (
@@ -44,9 +43,11 @@ from model.concrete.executor import (
     RUN_MUTATIONS,
     TYPE1,
     Executor,
-    MigrationConfig,
+    RunConfig,
 )
-from model.concrete.workload import PAGE_SIZE, DeviceLoad, PageSet, Workload
+from model.concrete.plan import stepped_config
+from model.concrete.workload import DeviceLoad, PageSet, Workload
+from model.contract import PAGE_SIZE
 from model.migration.spec import build_spec
 from model.scenario import Scenario, scenario_from_dict
 
@@ -198,7 +199,7 @@ def run(machine: type[ConformanceMachine], examples: int = EXAMPLES, shrink: boo
 def test_executor_agrees_with_the_model_step_for_step(name: str) -> None:
     _, method, loses = SCENARIOS[name]
     sc = scenario(name)
-    assert executor_config(sc).method == method
+    assert stepped_config(sc).method == method
     machine = machine_for(sc)
     run(machine)
 
@@ -276,7 +277,7 @@ def test_every_losing_scenario_has_a_directed_loss() -> None:
 def test_the_scenarios_cover_every_method_and_executor_mutation() -> None:
     methods = {m for _, m, _ in SCENARIOS.values()}
     assert methods == {DEVICE_DMA_LOGGING, TYPE1, IOMMUFD_HW, ALL_DIRTY, NO_VFIO_REPORT}
-    pinned = [n for n in SCENARIOS if executor_config(scenario(n)).type1_pinned_scope]
+    pinned = [n for n in SCENARIOS if stepped_config(scenario(n)).type1_pinned_scope]
     assert pinned, "type1 pinned scope is not covered"
     mutations = {m for d, _, _ in SCENARIOS.values() for m in d.get("mutations", {})}
     assert mutations == set(MUTATIONS)
@@ -402,8 +403,8 @@ def test_a_reset_device_may_dma_again() -> None:
 def test_the_first_sync_the_model_leaves_out_changes_nothing(name: str) -> None:
     """The model's MigrateStart has no first sync (ram_init_bitmaps does one); every page
     is dirty and every tracker was just cleared, so the executor's sync changes nothing."""
-    with_sync = Executor(executor_config(scenario(name)))
-    without = Executor(executor_config(scenario(name)))
+    with_sync = Executor(stepped_config(scenario(name)))
+    without = Executor(stepped_config(scenario(name)))
     assert with_sync.setup() == 0
     assert without.setup(first_sync=False) == 0
     for ex in (with_sync, without):
@@ -427,7 +428,7 @@ def test_under_retry_keeps_cleared_bits_the_first_sync_would_matter() -> None:
     c.step("MigrateRetry")
     assert c.disagreements() == []
     assert numbers_of(c.state()["bitmap"]) == {1}
-    twin = Executor(executor_config(sc))
+    twin = Executor(stepped_config(sc))
     twin.setup()
     twin.send([0])
     twin.cancel()
@@ -439,7 +440,7 @@ def test_under_retry_keeps_cleared_bits_the_first_sync_would_matter() -> None:
 class _Recording(Executor):
     """An executor that records its switchover calls (those after the vCPUs stop)."""
 
-    def __init__(self, config: MigrationConfig) -> None:
+    def __init__(self, config: RunConfig) -> None:
         super().__init__(config)
         self.trail: list[str] = []
 
@@ -486,7 +487,7 @@ def test_the_timed_run_switches_over_in_the_models_order(mutation: str | None) -
     phase plan does, with and without the two mutations that change that order."""
     name = "dma-logging" if mutation is None else f"mutation-{mutation.replace('_', '-')}"
     expected = _model_switchover(name)
-    cfg = MigrationConfig(
+    cfg = RunConfig(
         method=DEVICE_DMA_LOGGING, guest_pages=64, max_rounds=2,
         workload=Workload(devices=(DeviceLoad("vf0", dma_rate=64 * PAGE_SIZE,
                                               pages=PageSet.span(0, 8)),)),

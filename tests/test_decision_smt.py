@@ -15,20 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cli.main import main
-from model.decision.smt import (
-    DECISION_MUTATIONS,
-    DEVICE_PROPERTIES,
-    MAX_TABLE_DEVICES,
-    ConfigSpace,
-    Table,
-    check_columns,
-    count_configurations,
-    decision_table,
-    evaluate,
-    outcome_of,
-    prove_all,
-    prove_any_devices,
-)
+from model.decision.proofs import DEVICE_PROPERTIES, prove_all, prove_any_devices
+from model.decision.smt import DECISION_MUTATIONS
+from model.decision.space import MAX_TABLE_DEVICES, ConfigSpace, count_configurations
+from model.decision.tables import Table, check_columns, decision_table, evaluate, outcome_of
 from model.decision.tracking import decide
 from model.profiles import PROFILE_NAMES, get_profile
 

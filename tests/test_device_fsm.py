@@ -128,7 +128,7 @@ def test_direct_arcs_against_the_comment_lists(flags: MigFlag, count: int) -> No
     comment = required_arcs_comment(flags)
     if flags == PRE:
         # the code (and hisi_acc) also need RUNNING <-> STOP for a PRE_COPY-only device;
-        # the comment lists them only "without P2P and precopy" (vfio-facts §1.5)
+        # the comment lists them only "without P2P and precopy" (docs/sources.md#uapi-required-arcs)
         assert arcs - comment == {(S.RUNNING, S.STOP), (S.STOP, S.RUNNING)}
         assert comment <= arcs
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,9 +19,10 @@ from model.concrete.executor import (
     TYPE1,
     Executor,
     ExecutorError,
-    MigrationConfig,
+    RunConfig,
 )
-from model.concrete.workload import PAGE_SIZE, DeviceLoad, PageSet, Workload
+from model.concrete.workload import DeviceLoad, PageSet, Workload
+from model.contract import PAGE_SIZE
 
 MiB = 1 << 20
 GUEST = 64 * MiB // PAGE_SIZE  # 16384 pages
@@ -38,7 +40,7 @@ def workload(pins: PageSet | None = None, logging: bool = True, iommu_dirty: boo
     )
 
 
-def config(method: str = DEVICE_DMA_LOGGING, **kw: object) -> MigrationConfig:
+def config(method: str = DEVICE_DMA_LOGGING, **kw: object) -> RunConfig:
     base: dict[str, object] = dict(
         method=method,
         guest_pages=GUEST,
@@ -49,7 +51,7 @@ def config(method: str = DEVICE_DMA_LOGGING, **kw: object) -> MigrationConfig:
         seed=1,
     )
     base.update(kw)
-    return MigrationConfig(**base)  # type: ignore[arg-type]
+    return RunConfig(**base)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------- whole runs
@@ -159,14 +161,39 @@ def test_precopy_tracking_off_defers_device_pages_to_the_final_sync() -> None:
     assert off.pages_sent_in_downtime > on.pages_sent_in_downtime
 
 
-def test_config_errors_are_one_line() -> None:
-    for bad in (dict(method="bogus"), dict(bandwidth=0), dict(downtime_limit=0),
-                dict(mutations=frozenset({"skip_p2p_prepare"})),
-                dict(workload=Workload(cpu_dirty_rate=1.0))):
-        bad.setdefault("method", DEVICE_DMA_LOGGING)
-        with pytest.raises(ExecutorError) as err:
-            Executor(config(**bad))
-        assert "\n" not in str(err.value)
+@pytest.mark.parametrize(("bad", "message"), [
+    (dict(method="bogus"), "method 'bogus': allowed device-dma-logging, type1, iommufd-hw, "
+                           "all-dirty, none"),
+    (dict(guest_pages=0), "guest size must be at least one page"),
+    (dict(bandwidth=0), "bandwidth must be positive"),
+    (dict(downtime_limit=0), "downtime limit must be positive"),
+    (dict(step=0), "time step must be positive"),
+    (dict(stop_latency=-1), "stop latency cannot be negative"),
+    (dict(max_rounds=0), "max rounds must be at least 1"),
+    (dict(mutations=frozenset({"skip_p2p_prepare"})),
+     "mutation(s) skip_p2p_prepare not modelled by the executor; allowed no_final_sync, "
+     "sync_before_devices_stop, type1_ignores_unpinned_groups, "
+     "device_logging_for_mixed_container, retry_keeps_cleared_bits"),
+    (dict(version_dtype="int8"), "version_dtype: allowed uint16, uint32, uint64"),
+    (dict(workload=Workload(cpu_dirty_rate=-1.0)), "dirty rates cannot be negative"),
+    (dict(workload=Workload(cpu_dirty_rate=1.0)), "a CPU dirty rate needs a non-empty hot set"),
+    (dict(workload=Workload(devices=(DeviceLoad("vf0", pages=PageSet.span(0, GUEST + 1)),))),
+     "device vf0: pages beyond the guest's last page"),
+    (dict(workload=Workload(devices=(DeviceLoad("vf0", pins=PageSet.span(GUEST, GUEST + 1)),))),
+     "device vf0: pins beyond the guest's last page"),
+    (dict(workload=Workload(devices=(DeviceLoad("vf0", dma_rate=1.0),))),
+     "device vf0: a DMA rate needs a non-empty page set"),
+    (dict(workload=Workload(hot_set=PageSet.span(0, GUEST + 1))),
+     "CPU hot set beyond the guest's last page"),
+    (dict(workload=Workload(devices=(DeviceLoad("vf0", dma_logging=False),))),
+     "device-dma-logging needs every device to support DMA logging "
+     "(or the mutation device_logging_for_mixed_container)"),
+])
+def test_config_errors_are_one_line(bad: dict[str, Any], message: str) -> None:
+    bad.setdefault("method", DEVICE_DMA_LOGGING)
+    with pytest.raises(ExecutorError) as err:
+        Executor(config(**bad))
+    assert str(err.value) == message
 
 
 # ---------------------------------------------------------------------------- step by step
@@ -175,7 +202,7 @@ def test_config_errors_are_one_line() -> None:
 def small(method: str, n: int = 200, **kw: object) -> Executor:
     devs = (DeviceLoad("d0", pages=PageSet.span(100, 150), pins=PageSet.span(100, 110)),)
     kw.setdefault("workload", Workload(devices=devs))
-    return Executor(MigrationConfig(method=method, guest_pages=n, **kw))  # type: ignore[arg-type]
+    return Executor(RunConfig(method=method, guest_pages=n, **kw))  # type: ignore[arg-type]
 
 
 def test_step_api_send_only_dirty_pages_and_stale_tracking() -> None:
@@ -329,7 +356,7 @@ ACTIONS = st.lists(
 def test_step_api_matches_a_set_reference(method: str, actions: list[tuple[str, list[int]]]) -> None:
     n = 130  # not a multiple of 64
     devs = (DeviceLoad("d", pages=PageSet.span(0, n)),)
-    ex = Executor(MigrationConfig(method=method, guest_pages=n, workload=Workload(devices=devs)))
+    ex = Executor(RunConfig(method=method, guest_pages=n, workload=Workload(devices=devs)))
     ref = Reference(method, n, set(range(n)), set())
     ex.setup()
     ref.sync()

@@ -6,9 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checker.explore import explore
+from checker.explore import Limits, explore
 from checker.lang.layout import Layout, LayoutError, Next, View, apply
 from checker.lang.spec import Action, Eventually, LeadsTo, Spec
+from checker.result import Limit, Outcome
+from cli.limits import stopped_by
 
 
 def grid(n: int, wide: bool = False, bad_sum: int | None = None) -> Spec:
@@ -161,10 +163,14 @@ def test_leads_to():
 def test_limits_stop_with_partial_statistics():
     from checker.examples.transaction_commit import two_phase
 
-    r = explore(two_phase(5), max_states=1000)
-    assert r.outcome == "limit" and r.limit == "--max-states 1000" and r.stats.distinct >= 1000
-    r = explore(two_phase(6), max_seconds=1e-6)
-    assert r.outcome == "limit" and r.limit.startswith("--max-seconds")
+    r = explore(two_phase(5), limits=Limits(states=1000))
+    assert r.outcome == Outcome.LIMIT and r.stats.distinct >= 1000
+    assert (r.limit, r.limit_bound) == (Limit.STATES, 1000)
+    r = explore(two_phase(6), limits=Limits(seconds=1e-6))
+    assert (r.outcome, r.limit, r.limit_bound) == (Outcome.LIMIT, Limit.SECONDS, 1e-6)
+    # the explorer reports data; the command line words it with its own option names
+    assert stopped_by(r) == "--max-seconds 1e-06"
+    assert stopped_by(explore(two_phase(2))) is None
 
 
 def test_graph_is_kept_with_action_labels():
@@ -230,3 +236,37 @@ def test_fairness_per_action_instance():
     spec.liveness = {"XSet": Eventually(goal, fair=("Nope",))}
     with pytest.raises(ValueError, match="fairness names 'Nope'"):
         explore(spec)
+
+
+def test_the_command_line_words_each_limit_with_its_option():
+    from checker.examples.transaction_commit import two_phase
+    from checker.report.results import stats_table
+
+    r = explore(two_phase(3), limits=Limits(memory_mb=1))  # any process is above 1 MB
+    assert (r.outcome, r.limit, r.limit_bound, r.stats.depth) == (Outcome.LIMIT, Limit.MEMORY, 1, 1)
+    assert stopped_by(r) == "memory above 1 MB"
+    r = explore(two_phase(3), limits=Limits(states=10))
+    assert stopped_by(r) == "--max-states 10"
+    # a report page shows the front end's words, or the bare kind without them
+    assert ["stopped by", "--max-states 10"] in stats_table(r, stopped_by(r)).rows
+    assert ["stopped by", "states"] in stats_table(r).rows
+    # and so does the verdict's reason
+    from pathlib import Path
+
+    from cli.load import load_target
+
+    t = load_target(Path(__file__).resolve().parent.parent / "specs/engine/twophase-3.toml")
+    r = explore(t.spec, limits=Limits(states=10))
+    assert t.judge(r).reason == "stopped by --max-states 10 before a verdict"
+
+
+def test_ctrl_c_stops_with_partial_statistics():
+    from checker.examples.transaction_commit import two_phase
+
+    def interrupt(stats):
+        raise KeyboardInterrupt
+
+    r = explore(two_phase(3), progress=interrupt, progress_every=0.0)
+    assert (r.outcome, r.limit, r.limit_bound) == (Outcome.INTERRUPTED, Limit.INTERRUPTED, None)
+    assert r.stats.depth == 2 and stopped_by(r) == "interrupted (Ctrl-C)"
+    assert set(r.properties.values()) == {"unchecked"}

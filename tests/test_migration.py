@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checker.explore import explore
+from checker.explore import Limits, explore
 from checker.lang.spec import Spec
-from model.decision.tracking import decide
+from model.decision.tracking import Method, decide
 from model.fsm.kernel.builtin import default_kernel
 from model.fsm.kernel.names import NonTerminatingStep
 from model.fsm.kernel.step import KernelStepFunction, StepOutcome
@@ -65,6 +65,11 @@ def built(data: dict[str, Any] | None = None, **top: Any) -> Spec:
     spec = build_spec(sc)
     scenario_for[id(spec)] = sc
     return spec
+
+
+def method_of(spec: Spec) -> str:
+    """The tracking method QEMU chose for the scenario ``spec`` was built from."""
+    return decide(scenario_for[id(spec)]).method.value
 
 
 def fire(spec: Spec, state: np.ndarray, label: str) -> np.ndarray:
@@ -117,8 +122,9 @@ def test_initial_state_enables_only_the_migrate_command() -> None:
 
 def test_blocked_scenario_refuses_the_migration() -> None:
     spec = built(devices=[{"name": "vf0", "features": ["p2p"]}])  # no tracking, auto
-    assert spec.info["blocked"] is True
-    assert spec.info["blocked_by"] == ["no-dirty-tracking"]
+    decision = decide(scenario_for[id(spec)])
+    assert decision.blocked is True
+    assert list(decision.blocked_by) == ["no-dirty-tracking"]
     assert "MigrationCanComplete" not in spec.witnesses
     init = spec.init_rows()[0]
     assert labels(spec, init) == ["MigrateRefused"]
@@ -126,11 +132,12 @@ def test_blocked_scenario_refuses_the_migration() -> None:
     assert res.outcome == "pass" and res.stats.distinct == 2
 
 
-def test_info_names_method_and_profile() -> None:
+def test_decision_names_method_and_profile() -> None:
     spec = built()
-    assert spec.info["tracking_method"] == "device-dma-logging"
-    assert spec.info["blocked"] is False and spec.info["blocked_by"] == []
-    assert spec.info["profile"] == "master"
+    decision = decide(scenario_for[id(spec)])
+    assert method_of(spec) == "device-dma-logging"
+    assert decision.blocked is False and list(decision.blocked_by) == []
+    assert scenario_for[id(spec)].qemu == "master"
 
 
 def test_applicable_properties_follow_the_scenario() -> None:
@@ -178,7 +185,8 @@ PATHS = {
 
 @pytest.mark.parametrize(("profile", "features"), list(PATHS))
 def test_device_state_sequences(profile: str, features: tuple[str, ...]) -> None:
-    """vfio-facts §6.2/§6.3: the sequences QEMU drives, one kernel arc at a time."""
+    """The sequences QEMU drives, one kernel arc at a time (docs/sources.md#qemu-save-path
+    and #qemu-load-path)."""
     dev = {"name": "vf0", "features": list(features), "dma_logging": True, "dma_pages": [],
            "properties": {"enable-migration": "on"}}
     spec = built(qemu=profile, vm={"pages": 1, "cpu_writes": False}, devices=[dev])
@@ -228,7 +236,7 @@ def test_log_sync_skipped_for_opted_out_running_device() -> None:
 
 def test_log_sync_type1_reports_every_mapped_page() -> None:
     spec = built(devices=[NO_LOG])
-    assert spec.info["tracking_method"] == "type1"
+    assert method_of(spec) == "type1"
     s = fire(spec, active(spec), "LogSync")
     assert get(spec, s, "bitmap") == ["p0", "p1"]
 
@@ -243,7 +251,7 @@ def test_log_sync_type1_pinned_scope_reports_pins() -> None:
 def test_log_sync_iommufd_hw_reads_and_clears() -> None:
     spec = built(host={"iommu": "iommufd", "iommu_dirty_tracking": True},
                  devices=[{"name": "vf0", "features": ["p2p", "pre-copy"]}])
-    assert spec.info["tracking_method"] == "iommufd-hw"
+    assert method_of(spec) == "iommufd-hw"
     s = fire(spec, active(spec, iommu_dirty=0b10), "LogSync")
     assert get(spec, s, "bitmap") == ["p1"] and get(spec, s, "iommu_dirty") == []
 
@@ -252,7 +260,7 @@ def test_log_sync_iommufd_hw_reads_and_clears() -> None:
                                                  ("master", [])])
 def test_all_dirty_marks_everything_only_before_10(profile: str, marked: list[str]) -> None:
     spec = built(qemu=profile, host={"iommu": "iommufd"}, devices=[NO_LOG])
-    assert spec.info["tracking_method"] == "all-dirty"
+    assert method_of(spec) == "all-dirty"
     s = fire(spec, active(spec), "LogSync")
     assert get(spec, s, "bitmap") == marked
 
@@ -362,7 +370,7 @@ def test_mutation_flips_its_property(mutation: str) -> None:
 
 
 def test_every_contract_mutation_has_a_case() -> None:
-    from model.scenario import MUTATIONS
+    from model.contract import MUTATIONS
 
     assert set(MUTATION_CASES) == set(MUTATIONS)
     for name, (_, prop, _) in MUTATION_CASES.items():
@@ -496,13 +504,14 @@ def test_unmutated_model_keeps_every_invariant(data: dict[str, Any]) -> None:
     failed destination validation starting a reset device (dst-validation-fault-...)."""
     sc = scenario_from_dict(data, Path("sweep.toml"))
     spec = build_spec(sc)
-    res = explore(spec, max_states=300_000)
+    res = explore(spec, limits=Limits(states=300_000))
     assert res.outcome in ("pass", "violation")
     if res.outcome == "pass":
         return
     assert res.violation is not None
     v = res.violation.name
-    all_dirty_gap = (spec.info["tracking_method"] == "all-dirty"
-                     and sc.profile.at_least("10.2") and v in ("NoPageLost", "DirtyTrackingSound"))
+    all_dirty_gap = (decide(sc).method is Method.ALL_DIRTY
+                     and sc.profile.log_sync_needs_tracking_started
+                     and v in ("NoPageLost", "DirtyTrackingSound"))
     dst_fault = sc.migration.device_faults and v == "DestinationStartsLoaded"
     assert all_dirty_gap or dst_fault, (v, data)

@@ -24,7 +24,7 @@ from checker.report.graphs import draw, explore_graph, full_graph, quotient_grap
 from checker.report.render import to_html, to_markdown
 from checker.report.results import row_values, trace_table
 from checker.trace import to_itf
-from cli.check import load_target
+from cli.load import load_target
 from cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -520,7 +520,7 @@ def test_itf_check_rejects_json_numbers():
 
 def test_walkthrough_rules_point_at_model_code():
     from model import walkthrough as wt
-    from model.scenario import MUTATIONS, PROPERTY_NAMES
+    from model.contract import MUTATIONS, PROPERTY_NAMES
 
     seen = set()
     for s in wt.all_statements():
@@ -541,13 +541,12 @@ def test_walkthrough_statements_are_exercised_by_shipped_specs():
     """Every statement is checked by some spec in specs/, and every mutation it names is
     switched on in one (so the walk-through never says "no shipped spec")."""
     from model import walkthrough as wt
-    from model.decision.tracking import decide
-    from model.scenario import load_scenario
 
     files = sorted((REPO / "specs").glob("*.toml"))
     if not files:
         pytest.skip("no migration specs shipped yet")
-    loaded = [(s, decide(s)) for s in (load_scenario(f) for f in files)]
+    migrations = [m for m in (load_target(f).migration for f in files) if m is not None]
+    loaded = [(m.scenario, m.decision) for m in migrations]
     for st_ in wt.all_statements():
         assert any(st_.selects(s, d) for s, d in loaded), st_.id
         for m in st_.mutations:
@@ -565,3 +564,51 @@ def test_committed_reports_are_fresh(monkeypatch):
     monkeypatch.chdir(REPO)
     r = run("report", "--check", "-q")
     assert r.exit_code == 0, r.output
+
+
+# ------------------------------------------------------------- each spec file read once
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("check", "specs", "-q"),
+        ("report", "specs", "-o", "out", "-q"),
+        ("graph", "specs/vf-nofinal.toml", "--format", "json"),
+        ("prove", "specs/vf-blocked.toml"),
+        ("simulate", "specs/vf-pass.toml", "--guest-size", "64MiB", "--no-progress"),
+    ],
+    ids=lambda a: a[0],
+)
+def test_each_spec_file_is_read_once_per_command(spec_dir: Path, tmp_path: Path, monkeypatch, args):
+    """cli.load reads and parses every spec file once; no command reads one again (the
+    report no longer re-reads a scenario to decide it, nor to cache the executor run)."""
+    import builtins
+    import collections
+
+    work = tmp_path / "w"
+    shutil.copytree(spec_dir / "specs", work / "specs")
+    monkeypatch.chdir(work)
+    reads: collections.Counter[str] = collections.Counter()
+    real_open, real_path_open = builtins.open, Path.open
+
+    def note(file: object) -> None:
+        if str(file).endswith(".toml"):
+            reads[Path(str(file)).name] += 1
+
+    def counting_open(file, *a, **k):
+        note(file)
+        return real_open(file, *a, **k)
+
+    def counting_path_open(self, *a, **k):
+        note(self)
+        return real_path_open(self, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(Path, "open", counting_path_open)
+    r = run(*args)
+    assert r.exit_code in (0, 1), r.output  # prove of a blocked spec and simulate may exit 1
+    expected = sorted(p.name for p in (work / "specs").glob("*.toml")) if args[1] == "specs" else [
+        Path(args[1]).name]
+    assert sorted(reads) == expected
+    assert set(reads.values()) == {1}, reads

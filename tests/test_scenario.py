@@ -9,12 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from model.contract import MUTATIONS, PROPERTY_KINDS, PROPERTY_NAMES, Mutation, Property
 from model.profiles import PROFILE_NAMES
 from model.scenario import (
     DEFAULT_RAM,
     MAX_PAGES,
-    MUTATIONS,
-    PROPERTY_NAMES,
     CheckConfig,
     Expect,
     SpecError,
@@ -158,12 +157,27 @@ def test_expect_forms() -> None:
     violation = expect({"violation": "NoPageLost"})
     assert violation == Expect("violation", "NoPageLost")
     assert violation is not None and str(violation) == "violation(NoPageLost)"
-    assert violation.matches("violation", "NoPageLost")
-    assert not violation.matches("violation", "SourceRecovers")
-    assert not violation.matches("pass", None)
-    assert Expect("blocked").matches("blocked", None) and not Expect("pass").matches("limit", None)
-    assert CheckConfig().matches("pass", None) and CheckConfig().matches("blocked", None)
-    assert not CheckConfig().matches("violation", "NoPageLost")
+    # what the verdict makes of them (checker.verdict judges; tests/test_verdict.py)
+    from cli.load import expectation_of
+
+    def judged(value: Any) -> tuple[str, str | None]:
+        e = expectation_of(scenario_from_dict(one_device(check={"expect": value}), P))
+        return e.kind, e.name
+
+    assert judged({"violation": "NoPageLost"}) == ("violation", "NoPageLost")
+    assert judged("blocked") == ("blocked", None)
+    assert expectation_of(scenario_from_dict(one_device(), P)).kind == "no-violation"
+
+
+def test_check_pins() -> None:
+    check = scenario_from_dict(one_device(check={
+        "expect": {"violation": "NoPageLost"}, "distinct_states": 1860, "generated_states": 4491,
+        "depth": 27, "trace_length": 27}), P).check
+    assert (check.distinct_states, check.generated_states, check.depth, check.trace_length) == (
+        1860, 4491, 27, 27)
+    bare = scenario_from_dict(one_device(), P).check
+    assert (bare.distinct_states, bare.generated_states, bare.depth, bare.trace_length) == (
+        None, None, None, None)
 
 
 def test_load_scenarios_directory_sorted(tmp_path: Path) -> None:
@@ -199,9 +213,30 @@ def test_contract_names() -> None:
         "no_recovery_on_cancel",
     }
     for name, mutation in MUTATIONS.items():
-        assert mutation.name == name and mutation.violates in PROPERTY_NAMES
+        assert mutation.value == name and mutation.violates in PROPERTY_NAMES
+        assert mutation is Mutation(name) and mutation.description
     assert MUTATIONS["skip_p2p_prepare"].violates == "P2PQuiescedBeforeStop"
     assert MUTATIONS["no_recovery_on_cancel"].violates == "SourceRecovers"
+    assert PROPERTY_KINDS == {
+        "TypeOK": "invariant", "NoPageLost": "invariant", "DirtyTrackingSound": "invariant",
+        "NoDeviceTrackingWithViommu": "invariant", "LegalDeviceArcs": "action-invariant",
+        "P2PQuiescedBeforeStop": "invariant", "SourceRecovers": "invariant",
+        "DestinationStartsLoaded": "invariant", "MigrationEnds": "liveness",
+        "MigrationCanComplete": "witness",
+    }
+
+
+def test_contract_members_are_their_spec_file_names() -> None:
+    """Code names properties and mutations by enum member: a typo fails at import time,
+    and a member is interchangeable with its spec-file string."""
+    with pytest.raises(AttributeError):
+        Mutation.NO_FINAL_SYNCH  # type: ignore[attr-defined]  # noqa: B018
+    assert Mutation.NO_FINAL_SYNC == "no_final_sync" and f"{Mutation.NO_FINAL_SYNC}" == "no_final_sync"
+    assert "no_final_sync" in {Mutation.NO_FINAL_SYNC}
+    assert Property.NO_PAGE_LOST == "NoPageLost" and Property.LEGAL_DEVICE_ARCS.is_safety
+    assert not Property.MIGRATION_ENDS.is_safety
+    sc = scenario_from_dict({"devices": [{"name": "vf0"}], "mutations": {"no_final_sync": True}}, P)
+    assert sc.mutations == {Mutation.NO_FINAL_SYNC} and sc.has_mutation("no_final_sync")
 
 
 # --- errors from fixture files ----------------------------------------------------------
@@ -384,6 +419,20 @@ DEV = {"name": "vf0"}
                                       "expect": {"violation": "MigrationEnds"}}},
          '[check].expect: violation of "MigrationEnds" is expected but [check].invariants '
          "does not check it"),
+        ({"devices": [DEV], "check": {"distinct_states": 0}},
+         "[check].distinct_states: expected an integer >= 1, got integer 0"),
+        ({"devices": [DEV], "check": {"depth": "28"}},
+         '[check].depth: expected an integer >= 1, got string "28"'),
+        ({"devices": [DEV], "check": {"generated_states": True}},
+         "[check].generated_states: expected an integer >= 1, got boolean true"),
+        ({"devices": [DEV], "check": {"expect": "pass", "trace_length": 4}},
+         '[check].trace_length: only an expected violation has a counterexample; expect is "pass"'),
+        ({"devices": [DEV], "check": {"trace_length": 4}},
+         "[check].trace_length: only an expected violation has a counterexample; expect is "
+         "not given"),
+        ({"devices": [DEV], "check": {"distinct": 3}},
+         "[check].distinct: unknown key; allowed: invariants, expect, distinct_states, "
+         "generated_states, depth, trace_length; did you mean 'distinct_states'?"),
     ],
 )
 def test_dict_errors(data: dict[str, Any], expected: str) -> None:
@@ -438,3 +487,11 @@ def test_garbage_never_crashes(data: dict[str, Any]) -> None:
     except SpecError as exc:
         text = str(exc)
         assert text.startswith(f"{P}: ") and "\n" not in text
+
+
+def test_control_characters_in_a_value_stay_on_one_line() -> None:
+    """A quoted TOML string may hold a newline; the error still is one line (escaped)."""
+    with pytest.raises(SpecError) as info:
+        scenario_from_dict({"qemu": "9.1\nmaster", "devices": [{}]}, P)
+    assert str(info.value) == (f'{P}: qemu: unknown profile "9.1\\nmaster"; allowed: '
+                               '"8.0", "8.1", "8.2", "9.1", "10.2", "master"')

@@ -36,14 +36,15 @@ def test_bmc_holds_up_to_the_diameter():
 def test_tcommit_consistency_is_inductive():
     spec = tcommit(3)
     inv = {"TCConsistent": spec.invariants["TCConsistent"]}
-    assert smt.check_initiation(spec, inv).holds
-    assert smt.check_consecution(spec, inv).holds
+    engine = smt.Induction(spec)
+    assert engine.initiation(inv).holds
+    assert engine.consecution(inv).holds
 
 
 def test_twophase_consistency_alone_is_not_inductive():
     spec = two_phase(3)
-    r = smt.check_consecution(spec, {"TCConsistent": spec.invariants["TCConsistent"]})
-    assert not r.holds and r.action is not None
+    r = smt.Induction(spec).consecution({"TCConsistent": spec.invariants["TCConsistent"]})
+    assert not r.holds and r.action is not None and r.violated == ["TCConsistent"]
     assert r.before is not None and r.after is not None
     # the state after really violates it, the state before really satisfies it
     both = r.after["rmState"]
@@ -53,8 +54,10 @@ def test_twophase_consistency_alone_is_not_inductive():
 def test_implication():
     spec = tcommit(2)
     inv = {"AllWorking": lambda s: (s.rmState[0] == 0) & (s.rmState[1] == 0)}
-    assert smt.check_implication(spec, inv, spec.invariants).holds
-    assert not smt.check_implication(spec, {}, {"AllWorking": inv["AllWorking"]}).holds
+    engine = smt.Induction(spec)
+    assert engine.implication(inv, spec.invariants).holds
+    r = engine.implication({}, {"AllWorking": inv["AllWorking"]})
+    assert not r.holds and r.violated == ["AllWorking"]
 
 
 def test_numpy_only_specs_are_reported_not_symbolic():

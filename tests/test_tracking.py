@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from model.contract import MUTATIONS
 from model.decision.tracking import (
     BLOCKER_CODES,
     MULTIPLE_DEVICES,
@@ -25,6 +26,7 @@ from model.decision.tracking import (
     VIOMMU,
     Method,
     Stage,
+    TrackingDecision,
     choose_method,
     decide,
     device_dirty_tracking_enabled,
@@ -32,7 +34,7 @@ from model.decision.tracking import (
     unmap_queries_dirty,
 )
 from model.profiles import PROFILE_NAMES, PROFILES
-from model.scenario import MUTATIONS, Scenario, scenario_from_dict
+from model.scenario import Scenario, scenario_from_dict
 
 DEVICE = Method.DEVICE_DMA_LOGGING
 TYPE1 = Method.TYPE1
@@ -352,6 +354,86 @@ def test_precopy_sync_opt_out() -> None:
     assert "RUNNING_P2P" in PROFILES["8.2"].precopy_sync_suppressing_states
 
 
+# --- the profiles: named flags, one replace() per release, documented -------------------
+
+
+def _flag_cell(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, frozenset):
+        order = ("RUNNING", "RUNNING_P2P", "PRE_COPY", "PRE_COPY_P2P")
+        assert value <= set(order)
+        return ", ".join(s for s in order if s in value)
+    return f"`{value}`"
+
+
+def test_every_profile_flag_is_documented_with_its_value_per_profile() -> None:
+    """docs/spec-files.md's profile table states each flag's value for each profile, as
+    model/profiles.py has it (and names nothing else)."""
+    import dataclasses
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "spec-files.md").read_text()
+    section = text.split("## QEMU profiles", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    header = next(line for line in section.splitlines() if line.startswith("| flag |"))
+    assert [c.strip() for c in header.strip("|").split("|")][2:-1] == list(PROFILE_NAMES)
+    documented = {}
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        documented[cells[0].strip("`")] = cells[2:2 + len(PROFILE_NAMES)]
+        assert cells[-1], f"{cells[0]}: no commit"
+    flags = [f.name for f in dataclasses.fields(PROFILES["master"]) if f.name not in ("name", "source")]
+    assert list(documented) == flags
+    for flag in flags:
+        assert documented[flag] == [_flag_cell(getattr(PROFILES[p], flag)) for p in PROFILE_NAMES], flag
+
+
+def test_each_release_changes_something_and_only_flags() -> None:
+    """A release differs from its predecessor in at least one named flag; the profiles
+    carry no release ordering for code to compare (no at_least)."""
+    import dataclasses
+
+    chain = list(PROFILES.values())
+    for before, after in zip(chain, chain[1:], strict=False):
+        changed = [f.name for f in dataclasses.fields(after)
+                   if f.name not in ("name", "source") and getattr(before, f.name) != getattr(after, f.name)]
+        assert changed, f"{after.name} changes no flag of {before.name}"
+    assert not hasattr(PROFILES["master"], "at_least")
+
+
+def test_no_code_compares_release_names() -> None:
+    """Behaviour differences are read from the profile's flags, never from the release name."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    pattern = re.compile(r"""(qemu|profile\.name|\.name)\s*(==|!=|<|>|in)\s*\(?["'](8|9|10|11)\.\d""")
+    for path in [*root.glob("model/**/*.py"), *root.glob("cli/**/*.py")]:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not pattern.search(line), f"{path.relative_to(root)}:{number}: {line.strip()}"
+            assert "at_least(" not in line, f"{path.relative_to(root)}:{number}"
+
+
+def test_log_sync_gating_flag_decides_the_all_dirty_fallback() -> None:
+    """QEMU 10.0's log_sync gating (0ae05e087f, d77e85dbd7) is one flag: the abstract model's
+    all-dirty report and the executor's method 'none' follow it, profile by profile."""
+    from model.concrete.plan import stepped_config
+    from model.fsm.kernel.builtin import default_kernel
+    from model.migration.config import make_config
+
+    for name in PROFILE_NAMES:
+        if not PROFILES[name].has_iommufd_backend:
+            continue
+        s = scenario(name, dev(em="on"), iommu="iommufd")
+        d = decide(s)
+        assert d.method is Method.ALL_DIRTY
+        gated = PROFILES[name].log_sync_needs_tracking_started
+        assert make_config(s, d, default_kernel()).all_dirty_reports is not gated
+        assert stepped_config(s, d).method == ("none" if gated else "all-dirty")
+    assert [p for p in PROFILE_NAMES if PROFILES[p].log_sync_needs_tracking_started] == ["10.2", "master"]
+
+
 # --- the two mutations that must change the decision ------------------------------------
 
 
@@ -456,29 +538,41 @@ def test_decision_is_consistent(s: Scenario) -> None:
     assert d == decide(s)  # pure
     assert d.blocked == bool(d.blockers)
     assert set(d.blocked_by) <= set(BLOCKER_CODES)
+    _realize_error_is_last(s, d)
+    _method_fits_the_host(s, d)
+    if not d.blocked:
+        _unblocked_devices_are_migratable(s, d)
+    if s.qemu != "master":
+        assert "type1-large-ram" not in d.blocked_by
+
+
+def _realize_error_is_last(s: Scenario, d: TrackingDecision) -> None:
     errors = [b for b in d.blockers if b.error]
     assert len(errors) <= 1
     if errors:
         assert d.blockers[-1] is errors[0]  # QEMU stops at the first realize error
         assert s.device(errors[0].device or "").properties.enable_migration == "on"
         assert s.qemu != "8.0"
+
+
+def _method_fits_the_host(s: Scenario, d: TrackingDecision) -> None:
     if d.method in (HW, ALL):
         assert s.host.iommu == "iommufd"
     if d.method is HW:
         assert s.host.iommu_dirty_tracking
     if d.method is TYPE1:
         assert s.host.iommu == "type1"
-    if not d.blocked:
-        # Every device was realized with a migration object ...
-        assert d.migratable_devices == tuple(x.name for x in s.devices)
-        # ... and (8.1+) under AUTO each has device or IOMMU dirty tracking.
-        for x in s.devices:
-            if s.qemu != "8.0" and x.properties.enable_migration == "auto":
-                iommu_hw = (s.host.iommu_dirty_tracking
-                            and s.profile.auto_accepts_iommu_dirty_tracking)
-                assert device_dirty_tracking_enabled(x, s.profile) or iommu_hw
-    if s.qemu != "master":
-        assert "type1-large-ram" not in d.blocked_by
+
+
+def _unblocked_devices_are_migratable(s: Scenario, d: TrackingDecision) -> None:
+    # Every device was realized with a migration object ...
+    assert d.migratable_devices == tuple(x.name for x in s.devices)
+    # ... and (8.1+) under AUTO each has device or IOMMU dirty tracking.
+    for x in s.devices:
+        if s.qemu != "8.0" and x.properties.enable_migration == "auto":
+            iommu_hw = (s.host.iommu_dirty_tracking
+                        and s.profile.auto_accepts_iommu_dirty_tracking)
+            assert device_dirty_tracking_enabled(x, s.profile) or iommu_hw
 
 
 @settings(max_examples=300, deadline=None)

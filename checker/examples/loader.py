@@ -7,17 +7,19 @@ These let ``vfio-migcheck check`` run the TLC reference specs like any other spe
     broken = "commit-too-early" # optional deliberately wrong variant
     [check]
     expect = { violation = "TCConsistent" }
+    distinct_states = 110       # optional pins (checker.verdict.Pins)
+    trace_length = 4
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from checker.examples.transaction_commit import tcommit, two_phase
 from checker.lang.spec import Spec
+from checker.verdict import PIN_KEYS, Expectation, ExpectError, parse_expect, parse_pins
 
 EXAMPLES = ("TCommit", "TwoPhase")
 BROKEN = ("commit-too-early", "no-abort-message", "lost-commit")
@@ -25,42 +27,7 @@ TOP_KEYS = ("example", "name", "description", "rms", "broken", "check")
 
 
 class ExampleError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class Expectation:
-    kind: str  # "pass" | "blocked" | "violation" | "no-violation" (no expect given)
-    name: str | None = None
-
-    def as_json(self) -> Any:
-        if self.kind == "no-violation":
-            return None
-        return {"violation": self.name} if self.kind == "violation" else self.kind
-
-    def short(self) -> str:
-        if self.kind == "no-violation":
-            return "(no violation)"
-        return f"violation: {self.name}" if self.kind == "violation" else self.kind
-
-    def __str__(self) -> str:
-        return f"violation of {self.name}" if self.kind == "violation" else self.kind
-
-
-def parse_expect(path: Path, value: Any, allowed_names: list[str] | None = None) -> Expectation:
-    where = f"{path}: check.expect"
-    if isinstance(value, str):
-        if value not in ("pass", "blocked"):
-            raise ExampleError(
-                f'{where}: {value!r} is not allowed; use "pass", "blocked" or {{ violation = "NAME" }}'
-            )
-        return Expectation(value)
-    if isinstance(value, dict) and set(value) == {"violation"} and isinstance(value["violation"], str):
-        name = value["violation"]
-        if allowed_names is not None and name not in allowed_names:
-            raise ExampleError(f"{where}: unknown property {name!r}; allowed: {', '.join(allowed_names)}")
-        return Expectation("violation", name)
-    raise ExampleError(f'{where}: must be "pass", "blocked" or {{ violation = "NAME" }}, got {value!r}')
+    """A mistake in an example file: ``str()`` is one line naming the file and the key."""
 
 
 def _unknown(path: Path, key: str, allowed: tuple[str, ...]) -> ExampleError:
@@ -89,11 +56,15 @@ def load_example(path: Path, data: dict[str, Any]) -> tuple[Spec, Expectation, s
     check = data.get("check", {})
     if not isinstance(check, dict):
         raise ExampleError(f"{path}: check: must be a table")
+    check_keys = tuple(f"check.{k}" for k in ("expect", *PIN_KEYS))
     for key in check:
-        if key != "expect":
-            raise _unknown(path, f"check.{key}", ("check.expect",))
+        if f"check.{key}" not in check_keys:
+            raise _unknown(path, f"check.{key}", check_keys)
     names = list(spec.invariants) + list(spec.liveness) + ["Deadlock"]
-    expect = parse_expect(path, check.get("expect", "pass"), names)
+    try:
+        expect = parse_pins(path, check, parse_expect(path, check.get("expect", "pass"), names))
+    except ExpectError as exc:
+        raise ExampleError(str(exc)) from None
     spec.name = data.get("name", path.stem)
     if "description" in data:
         spec.description = str(data["description"])

@@ -21,9 +21,11 @@ state with several enabled disjuncts generates one successor per disjunct, as TL
 
 from __future__ import annotations
 
+from typing import Any
+
 from checker.lang.layout import Layout, Next, View
 from checker.lang.ops import all_of, any_of
-from checker.lang.spec import Action, Eventually, Spec
+from checker.lang.spec import Action, Effect, Eventually, Liveness, Predicate, Spec
 
 RM_STATES = ("working", "prepared", "committed", "aborted")
 WORKING, PREPARED, COMMITTED, ABORTED = range(4)
@@ -34,10 +36,10 @@ TM_INIT, TM_DONE = range(2)
 _all = all_of
 
 
-def _consistent(rms: int):
+def _consistent(rms: int) -> Predicate:
     """TCConsistent: no RM has aborted while another has committed (both specs)."""
 
-    def consistent(s: View):
+    def consistent(s: View) -> Any:
         any_abort = any_of(s.rmState[r] == ABORTED for r in range(rms))
         any_commit = any_of(s.rmState[r] == COMMITTED for r in range(rms))
         return ~(any_abort & any_commit)
@@ -45,10 +47,10 @@ def _consistent(rms: int):
     return consistent
 
 
-def _decided(rms: int):
+def _decided(rms: int) -> Predicate:
     """Every RM has committed or aborted."""
 
-    def decided(s: View):
+    def decided(s: View) -> Any:
         return _all((s.rmState[r] == COMMITTED) | (s.rmState[r] == ABORTED) for r in range(rms))
 
     return decided
@@ -58,38 +60,33 @@ def tcommit(rms: int = 3) -> Spec:
     layout = Layout()
     layout.var("rmState", values=RM_STATES, count=rms)
 
-    def can_commit(s: View):
+    def can_commit(s: View) -> Any:
         return _all((s.rmState[r] == PREPARED) | (s.rmState[r] == COMMITTED) for r in range(rms))
 
-    def not_committed(s: View):
+    def not_committed(s: View) -> Any:
         return _all(s.rmState[r] != COMMITTED for r in range(rms))
 
     actions: list[Action] = []
     for r in range(rms):
 
-        def set_to(value: int, r: int = r):
+        def set_to(value: int, r: int = r) -> Effect:
             def effect(s: View, t: Next) -> None:
                 t.rmState[r] = value
 
             return effect
 
-        actions.append(Action("Prepare", lambda s, r=r: s.rmState[r] == WORKING, set_to(PREPARED), {"rm": r}))
-        actions.append(
-            Action(
-                "DecideCommit",
-                lambda s, r=r: (s.rmState[r] == PREPARED) & can_commit(s),
-                set_to(COMMITTED),
-                {"rm": r},
-            )
-        )
-        actions.append(
-            Action(
-                "DecideAbort",
-                lambda s, r=r: ((s.rmState[r] == WORKING) | (s.rmState[r] == PREPARED)) & not_committed(s),
-                set_to(ABORTED),
-                {"rm": r},
-            )
-        )
+        def working(s: View, r: int = r) -> Any:
+            return s.rmState[r] == WORKING
+
+        def may_commit(s: View, r: int = r) -> Any:
+            return (s.rmState[r] == PREPARED) & can_commit(s)
+
+        def may_abort(s: View, r: int = r) -> Any:
+            return ((s.rmState[r] == WORKING) | (s.rmState[r] == PREPARED)) & not_committed(s)
+
+        actions.append(Action("Prepare", working, set_to(PREPARED), {"rm": r}))
+        actions.append(Action("DecideCommit", may_commit, set_to(COMMITTED), {"rm": r}))
+        actions.append(Action("DecideAbort", may_abort, set_to(ABORTED), {"rm": r}))
 
     consistent, decided = _consistent(rms), _decided(rms)
 
@@ -116,7 +113,7 @@ def two_phase(rms: int = 3, broken: str | None = None) -> Spec:
 
     actions: list[Action] = []
 
-    def tm_commit_guard(s: View):
+    def tm_commit_guard(s: View) -> Any:
         if broken == "commit-too-early":
             return s.tmState == TM_INIT
         return (s.tmState == TM_INIT) & (s.tmPrepared == all_prepared)
@@ -149,24 +146,21 @@ def two_phase(rms: int = 3, broken: str | None = None) -> Spec:
             t.rmState[r] = PREPARED
             t.msgs = s.msgs | bit
 
-        def set_rm(value: int, r: int = r):
+        def set_rm(value: int, r: int = r) -> Effect:
             def effect(s: View, t: Next) -> None:
                 t.rmState[r] = value
 
             return effect
 
-        actions.append(
-            Action(
-                "TMRcvPrepared",
-                lambda s, bit=bit: (s.tmState == TM_INIT) & ((s.msgs & bit) != 0),
-                rcv_prepared,
-                {"rm": r},
-            )
-        )
-        actions.append(Action("RMPrepare", lambda s, r=r: s.rmState[r] == WORKING, prepare, {"rm": r}))
-        actions.append(
-            Action("RMChooseToAbort", lambda s, r=r: s.rmState[r] == WORKING, set_rm(ABORTED), {"rm": r})
-        )
+        def prepared_sent(s: View, bit: int = bit) -> Any:
+            return (s.tmState == TM_INIT) & ((s.msgs & bit) != 0)
+
+        def rm_working(s: View, r: int = r) -> Any:
+            return s.rmState[r] == WORKING
+
+        actions.append(Action("TMRcvPrepared", prepared_sent, rcv_prepared, {"rm": r}))
+        actions.append(Action("RMPrepare", rm_working, prepare, {"rm": r}))
+        actions.append(Action("RMChooseToAbort", rm_working, set_rm(ABORTED), {"rm": r}))
         actions.append(
             Action("RMRcvCommitMsg", lambda s: (s.msgs & commit_bit) != 0, set_rm(COMMITTED), {"rm": r})
         )
@@ -176,7 +170,7 @@ def two_phase(rms: int = 3, broken: str | None = None) -> Spec:
 
     consistent, decided = _consistent(rms), _decided(rms)
 
-    liveness = {}
+    liveness: dict[str, Liveness] = {}
     if broken == "no-abort-message":
         # Every RM eventually decides, assuming weak fairness of every TM and RM action
         # except RMChooseToAbort (a choice, not an obligation).

@@ -15,7 +15,7 @@ are separate fields that share a name, a width and a value domain.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,7 +247,7 @@ class _Indexed:
     def __len__(self) -> int:
         return self._field.count
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Column]:
         return (self[i] for i in range(self._field.count))
 
 
@@ -314,6 +314,8 @@ class Next:
     """
 
     __slots__ = ("_view", "assigned")
+    _view: View
+    assigned: dict[str, Value]
 
     def __init__(self, view: View) -> None:
         object.__setattr__(self, "_view", view)

@@ -19,7 +19,7 @@ import numpy as np
 try:  # z3 is a dependency, but keep the numpy path importable without it
     import z3
 except ImportError:  # pragma: no cover
-    z3 = None  # type: ignore[assignment]
+    z3 = None
 
 Term = Any  # numpy column, Python scalar, or z3 expression
 
@@ -214,7 +214,7 @@ def as_const(x: Term) -> int | None:
     array, a z3 numeral), else None (a column, or a symbolic term)."""
     if is_symbolic(x):
         if z3.is_bv_value(x):
-            return x.as_signed_long()
+            return int(x.as_signed_long())
         if z3.is_true(x) or z3.is_false(x):
             return int(z3.is_true(x))
         return None
@@ -237,7 +237,7 @@ def is_all(mask: Term) -> bool:
     term whether it *is* the constant True (False when it merely might be).  The
     counterpart of :func:`is_any`, for shortcuts that skip work known to change nothing."""
     if is_symbolic(mask):
-        return z3.is_true(mask)
+        return bool(z3.is_true(mask))
     return bool(np.all(mask))
 
 

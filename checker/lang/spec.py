@@ -104,8 +104,6 @@ class Spec:
     canonical: Callable[[np.ndarray], np.ndarray] | None = None
     check_deadlock: bool = True
     description: str = ""
-    # Free-form facts the front end may show (e.g. the tracking method chosen).
-    info: dict[str, Any] = field(default_factory=dict)
 
     def init_rows(self) -> np.ndarray:
         return self.layout.pack(self.init)

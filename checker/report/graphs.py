@@ -203,12 +203,12 @@ def explore_graph(spec: Spec, *, max_states: int) -> Any:
     ``None`` when the graph has more than ``max_states`` states."""
     import dataclasses
 
-    from checker.explore import explore
+    from checker.explore import Limits, explore
 
     bare = dataclasses.replace(
         spec, invariants={}, action_invariants={}, liveness={}, witnesses={}, check_deadlock=False
     )
-    r = explore(bare, keep_graph=True, check_liveness=False, max_states=max_states + 1)
+    r = explore(bare, keep_graph=True, check_liveness=False, limits=Limits(states=max_states + 1))
     if r.outcome != "pass" or r.graph_data is None or len(r.graph_data.rows) > max_states:
         return None
     return r.graph_data

@@ -46,6 +46,7 @@ class SpecEntry:
     expected: str  # short text
     expected_violation: str | None
     matched: bool
+    stopped_by: str | None = None  # the front end's words for the limit that stopped the run
     summary: Mapping[str, Rich] = field(default_factory=dict)  # extra index columns
     blocks: list[Block] = field(default_factory=list)  # front-end sections, before the results
     graph: DrawnGraph | None = None
@@ -93,7 +94,7 @@ def spec_page(site: Site, e: SpecEntry) -> Page:
         head.append(["counterexample (ITF)", link(path.rsplit("/", 1)[1], path)])
     page.blocks.append(Table((), head))
     page.blocks.extend(e.blocks)
-    page.blocks.extend(results_sections(e.spec, e.result, e.expected_violation))
+    page.blocks.extend(results_sections(e.spec, e.result, e.expected_violation, stopped_by=e.stopped_by))
     page.blocks.append(_graph_section(site, e))
     return page
 

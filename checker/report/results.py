@@ -58,7 +58,9 @@ def property_kinds(spec: Spec) -> dict[str, str]:
     return kinds
 
 
-def stats_table(result: Result) -> Table:
+def stats_table(result: Result, stopped_by: str | None = None) -> Table:
+    """The TLC statistics; ``stopped_by`` words the limit that stopped the run (the front
+    end names its own options), else the bare :class:`~checker.result.Limit` is shown."""
     s = result.stats
     rows: list[list[Rich]] = [
         ["distinct states", f"{s.distinct:,}"],
@@ -66,7 +68,7 @@ def stats_table(result: Result) -> Table:
         ["depth (BFS levels)", f"{s.depth:,}"],
     ]
     if result.limit:
-        rows.append(["stopped by", result.limit])
+        rows.append(["stopped by", stopped_by or str(result.limit)])
     return Table(["statistic", "value"], rows, numeric=frozenset({1}))
 
 
@@ -140,7 +142,9 @@ def coverage_blocks(spec: Spec, result: Result) -> list[Block]:
     never = result.never_fired
     if never:
         blocks.append(Para((strong("Never fired: "), ", ".join(never))))
-    per = [[code(label), f"{result.coverage.get(label, 0):,}"] for label in (a.label for a in spec.actions)]
+    per: list[list[Rich]] = [
+        [code(label), f"{result.coverage.get(label, 0):,}"] for label in (a.label for a in spec.actions)
+    ]
     if any(len(v) > 1 for v in instances.values()):
         blocks.append(
             Details(
@@ -152,7 +156,8 @@ def coverage_blocks(spec: Spec, result: Result) -> list[Block]:
 
 
 def _trace_keys(layout: Layout, values: list[dict[str, str]]) -> tuple[list[str], list[str]]:
-    changing, constant = [], []
+    changing: list[str] = []
+    constant: list[str] = []
     for s in layout.slots:
         col = {v[s.key] for v in values}
         (changing if len(col) > 1 else constant).append(s.key)
@@ -214,10 +219,12 @@ def trace_table(violation: Violation, layout: Layout) -> list[Block]:
     return blocks
 
 
-def results_sections(spec: Spec, result: Result, expected_violation: str | None) -> list[Section]:
+def results_sections(
+    spec: Spec, result: Result, expected_violation: str | None, *, stopped_by: str | None = None
+) -> list[Section]:
     """Statistics, property results, coverage and (if any) the counterexample."""
     out = [
-        Section("Statistics", [stats_table(result)], "statistics"),
+        Section("Statistics", [stats_table(result, stopped_by)], "statistics"),
         Section("Properties", [properties_table(spec, result, expected_violation)], "properties"),
         Section("Action coverage", coverage_blocks(spec, result), "coverage"),
     ]

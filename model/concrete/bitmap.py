@@ -28,10 +28,7 @@ _ONE = np.uint64(1)
 # bench/executor.py: 32 Ki words was the fastest of 4 Ki .. 256 Ki words).
 MERGE_CHUNK_WORDS = 1 << 15
 
-try:  # numpy >= 2.0
-    _bitwise_count = np.bitwise_count
-except AttributeError:  # pragma: no cover - exercised only on numpy 1.x
-    _bitwise_count = None
+_bitwise_count: Any = getattr(np, "bitwise_count", None)  # numpy >= 2.0; None on 1.x
 
 _POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 

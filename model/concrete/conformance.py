@@ -1,4 +1,4 @@
-"""Conformance of the concrete executor with the abstract migration model (DESIGN.md §6).
+"""Conformance of the concrete executor with the abstract migration model (docs/design.md#concrete-executor).
 
 For a small scenario the executor (:mod:`model.concrete.executor`, one executor page per model
 page) must agree with the model (:func:`model.migration.spec.build_spec`) step for step.
@@ -54,7 +54,6 @@ device).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,21 +62,10 @@ import numpy as np
 
 from checker.lang.layout import Next, apply
 from checker.lang.spec import Action, Spec, as_mask
-from model.concrete.executor import (
-    ALL_DIRTY,
-    MUTATIONS,
-    NO_VFIO_REPORT,
-    TYPE1_IGNORES_UNPINNED_GROUPS,
-    Executor,
-    MigrationConfig,
-)
-from model.concrete.workload import DeviceLoad, PageSet, Workload
-from model.decision.tracking import (
-    TrackingDecision,
-    decide,
-    device_dirty_tracking_enabled,
-    type1_pinned_scope,
-)
+from model.concrete.executor import Executor
+from model.concrete.plan import stepped_config
+from model.contract import Mutation
+from model.decision.tracking import decide
 from model.fsm.uapi import ALLOWS_DMA, DeviceState
 from model.migration.spec import build_spec
 from model.scenario import Scenario
@@ -97,7 +85,7 @@ NO_EXECUTOR_COUNTERPART: tuple[str, ...] = (
     "P2PWrite", "DirtyQueryFails",
 )
 # Mutations the step-by-step mapping cannot express (see the module doc).
-UNMIRRORED_MUTATIONS = frozenset({"no_recovery_on_cancel"})
+UNMIRRORED_MUTATIONS = frozenset({Mutation.NO_RECOVERY_ON_CANCEL})
 
 _MIGRATING = frozenset({"setup", "active", "device"})
 _DESTINATION_DISCARDED = frozenset({"failed", "cancelled"})
@@ -105,54 +93,6 @@ _DESTINATION_DISCARDED = frozenset({"failed", "cancelled"})
 
 class ConformanceError(ValueError):
     """A scenario the executor cannot mirror, or a model action it has no mapping for."""
-
-
-def executor_config(
-    scenario: Scenario,
-    decision: TrackingDecision | None = None,
-    *,
-    mutations: frozenset[str] | None = None,
-) -> MigrationConfig:
-    """The executor configuration mirroring ``scenario``: one executor page per model page.
-
-    The method is QEMU's choice (:func:`model.decision.tracking.decide`), except that from QEMU 10.0
-    the all-dirty fallback is never reached from log_sync (the profiles 10.2 and master),
-    which the executor calls "none" -- as ``vfio-migcheck simulate`` does.  Devices write
-    their ``dma_pages`` and pin their ``pins``; they are physical functions (their DMA
-    bypasses type1's ``vfio_dma_rw()``).  ``mutations`` overrides the scenario's executor
-    mutations (to apply one to the executor only); the method stays QEMU's choice for the
-    scenario as written (so ``device_logging_for_mixed_container`` picks DMA logging
-    there, the executor's copy of it only allows that choice).
-    """
-    decision = decision if decision is not None else decide(scenario)
-    method = str(decision.method.value)
-    if method == ALL_DIRTY and scenario.profile.at_least("10.2"):
-        method = NO_VFIO_REPORT
-    devices = tuple(
-        DeviceLoad(
-            name=d.name,
-            pages=PageSet.pages(d.dma_pages),
-            dma_logging=device_dirty_tracking_enabled(d, scenario.profile),
-            iommu_dirty=True,  # the host's capability applies to every hwpt (model.decision.tracking)
-            pins=PageSet.pages(d.pins),
-            kernel_access=False,
-            precopy_dirty_tracking=d.properties.x_pre_copy_dirty_page_tracking,
-        )
-        for d in scenario.devices
-    )
-    chosen = (frozenset(scenario.mutations) & frozenset(MUTATIONS)
-              if mutations is None else frozenset(mutations))
-    # The kernel's pinned scope (every group pins), without the mutation that pretends it:
-    # the executor applies type1_ignores_unpinned_groups itself when it has it.
-    honest = dataclasses.replace(
-        scenario, mutations=frozenset(scenario.mutations) - {TYPE1_IGNORES_UNPINNED_GROUPS})
-    return MigrationConfig(
-        method=method,
-        guest_pages=scenario.vm.pages,
-        workload=Workload(devices=devices),
-        type1_pinned_scope=type1_pinned_scope(honest),
-        mutations=chosen,
-    )
 
 
 def check_mirrorable(scenario: Scenario) -> None:
@@ -260,7 +200,7 @@ class Conformance:
             self.stepper = ModelStepper(build_spec(self.scenario, decision=decision))
         self.model: ModelStepper = self.stepper
         self.executor = Executor(
-            executor_config(self.scenario, decision, mutations=self.executor_mutations))
+            stepped_config(self.scenario, decision, mutations=self.executor_mutations))
         self.row = self.model.init_row()
         self.devices = tuple(d.name for d in self.scenario.devices)
         self._handlers: Mapping[str, Callable[[Action, dict[str, Any], dict[str, Any]], None]] = {

@@ -1,4 +1,4 @@
-"""A concrete migration of a realistic guest on numpy bitmaps (DESIGN.md §6).
+"""A concrete migration of a realistic guest on numpy bitmaps (docs/design.md#concrete-executor).
 
 The abstract model (``model/migration/spec.py``) checks the protocol on a few pages; this
 executor runs the same protocol on a whole guest (a page per bit, 2^28 pages for 1 TiB)
@@ -23,7 +23,7 @@ Two ways to drive it:
 * as a whole timed run, :meth:`Executor.run`, which drives the same actions from a
   :class:`~model.concrete.workload.Workload` in time steps and reports per round and in total.
 
-What is modelled, with sources (see ``/shared/domain/vfio-facts.md``):
+What is modelled, with sources (see docs/sources.md):
 
 * Setup follows ``ram_init_bitmaps()`` (``migration/ram.c``): every page set in the
   migration bitmap, ``memory_global_dirty_log_start()`` (→ VFIO ``log_global_start``),
@@ -32,7 +32,8 @@ What is modelled, with sources (see ``/shared/domain/vfio-facts.md``):
   whatever the VFIO method) and then the VFIO container's report into the migration
   bitmap, as ``vfio_listener_log_sync()`` does, skipped when ``vfio_log_sync_needed()``
   says no (a device with ``x-pre-copy-dirty-page-tracking=off`` still running).
-* How each method reports (vfio-facts §4, §5.2): DMA logging reports and clears what each
+* How each method reports (docs/sources.md#qemu-tracking-decision, #kernel-type1-dirty,
+  #kernel-iommufd-dirty, #kernel-dma-logging): DMA logging reports and clears what each
   logging device wrote (``VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT``); type1 reports every
   mapped page unless every IOMMU-backed group is in pinned scope, then the pinned pages
   (perpetually) plus pages written through ``vfio_dma_rw()`` (``update_user_bitmap()``,
@@ -69,13 +70,16 @@ reached from log_sync (d77e85dbd7, 0ae05e087f) **[inference from code, not run]*
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
 from model.concrete.bitmap import Bitmap
-from model.concrete.workload import PAGE_SIZE, Workload, writes_in
+from model.concrete.results import MigrationResult, RoundStats, RunStatus
+from model.concrete.workload import Workload, writes_in
+from model.contract import PAGE_SIZE, Mutation
 
 # Reporting semantics per method.  The first four are the values of QEMU's choice
 # (``model.decision.tracking``); "none" reports nothing from VFIO at all.
@@ -86,22 +90,17 @@ ALL_DIRTY = "all-dirty"
 NO_VFIO_REPORT = "none"
 METHODS = (DEVICE_DMA_LOGGING, TYPE1, IOMMUFD_HW, ALL_DIRTY, NO_VFIO_REPORT)
 
-# The mutations (DESIGN.md §3) the executor can express; the vIOMMU ones, P2P ordering
+# The mutations (model.contract) the executor can express; the vIOMMU ones, P2P ordering
 # and cancel recovery belong to the abstract model only.
-NO_FINAL_SYNC = "no_final_sync"
-SYNC_BEFORE_DEVICES_STOP = "sync_before_devices_stop"
-TYPE1_IGNORES_UNPINNED_GROUPS = "type1_ignores_unpinned_groups"
-DEVICE_LOGGING_FOR_MIXED_CONTAINER = "device_logging_for_mixed_container"
-RETRY_KEEPS_CLEARED_BITS = "retry_keeps_cleared_bits"
 # The ones a timed :meth:`Executor.run` exercises (it makes a single attempt).
-RUN_MUTATIONS = (
-    NO_FINAL_SYNC,
-    SYNC_BEFORE_DEVICES_STOP,
-    TYPE1_IGNORES_UNPINNED_GROUPS,
-    DEVICE_LOGGING_FOR_MIXED_CONTAINER,
+RUN_MUTATIONS: tuple[Mutation, ...] = (
+    Mutation.NO_FINAL_SYNC,
+    Mutation.SYNC_BEFORE_DEVICES_STOP,
+    Mutation.TYPE1_IGNORES_UNPINNED_GROUPS,
+    Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER,
 )
 # retry_keeps_cleared_bits needs a cancelled attempt: step-by-step driving only.
-MUTATIONS = (*RUN_MUTATIONS, RETRY_KEEPS_CLEARED_BITS)
+MUTATIONS: tuple[Mutation, ...] = (*RUN_MUTATIONS, Mutation.RETRY_KEEPS_CLEARED_BITS)
 
 # QEMU's defaults: downtime-limit DEFAULT_MIGRATE_SET_DOWNTIME = 300 ms; the migration
 # thread re-evaluates bandwidth and the threshold every BUFFER_DELAY = 100 ms.
@@ -116,9 +115,13 @@ class ExecutorError(ValueError):
     """A configuration the executor cannot run, or an action out of order (one line)."""
 
 
+_VERSION_DTYPES = ("uint16", "uint32", "uint64")
+
+
 @dataclass(frozen=True)
-class MigrationConfig:
-    """Everything one concrete run depends on (no dependency on the spec-file loader)."""
+class RunConfig:
+    """Everything one concrete run depends on (no dependency on the spec-file loader;
+    :mod:`model.concrete.plan` derives it from a scenario)."""
 
     method: str
     guest_pages: int
@@ -134,112 +137,55 @@ class MigrationConfig:
     version_dtype: str = "uint32"
 
     def validate(self) -> None:
-        if self.method not in METHODS:
-            raise ExecutorError(f"method {self.method!r}: allowed {', '.join(METHODS)}")
-        if self.guest_pages < 1:
-            raise ExecutorError("guest size must be at least one page")
-        if not self.bandwidth > 0:
-            raise ExecutorError("bandwidth must be positive")
-        if not self.downtime_limit > 0:
-            raise ExecutorError("downtime limit must be positive")
-        if not self.step > 0:
-            raise ExecutorError("time step must be positive")
-        if self.stop_latency < 0:
-            raise ExecutorError("stop latency cannot be negative")
-        if self.max_rounds < 1:
-            raise ExecutorError("max rounds must be at least 1")
+        """Raise :class:`ExecutorError` (one line) for a configuration the executor cannot run."""
+        problems = chain(self._run_problems(), self._workload_problems(), self._method_problems())
+        first = next(problems, None)
+        if first is not None:
+            raise ExecutorError(first)
+
+    def _run_problems(self) -> Iterator[str]:
+        """The link, the timing and the bookkeeping."""
+        checks = (
+            (self.method in METHODS, f"method {self.method!r}: allowed {', '.join(METHODS)}"),
+            (self.guest_pages >= 1, "guest size must be at least one page"),
+            (self.bandwidth > 0, "bandwidth must be positive"),
+            (self.downtime_limit > 0, "downtime limit must be positive"),
+            (self.step > 0, "time step must be positive"),
+            (self.stop_latency >= 0, "stop latency cannot be negative"),
+            (self.max_rounds >= 1, "max rounds must be at least 1"),
+        )
+        yield from (message for ok, message in checks if not ok)
         unknown = sorted(set(self.mutations) - set(MUTATIONS))
         if unknown:
-            raise ExecutorError(
-                f"mutation(s) {', '.join(unknown)} not modelled by the executor; "
-                f"allowed {', '.join(MUTATIONS)}"
-            )
-        if self.version_dtype not in ("uint16", "uint32", "uint64"):
-            raise ExecutorError("version_dtype: allowed uint16, uint32, uint64")
+            yield (f"mutation(s) {', '.join(unknown)} not modelled by the executor; "
+                   f"allowed {', '.join(MUTATIONS)}")
+        if self.version_dtype not in _VERSION_DTYPES:
+            yield f"version_dtype: allowed {', '.join(_VERSION_DTYPES)}"
+
+    def _workload_problems(self) -> Iterator[str]:
+        """Rates and page sets: non-negative, non-empty where written, inside the guest."""
         wl = self.workload
         if wl.cpu_dirty_rate < 0 or any(d.dma_rate < 0 for d in wl.devices):
-            raise ExecutorError("dirty rates cannot be negative")
+            yield "dirty rates cannot be negative"
         if wl.cpu_dirty_rate > 0 and not wl.hot_set:
-            raise ExecutorError("a CPU dirty rate needs a non-empty hot set")
+            yield "a CPU dirty rate needs a non-empty hot set"
         for d in wl.devices:
             for what, ps in (("pages", d.pages), ("pins", d.pins)):
                 if ps.max_page() >= self.guest_pages:
-                    raise ExecutorError(f"device {d.name}: {what} beyond the guest's last page")
+                    yield f"device {d.name}: {what} beyond the guest's last page"
             if d.dma_rate > 0 and not d.pages:
-                raise ExecutorError(f"device {d.name}: a DMA rate needs a non-empty page set")
+                yield f"device {d.name}: a DMA rate needs a non-empty page set"
         if wl.hot_set.max_page() >= self.guest_pages:
-            raise ExecutorError("CPU hot set beyond the guest's last page")
-        if (
-            self.method == DEVICE_DMA_LOGGING
-            and not all(d.dma_logging for d in wl.devices)
-            and DEVICE_LOGGING_FOR_MIXED_CONTAINER not in self.mutations
-        ):
-            # QEMU only uses DMA logging when every device of the container supports it
-            # (vfio_container_devices_dirty_tracking_is_supported()).
-            raise ExecutorError(
-                "device-dma-logging needs every device to support DMA logging "
-                f"(or the mutation {DEVICE_LOGGING_FOR_MIXED_CONTAINER})"
-            )
+            yield "CPU hot set beyond the guest's last page"
 
-
-@dataclass(frozen=True)
-class RoundStats:
-    """One pre-copy round: the interval that ends with a dirty sync (round 0 = setup)."""
-
-    round: int
-    time_s: float  # simulated time of the sync
-    pages_sent: int  # since the previous sync
-    pages_written: int  # write events (vCPU + DMA) since the previous sync
-    pages_dirtied: int  # bits this sync added to the migration bitmap
-    pages_remaining: int  # migration bitmap population after the sync
-    pending_bytes: int  # RAM left + device stop-copy data (QEMU's exact pending)
-    expected_downtime_s: float  # RAM left / bandwidth, as QEMU's expected-downtime
-
-
-@dataclass(frozen=True)
-class MigrationResult:
-    method: str
-    guest_pages: int
-    rounds: tuple[RoundStats, ...]
-    converged: bool  # pending fitted the threshold within max_rounds
-    forced_switchover: bool  # switched over after max_rounds anyway, to check pages
-    total_time_s: float
-    downtime_s: float
-    pages_sent: int
-    pages_sent_in_downtime: int
-    bytes_sent: int  # RAM pages + device state
-    lost_pages: int
-    lost_examples: tuple[int, ...]
-    mutations: tuple[str, ...]
-
-    @property
-    def all_arrived(self) -> bool:
-        return self.lost_pages == 0
-
-    @property
-    def precopy_rounds(self) -> int:
-        return len(self.rounds) - 1
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["rounds"] = [asdict(r) for r in self.rounds]
-        d["lost_examples"] = list(self.lost_examples)
-        d["mutations"] = list(self.mutations)
-        d["all_arrived"] = self.all_arrived
-        d["precopy_rounds"] = self.precopy_rounds
-        return d
-
-
-@dataclass(frozen=True)
-class RunStatus:
-    """What a progress display shows while :meth:`Executor.run` runs."""
-
-    round: int
-    max_rounds: int
-    time_s: float
-    pages_remaining: int
-    pages_sent: int
-    phase: str  # "pre-copy" | "switchover" | "done"
+    def _method_problems(self) -> Iterator[str]:
+        # QEMU only uses DMA logging when every device of the container supports it
+        # (vfio_container_devices_dirty_tracking_is_supported()).
+        if (self.method == DEVICE_DMA_LOGGING
+                and not all(d.dma_logging for d in self.workload.devices)
+                and Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER not in self.mutations):
+            yield ("device-dma-logging needs every device to support DMA logging "
+                   f"(or the mutation {Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER})")
 
 
 class Executor:
@@ -256,7 +202,7 @@ class Executor:
     is a lost page.
     """
 
-    def __init__(self, config: MigrationConfig) -> None:
+    def __init__(self, config: RunConfig) -> None:
         config.validate()
         self.config = config
         n = config.guest_pages
@@ -335,9 +281,10 @@ class Executor:
         ``retry_keeps_cleared_bits`` that sync changes nothing: every page is already
         dirty and every tracker was cleared a moment before.  With it, a type1 (unpinned)
         or all-dirty report at that sync marks every page again (where QEMU queries VFIO
-        during SETUP at all: 10.0+ does, vfio-facts §6.5 says 8.1 stopped doing so).
+        during SETUP at all: 8.0 did, 8.1-9.2 did not (ff180c6bd7), 10.0+ does again (0ae05e087f);
+        docs/sources.md#qemu-log-sync).
         """
-        if not (self.attempts and RETRY_KEEPS_CLEARED_BITS in self.config.mutations):
+        if not (self.attempts and Mutation.RETRY_KEEPS_CLEARED_BITS in self.config.mutations):
             self.mark_all_dirty()
         self.attempts += 1
         self.log_global_start()
@@ -422,7 +369,7 @@ class Executor:
             assert self._type1_dirty is not None and self._type1_pins is not None
             pinned_only = (
                 self.config.type1_pinned_scope
-                or TYPE1_IGNORES_UNPINNED_GROUPS in self.config.mutations
+                or Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in self.config.mutations
             )
             if pinned_only:
                 # Pinned pages stay dirty (re-populated after every report); vfio_dma_rw
@@ -609,14 +556,14 @@ class Executor:
         # Switchover.  The guest and its devices run on until vm_stop has stopped them.
         load.write(c.stop_latency)
         self.stop_vcpus()
-        if SYNC_BEFORE_DEVICES_STOP in c.mutations:
-            if NO_FINAL_SYNC not in c.mutations:
+        if Mutation.SYNC_BEFORE_DEVICES_STOP in c.mutations:
+            if Mutation.NO_FINAL_SYNC not in c.mutations:
                 self.log_sync()
             load.write(c.stop_latency)  # devices still DMA until their state change
             self.stop_devices()
         else:
             self.stop_devices()
-            if NO_FINAL_SYNC not in c.mutations:
+            if Mutation.NO_FINAL_SYNC not in c.mutations:
                 self.log_sync()  # ram_save_complete(): the last sync, devices stopped
         final = self.send_all()
         downtime = (final * PAGE_SIZE + self.stop_copy_bytes) / bw

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model.concrete.bitmap import Bitmap
-
-PAGE_SIZE = 4096  # host and guest base page (4 KiB); the DMA-logging page_size QEMU asks for
+from model.contract import PAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ class DeviceLoad:
     ``dma_logging``: the device supports and uses ``VFIO_DEVICE_FEATURE_DMA_LOGGING_*``.
     ``iommu_dirty``: its iommufd hardware page table tracks dirty bits
     (``IOMMU_HWPT_ALLOC_DIRTY_TRACKING``); a device attached to a non-dirty-capable hwpt in
-    the same container is not reported (vfio-facts §5.2, "mixed containers").
+    the same container is not reported (docs/sources.md#qemu-tracking-decision, "mixed containers").
     ``pins``: pages its driver pins with ``vfio_pin_pages()`` (type1 pinned scope).
     ``kernel_access``: the device reaches guest memory through the kernel
     (``vfio_dma_rw()``, emulated-IOMMU/mdev style), so type1 sees its writes.

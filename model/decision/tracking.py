@@ -13,8 +13,8 @@ Two questions, answered as pure functions of a :class:`~model.scenario.Scenario`
 the QEMU sources of every rule that fired, so reports can show why.
 
 Rules were read in the QEMU history at the release commits named in
-:mod:`model.profiles` (see also ``shared/domain/vfio-facts.md`` sections 5.2-5.4).  Modelling
-decisions:
+:mod:`model.profiles` (see also docs/sources.md#qemu-tracking-decision,
+#qemu-realize-blockers, #qemu-releases).  Modelling decisions:
 
 * All devices of a scenario sit in one container (one address space); each device is its
   own IOMMU-backed group.  Every modelled device supports ``VFIO_MIGRATION_STOP_COPY``, so
@@ -31,8 +31,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
 
+from model.contract import PAGE_SIZE, Mutation
 from model.profiles import (
     EnableMigrationProperty,
     MultiDeviceOnError,
@@ -40,7 +41,7 @@ from model.profiles import (
     Profile,
     ViommuRule,
 )
-from model.scenario import PAGE_SIZE, DeviceConfig, Scenario, format_size
+from model.scenario import DeviceConfig, Scenario, format_size
 
 
 class Method(StrEnum):
@@ -284,105 +285,141 @@ def _realize_8_0(scenario: Scenario, out: _Collector, migratable: list[DeviceCon
 
 def _mutation_drops_viommu(scenario: Scenario, dev: DeviceConfig) -> bool:
     """Mutation ``allow_viommu_device_tracking``: no vIOMMU blocker for a device-tracking user."""
-    return ("allow_viommu_device_tracking" in scenario.mutations
+    return (Mutation.ALLOW_VIOMMU_DEVICE_TRACKING in scenario.mutations
             and device_dirty_tracking_enabled(dev, scenario.profile))
+
+
+class _Next(Enum):
+    """What follows one check of vfio_migration_realize() for a device."""
+
+    GO_ON = "go on"  # the device passed: the next check runs
+    NEXT_DEVICE = "next device"  # a blocker ends this device's realize; the next device's begins
+    STOP = "stop"  # a realize error (enable-migration=on): QEMU exits
 
 
 def _realize(scenario: Scenario, out: _Collector, migratable: list[DeviceConfig]) -> None:
     """QEMU 8.1+: vfio_migration_realize() for each device in order, stopping at an error."""
-    profile = scenario.profile
-    iommu_dt = iommu_dirty_tracking(scenario)
-    global_multi = False
-    for index, dev in enumerate(scenario.devices):
-        mode = dev.properties.enable_migration
-        on = mode == "on"
-        # 1. enable-migration=off: a blocker, never an error (8bbcb64a71).
-        if mode == "off":
-            out.block(MIGRATION_DISABLED, dev.name,
-                      f"{dev.name}: enable-migration=off ('Migration is disabled for VFIO "
-                      "device')", SRC_ENABLE_MIGRATION)
-            continue
-        # 2. vfio_migration_init() succeeds: the device now holds a migration object.
-        migratable.append(dev)
-        # 3. A usable dirty-tracking method for this device.  8.1/8.2: DMA logging only
-        # (8bbcb64a71); 9.1+: or an iommufd dirty-capable hwpt (f48b472450).
-        device_dt = device_dirty_tracking_enabled(dev, profile)
-        usable = device_dt or (profile.auto_accepts_iommu_dirty_tracking and iommu_dt)
-        if not usable:
-            source = (SRC_NO_DIRTY_9_1 if profile.auto_accepts_iommu_dirty_tracking
-                      else SRC_NO_DIRTY_8_1)
-            what = ("device or IOMMU dirty tracking" if profile.auto_accepts_iommu_dirty_tracking
-                    else "device dirty tracking (DMA logging)")
-            if mode == "auto":
-                # The device keeps its migration object: it still counts for step 4 of
-                # later devices (the add_blocker path only deinits on failure).
-                out.block(NO_DIRTY_TRACKING, dev.name,
-                          f"{dev.name}: no {what} under enable-migration=auto", source)
+    _Realizer(scenario, out, migratable).run()
+
+
+class _Realizer:
+    """vfio_migration_realize() of 8.1+, one device after the other, as its checks run:
+    1. enable-migration=off, 2. vfio_migration_init(), 3. a usable dirty-tracking method,
+    4. more than one migratable device, 5. a vIOMMU."""
+
+    def __init__(self, scenario: Scenario, out: _Collector,
+                 migratable: list[DeviceConfig]) -> None:
+        self.scenario = scenario
+        self.profile = scenario.profile
+        self.out = out
+        self.migratable = migratable  # devices holding a migration object, in realize order
+        self.iommu_dt = iommu_dirty_tracking(scenario)
+        self.global_multi = False  # the shared multi-device blocker is installed
+
+    def run(self) -> None:
+        for index, dev in enumerate(self.scenario.devices):
+            # 1. enable-migration=off: a blocker, never an error (8bbcb64a71).
+            if dev.properties.enable_migration == "off":
+                self.out.block(MIGRATION_DISABLED, dev.name,
+                               f"{dev.name}: enable-migration=off ('Migration is disabled for "
+                               "VFIO device')", SRC_ENABLE_MIGRATION)
                 continue
-            if (profile.type1_large_ram_blocker and scenario.host.iommu == "type1"
-                    and scenario.vm.ram > TYPE1_RAM_LIMIT):
-                out.block(TYPE1_LARGE_RAM, dev.name,
-                          f"{dev.name}: guest RAM {format_size(scenario.vm.ram)} exceeds type1's "
-                          f"unmap_bitmap limit {format_size(TYPE1_RAM_LIMIT)}",
-                          SRC_LARGE_RAM, error=True)
-                migratable.remove(dev)
-                _stop_after(scenario, index, out)
+            # 2. vfio_migration_init() succeeds: the device now holds a migration object.
+            self.migratable.append(dev)
+            step = _Next.GO_ON
+            for check in (self._dirty_tracking, self._multiple_devices, self._viommu):
+                step = check(dev)
+                if step is not _Next.GO_ON:
+                    break
+            if step is _Next.STOP:
+                self.migratable.remove(dev)
+                _stop_after(self.scenario, index, self.out)
                 return
-            out.note(f"{dev.name}: no {what}; enable-migration=on only warns, so migration "
-                     "relies on container tracking or marks every page dirty", source)
-        elif not device_dt:
-            out.note(f"{dev.name}: IOMMU dirty tracking satisfies enable-migration="
-                     f"{mode}", SRC_NO_DIRTY_9_1)
-        # 4. More than one migratable device (counted over every device realized so far).
+
+    def _dirty_tracking(self, dev: DeviceConfig) -> _Next:
+        """3. A usable dirty-tracking method for this device.  8.1/8.2: DMA logging only
+        (8bbcb64a71); 9.1+: or an iommufd dirty-capable hwpt (f48b472450)."""
+        profile, scenario, out = self.profile, self.scenario, self.out
+        mode = dev.properties.enable_migration
+        device_dt = device_dirty_tracking_enabled(dev, profile)
+        if device_dt or (profile.auto_accepts_iommu_dirty_tracking and self.iommu_dt):
+            if not device_dt:
+                out.note(f"{dev.name}: IOMMU dirty tracking satisfies enable-migration="
+                         f"{mode}", SRC_NO_DIRTY_9_1)
+            return _Next.GO_ON
+        source = (SRC_NO_DIRTY_9_1 if profile.auto_accepts_iommu_dirty_tracking
+                  else SRC_NO_DIRTY_8_1)
+        what = ("device or IOMMU dirty tracking" if profile.auto_accepts_iommu_dirty_tracking
+                else "device dirty tracking (DMA logging)")
+        if mode == "auto":
+            # The device keeps its migration object: it still counts for step 4 of
+            # later devices (the add_blocker path only deinits on failure).
+            out.block(NO_DIRTY_TRACKING, dev.name,
+                      f"{dev.name}: no {what} under enable-migration=auto", source)
+            return _Next.NEXT_DEVICE
+        if (profile.type1_large_ram_blocker and scenario.host.iommu == "type1"
+                and scenario.vm.ram > TYPE1_RAM_LIMIT):
+            out.block(TYPE1_LARGE_RAM, dev.name,
+                      f"{dev.name}: guest RAM {format_size(scenario.vm.ram)} exceeds type1's "
+                      f"unmap_bitmap limit {format_size(TYPE1_RAM_LIMIT)}",
+                      SRC_LARGE_RAM, error=True)
+            return _Next.STOP
+        out.note(f"{dev.name}: no {what}; enable-migration=on only warns, so migration "
+                 "relies on container tracking or marks every page dirty", source)
+        return _Next.GO_ON
+
+    def _multiple_devices(self, dev: DeviceConfig) -> _Next:
+        """4. More than one migratable device (counted over every device realized so far)."""
+        profile, migratable, out = self.profile, self.migratable, self.out
         rule_all_p2p = profile.multi_device_rule is MultiDeviceRule.ALL_P2P
-        supported = len(migratable) <= 1 or (rule_all_p2p and all(d.has_p2p for d in migratable))
-        if not supported:
-            code = MULTIPLE_DEVICES_WITHOUT_P2P if rule_all_p2p else MULTIPLE_DEVICES
-            source = SRC_MULTI_P2P if rule_all_p2p else SRC_MULTI_8_1
-            lacking = ", ".join(d.name for d in migratable if not d.has_p2p)
-            reason = (f"{len(migratable)} migratable VFIO devices, not all with "
-                      f"VFIO_MIGRATION_P2P (lacking: {lacking})" if rule_all_p2p
-                      else f"{len(migratable)} migratable VFIO devices: QEMU {profile.name} "
-                           "migrates at most one")
-            fails = on and (profile.multi_device_on_error is MultiDeviceOnError.ALWAYS
-                            or (profile.multi_device_on_error is MultiDeviceOnError.FIRST_ONLY
-                                and not global_multi))
-            if fails:
-                out.block(code, dev.name, f"{dev.name}: enable-migration=on but {reason}",
-                          source, error=True)
-                migratable.remove(dev)
-                _stop_after(scenario, index, out)
-                return
-            if not global_multi:
-                global_multi = True
-                out.block(code, None, reason, source)
-        elif len(migratable) > 1:
-            out.note(f"{len(migratable)} migratable devices, all with VFIO_MIGRATION_P2P: "
-                      "allowed", SRC_MULTI_P2P)
-        # 5. vIOMMU: every device up to 10.2 (3c26c80a0a); master only device dirty
-        # tracking users (0e3c1e2b2b).
-        if scenario.vm.viommu:
-            applies = (profile.viommu_rule is ViommuRule.EVERY_DEVICE
-                       or (profile.viommu_rule is ViommuRule.DEVICE_TRACKING_ONLY and device_dt))
-            if applies and _mutation_drops_viommu(scenario, dev):
-                out.note(f"{dev.name}: vIOMMU blocker dropped (mutation "
-                         "allow_viommu_device_tracking)")
-                applies = False
-            elif not applies:
-                out.note(f"{dev.name}: behind a vIOMMU but without device dirty tracking: "
-                         "allowed", SRC_VIOMMU_MASTER)
-            if applies:
-                source = (SRC_VIOMMU_MASTER if profile.viommu_rule is ViommuRule.DEVICE_TRACKING_ONLY
-                          else SRC_VIOMMU_8_1)
-                why = ("device dirty tracking cannot follow vIOMMU mappings"
-                       if profile.viommu_rule is ViommuRule.DEVICE_TRACKING_ONLY
-                       else f"QEMU {profile.name} blocks every VFIO device behind a vIOMMU")
-                out.block(VIOMMU, dev.name, f"{dev.name}: vIOMMU present: {why}", source,
-                          error=on)
-                if on:
-                    migratable.remove(dev)
-                    _stop_after(scenario, index, out)
-                    return
+        if len(migratable) <= 1 or (rule_all_p2p and all(d.has_p2p for d in migratable)):
+            if len(migratable) > 1:
+                out.note(f"{len(migratable)} migratable devices, all with VFIO_MIGRATION_P2P: "
+                         "allowed", SRC_MULTI_P2P)
+            return _Next.GO_ON
+        code = MULTIPLE_DEVICES_WITHOUT_P2P if rule_all_p2p else MULTIPLE_DEVICES
+        source = SRC_MULTI_P2P if rule_all_p2p else SRC_MULTI_8_1
+        lacking = ", ".join(d.name for d in migratable if not d.has_p2p)
+        reason = (f"{len(migratable)} migratable VFIO devices, not all with "
+                  f"VFIO_MIGRATION_P2P (lacking: {lacking})" if rule_all_p2p
+                  else f"{len(migratable)} migratable VFIO devices: QEMU {profile.name} "
+                       "migrates at most one")
+        on_error = profile.multi_device_on_error
+        fails = dev.properties.enable_migration == "on" and (
+            on_error is MultiDeviceOnError.ALWAYS
+            or (on_error is MultiDeviceOnError.FIRST_ONLY and not self.global_multi))
+        if fails:
+            out.block(code, dev.name, f"{dev.name}: enable-migration=on but {reason}",
+                      source, error=True)
+            return _Next.STOP
+        if not self.global_multi:
+            self.global_multi = True
+            out.block(code, None, reason, source)
+        return _Next.GO_ON
+
+    def _viommu(self, dev: DeviceConfig) -> _Next:
+        """5. vIOMMU: every device up to 10.2 (3c26c80a0a); master only device dirty
+        tracking users (0e3c1e2b2b).  With enable-migration=on, a realize error."""
+        scenario, profile, out = self.scenario, self.profile, self.out
+        if not scenario.vm.viommu:
+            return _Next.GO_ON
+        tracking_only = profile.viommu_rule is ViommuRule.DEVICE_TRACKING_ONLY
+        applies = (profile.viommu_rule is ViommuRule.EVERY_DEVICE
+                   or (tracking_only and device_dirty_tracking_enabled(dev, profile)))
+        if applies and _mutation_drops_viommu(scenario, dev):
+            out.note(f"{dev.name}: vIOMMU blocker dropped (mutation "
+                     f"{Mutation.ALLOW_VIOMMU_DEVICE_TRACKING})")
+            return _Next.GO_ON
+        if not applies:
+            out.note(f"{dev.name}: behind a vIOMMU but without device dirty tracking: "
+                     "allowed", SRC_VIOMMU_MASTER)
+            return _Next.GO_ON
+        source = SRC_VIOMMU_MASTER if tracking_only else SRC_VIOMMU_8_1
+        why = ("device dirty tracking cannot follow vIOMMU mappings" if tracking_only
+               else f"QEMU {profile.name} blocks every VFIO device behind a vIOMMU")
+        on = dev.properties.enable_migration == "on"
+        out.block(VIOMMU, dev.name, f"{dev.name}: vIOMMU present: {why}", source, error=on)
+        return _Next.STOP if on else _Next.GO_ON
 
 
 def _stop_after(scenario: Scenario, index: int, out: _Collector) -> None:
@@ -436,7 +473,7 @@ def choose_method(scenario: Scenario) -> tuple[Method, frozenset[str]]:
     logging = [d.name for d in scenario.devices if device_dirty_tracking_enabled(d, profile)]
     if len(logging) == len(scenario.devices):
         return Method.DEVICE_DMA_LOGGING, frozenset(logging)
-    if logging and "device_logging_for_mixed_container" in scenario.mutations:
+    if logging and Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER in scenario.mutations:
         return Method.DEVICE_DMA_LOGGING, frozenset(logging)
     if scenario.host.iommu == "type1":
         return Method.TYPE1, frozenset()
@@ -445,18 +482,26 @@ def choose_method(scenario: Scenario) -> tuple[Method, frozenset[str]]:
     return Method.ALL_DIRTY, frozenset()
 
 
-def type1_pinned_scope(scenario: Scenario) -> bool:
-    """Every IOMMU-backed group is in pinned scope: each device's driver pins pages.
+def groups_pin(devices: Iterable[DeviceConfig]) -> bool:
+    """The kernel's pinned scope: every IOMMU-backed group has pinned pages.
 
-    A group counts in ``num_non_pinned_groups`` until its driver calls vfio_pin_pages();
-    a modelled device pins iff its ``pins`` list is non-empty.  Mutation
+    A group counts in ``num_non_pinned_groups`` until its driver calls vfio_pin_pages()
+    (vfio_iommu_type1.c); each modelled device is its own group and pins iff its ``pins``
+    list is non-empty.
+    """
+    return all(d.pins for d in devices)
+
+
+def type1_pinned_scope(scenario: Scenario) -> bool:
+    """type1 GET_BITMAP reports only pinned pages: the container is type1 and every
+    IOMMU-backed group pins (:func:`groups_pin`).  Mutation
     ``type1_ignores_unpinned_groups`` pretends every group pins.
     """
     if scenario.host.iommu != "type1":
         return False
-    if "type1_ignores_unpinned_groups" in scenario.mutations:
+    if Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in scenario.mutations:
         return True
-    return all(d.pins for d in scenario.devices)
+    return groups_pin(scenario.devices)
 
 
 def unmap_queries_dirty(scenario: Scenario) -> bool:
@@ -467,7 +512,7 @@ def unmap_queries_dirty(scenario: Scenario) -> bool:
     iommufd: no query before master (TODO in iommufd_cdev_unmap), master queries NO_CLEAR
     before unmapping, or unmaps then queries for device logs (f051dbeb91).
     """
-    if "no_unmap_dirty_query" in scenario.mutations:
+    if Mutation.NO_UNMAP_DIRTY_QUERY in scenario.mutations:
         return False
     if scenario.host.iommu == "type1":
         return True
@@ -533,7 +578,8 @@ def _explain_method(scenario: Scenario, method: Method, logging: frozenset[str],
     if method is Method.DEVICE_DMA_LOGGING:
         if lacking:
             out.note(f"DMA logging used although {', '.join(lacking)} cannot log (mutation "
-                     "device_logging_for_mixed_container): their writes are not reported",
+                     f"{Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER}): their writes are not "
+                     "reported",
                      SRC_METHOD_DEVICE)
         else:
             out.note("every device logs its DMA: device dirty tracking", SRC_METHOD_DEVICE)
@@ -563,10 +609,10 @@ def _explain_type1(scenario: Scenario, method: Method, pinned_scope: bool,
         out.note(f"type1 reports every mapped page dirty at every query ({', '.join(unpinned)} "
                  "never pins)")
         return
-    if "type1_ignores_unpinned_groups" in scenario.mutations and not all(
-            d.pins for d in scenario.devices):
+    if (Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in scenario.mutations
+            and not groups_pin(scenario.devices)):
         out.note("type1 reports only pinned pages although a group does not pin "
-                 "(mutation type1_ignores_unpinned_groups)")
+                 f"(mutation {Mutation.TYPE1_IGNORES_UNPINNED_GROUPS})")
     else:
         out.note("every group pins: type1 reports only pinned pages (they stay dirty)")
     for dev in scenario.devices:
@@ -577,8 +623,8 @@ def _explain_type1(scenario: Scenario, method: Method, pinned_scope: bool,
 
 
 def _explain_unmap(scenario: Scenario, queries: bool, out: _Collector) -> None:
-    if "no_unmap_dirty_query" in scenario.mutations:
-        out.note("vIOMMU unmaps drop dirty bits (mutation no_unmap_dirty_query)")
+    if Mutation.NO_UNMAP_DIRTY_QUERY in scenario.mutations:
+        out.note(f"vIOMMU unmaps drop dirty bits (mutation {Mutation.NO_UNMAP_DIRTY_QUERY})")
     elif scenario.host.iommu == "type1":
         out.cite(SRC_UNMAP_TYPE1)
     elif queries:

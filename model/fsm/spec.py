@@ -82,7 +82,6 @@ def fsm_spec(kernel: KernelStepFunction, flags: int, n_devices: int = 1) -> Spec
         witnesses=_witnesses(f, n),
         description=(f"uAPI v2 device FSM for {n} {feature_label(f)} device(s); "
                      f"steps from {kernel.source}"),
-        info={"kernel": kernel.source, "features": feature_label(f)},
     )
 
 

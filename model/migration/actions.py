@@ -59,6 +59,7 @@ from checker.lang.ops import (
     where,
 )
 from checker.lang.spec import Action, Effect, Predicate
+from model.contract import Mutation
 from model.decision.tracking import Method
 from model.fsm.uapi import (
     ALLOWS_DMA,
@@ -161,7 +162,7 @@ class ActionBuilder:
         rows = true_like(t["status"])
         t["status"] = Status.SETUP
         t["stale"] = cfg.all_pages  # a new destination holds no page yet
-        if not (retry and cfg.has("retry_keeps_cleared_bits")):
+        if not (retry and cfg.has(Mutation.RETRY_KEEPS_CLEARED_BITS)):
             t["bitmap"] = cfg.all_pages
         t["round"] = 0
         t["mig_error"] = 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model.contract import Mutation
 from model.decision.tracking import Method, TrackingDecision
 from model.fsm.kernel.step import KernelStepFunction, step_table
 from model.fsm.uapi import DeviceState, MigFlag, direct_arc_matrix
@@ -64,7 +65,7 @@ class ModelConfig:
     logs: tuple[bool, ...]  # per device: started DMA logging and is asked for reports
     precopy_opt_out: tuple[bool, ...]  # per device: x-pre-copy-dirty-page-tracking=off
     p2p_dma: tuple[bool, ...]  # per device: may initiate P2P DMA to a peer
-    mutations: frozenset[str]
+    mutations: frozenset[Mutation]
 
     # ------------------------------------------------------------------ derived views
     @property
@@ -136,9 +137,9 @@ class ModelConfig:
         ``dirty_pages_started`` when the container has no dirty support.  So from 10.0 the
         all-dirty branch of ``vfio_container_query_dirty_bitmap()`` is never reached and a
         device without any tracking (allowed with ``enable-migration=on``) has its writes
-        reported by nobody.  Profiles 10.2 and master have this behaviour.
+        reported by nobody: the profile flag ``log_sync_needs_tracking_started``.
         """
-        return not self.profile.at_least("10.2")
+        return not self.profile.log_sync_needs_tracking_started
 
     @property
     def sync_suppressing_states(self) -> np.ndarray:
@@ -165,7 +166,7 @@ class ModelConfig:
             raise IndexError(f"{name}[{i}]: index out of range 0..{count - 1}")
         return name if count == 1 else f"{name}[{i}]"
 
-    def has(self, mutation: str) -> bool:
+    def has(self, mutation: Mutation) -> bool:
         return mutation in self.mutations
 
     def has_p2p(self, dev: int) -> bool:

@@ -83,7 +83,7 @@ fact of QEMU's design:
 * ``NoPageLost`` (restricted to page 0): implied by the above when the destination runs.
 
 The spec's other (control-level) invariants and its action invariant ``LegalDeviceArcs``
-are proved along with it, so every mutation of DESIGN.md breaks the proof at the property
+are proved along with it, so every mutation (docs/design.md#mutations) breaks the proof at the property
 it is meant to break.
 """
 
@@ -92,19 +92,21 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import z3
 
+from checker.lang.layout import View
 from checker.lang.ops import Term, bit, implies, is_symbolic, isin
 from checker.lang.spec import Spec
+from model.contract import PROPERTY_KINDS, Property
 from model.decision.tracking import TrackingDecision, decide
 from model.fsm.kernel.builtin import default_kernel
 from model.migration.config import make_config
 from model.migration.phases import Phase, Status
 from model.migration.spec import applicable, build_spec
-from model.scenario import PROPERTY_KINDS, CheckConfig, Scenario
+from model.scenario import CheckConfig, Scenario
 
 #: Variables with one bit per guest page or IOVA slot; the rest is control.
 PAGE_VARIABLES = frozenset({"stale", "bitmap", "kvm_dirty", "dma_log", "iommu_dirty",
@@ -114,7 +116,7 @@ PAGE_VARIABLES = frozenset({"stale", "bitmap", "kvm_dirty", "dma_log", "iommu_di
 PAGE, REST = 0, 1
 
 #: Properties about pages, and the per-page strengthening that proves them.
-PAGE_PROPERTIES = ("NoPageLost", "DirtyTrackingSound")
+PAGE_PROPERTIES = (Property.NO_PAGE_LOST, Property.DIRTY_TRACKING_SOUND)
 STRENGTHENING = ("FinalSyncCaught", "RestSent", "CompletedFresh")
 
 #: The one control decision that reads the whole bitmap: ram_save_complete leaves
@@ -185,7 +187,7 @@ def selected_properties(scenario: Scenario, small: Scenario, decision: TrackingD
     if wanted is None:
         cfg = make_config(small, decision, default_kernel())
         wanted = applicable(cfg)
-    return tuple(n for n in wanted if PROPERTY_KINDS[n] in ("invariant", "action-invariant"))
+    return tuple(n for n in wanted if PROPERTY_KINDS[n].is_safety)
 
 
 class OnePage:
@@ -268,11 +270,11 @@ def page_invariants(ob: Obligation) -> dict[str, Pred]:
         return implies(s.status == Status.COMPLETED, ~bit(s.stale, PAGE))
 
     return {
-        "DirtyTrackingSound": lambda s: model["DirtyTrackingSound"](OnePage(s)),
+        Property.DIRTY_TRACKING_SOUND: lambda s: model[Property.DIRTY_TRACKING_SOUND](cast(View, OnePage(s))),
         "FinalSyncCaught": final_sync_caught,
         "RestSent": rest_sent,
         "CompletedFresh": completed_fresh,
-        "NoPageLost": lambda s: model["NoPageLost"](OnePage(s)),
+        Property.NO_PAGE_LOST: lambda s: model[Property.NO_PAGE_LOST](cast(View, OnePage(s))),
     }
 
 
@@ -325,15 +327,15 @@ def describe_invariant(ob: Obligation) -> Mapping[str, str]:
                       "(computed on the per-page instance; checked inductive by z3)"}
     if ob.proves_pages:
         out.update({
-            "DirtyTrackingSound": "migrating, no error pending: a stale page is in the "
+            Property.DIRTY_TRACKING_SOUND: "migrating, no error pending: a stale page is in the "
                                   "bitmap, KVM's log or VFIO's next report",
             "FinalSyncCaught": "from send_rest to completion: a stale page is in the bitmap",
             "RestSent": "after send_rest: the page is not in the bitmap",
             "CompletedFresh": "completed: the page is not stale",
-            "NoPageLost": "the destination runs: the page is not stale",
+            Property.NO_PAGE_LOST: "the destination runs: the page is not stale",
         })
     for n in control_invariants(ob):
         out[n] = "the spec's invariant"
-    if "LegalDeviceArcs" in ob.properties:
-        out["LegalDeviceArcs"] = "the spec's action invariant, on every step"
+    if Property.LEGAL_DEVICE_ARCS in ob.properties:
+        out[Property.LEGAL_DEVICE_ARCS] = "the spec's action invariant, on every step"
     return out

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from enum import IntEnum
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -76,6 +76,7 @@ from checker.lang.ops import (
     true_like,
     where,
 )
+from model.contract import Mutation
 from model.fsm.uapi import DeviceState
 from model.migration.config import ModelConfig
 
@@ -236,11 +237,11 @@ class PhasePlan:
         D = cfg.devices
         # ---- order of the successful path
         switch: list[Phase] = []
-        early_sync = cfg.has("sync_before_devices_stop")
+        early_sync = cfg.has(Mutation.SYNC_BEFORE_DEVICES_STOP)
         if early_sync:
             switch.append(Phase.FINAL_SYNC)
         switch += [Phase.VM_STOP_PREPARE, Phase.VM_STOP]
-        if not early_sync and not cfg.has("no_final_sync"):
+        if not early_sync and not cfg.has(Mutation.NO_FINAL_SYNC):
             switch.append(Phase.FINAL_SYNC)
         switch += [Phase.SEND_REST, Phase.SAVE_COMPLETE]
         if not prof.stop_copy_to_stop_in_cleanup:
@@ -276,7 +277,7 @@ class PhasePlan:
                 rec[Phase.LOAD_SETUP, d, q] = q
                 # prepare callbacks exist only for P2P devices (8.2+, 94f775e428).
                 if prof.p2p_prepare and p2p:
-                    if not cfg.has("skip_p2p_prepare"):
+                    if not cfg.has(Mutation.SKIP_P2P_PREPARE):
                         tgt[Phase.VM_STOP_PREPARE, d, q] = _prepare_target(q)
                     tgt[Phase.FAIL_START_PREPARE, d, q] = _prepare_target(q)
                     tgt[Phase.DST_START_PREPARE, d, q] = _prepare_target(q)
@@ -322,7 +323,7 @@ class Control:
         self.settle_bound = self._settle_bound()
 
     # ------------------------------------------------------------------ reading
-    def at_cursor(self, x: View | Next, name: str) -> Term:
+    def at_cursor(self, x: _Reads, name: str) -> Term:
         """The indexed variable ``name`` of the device the cursor points at."""
         cur = x["cursor"]
         out = x[self.cfg.key(name, 0)]
@@ -330,7 +331,7 @@ class Control:
             out = where(cur == d, x[self.cfg.key(name, d)], out)
         return out
 
-    def cached_at_cursor(self, x: View | Next) -> Term:
+    def cached_at_cursor(self, x: _Reads) -> Term:
         """QEMU's cached state of the device the current phase works on (its side)."""
         src = self.at_cursor(x, "qstate")
         dst = self.at_cursor(x, "dst_qstate")
@@ -372,7 +373,7 @@ class Control:
             bound = max(bound, n)
         return bound
 
-    def has_work(self, t: View | Next) -> Term:
+    def has_work(self, t: _Reads) -> Term:
         pc = t["pc"]
         kind = lookup(KIND, pc)
         work = true_like(pc)
@@ -386,14 +387,14 @@ class Control:
             # ram_save_complete sends pages while the migration bitmap has any: with an
             # empty bitmap the unit has nothing to do.
             work = where(send, t["bitmap"] != 0, work)
-        if self.cfg.has("no_recovery_on_cancel"):
+        if self.cfg.has(Mutation.NO_RECOVERY_ON_CANCEL):
             # Mutation: the migration-state notifier ignores a cancel, so devices stay
             # where the cancel found them.
             skip = all_of([pc == Phase.FAIL_NOTIFY, t["status"] == Status.CANCELLED])
             work = where(skip, False, work)
         return work
 
-    def step(self, t: Next, rows: Term) -> None:
+    def step(self, t: _Writes, rows: Term) -> None:
         """Move ``rows`` past their current unit: next device, or the next phase."""
         if not is_any(rows):
             return
@@ -577,6 +578,19 @@ class Control:
                    for k in dict.fromkeys([*stay, *rest])}
         memo[key] = out
         return out
+
+
+class _Reads(Protocol):
+    """What :meth:`Control.has_work` reads: variables by layout key (a View, a Next, or
+    a :class:`_Pinned` stand-in for one unit)."""
+
+    def __getitem__(self, key: str) -> Term: ...
+
+
+class _Writes(_Reads, Protocol):
+    """What :meth:`Control.step` writes: primed variables by layout key."""
+
+    def __setitem__(self, key: str, value: Term) -> None: ...
 
 
 class _Pinned:

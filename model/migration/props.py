@@ -1,4 +1,4 @@
-"""The properties of the migration model (contract names, DESIGN.md section 3).
+"""The properties of the migration model (contract names, docs/design.md#properties).
 
 Invariants are state predicates on whole columns (or on z3 terms: every predicate here
 is written with :mod:`checker.lang.ops`); ``LegalDeviceArcs`` is a predicate on
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from checker.lang.layout import View
 from checker.lang.ops import Term, all_of, any_of, lookup_nd
 from checker.lang.spec import Action, Eventually
+from model.contract import Property
 from model.decision.tracking import Method
 from model.fsm.uapi import DeviceState
 from model.migration.actions import FAIR_FAMILIES, FAULT_FAMILIES, RESET_FAMILIES, Parts
@@ -89,13 +90,13 @@ def invariants(parts: Parts) -> dict[str, Pred]:
         return (s.dst_run != DstRun.RUNNING) | ok
 
     return {
-        "TypeOK": type_ok,
-        "NoPageLost": no_page_lost,
-        "DirtyTrackingSound": dirty_tracking_sound,
-        "NoDeviceTrackingWithViommu": no_device_tracking_with_viommu,
-        "P2PQuiescedBeforeStop": p2p_quiesced_before_stop,
-        "SourceRecovers": source_recovers,
-        "DestinationStartsLoaded": destination_starts_loaded,
+        Property.TYPE_OK: type_ok,
+        Property.NO_PAGE_LOST: no_page_lost,
+        Property.DIRTY_TRACKING_SOUND: dirty_tracking_sound,
+        Property.NO_DEVICE_TRACKING_WITH_VIOMMU: no_device_tracking_with_viommu,
+        Property.P2P_QUIESCED_BEFORE_STOP: p2p_quiesced_before_stop,
+        Property.SOURCE_RECOVERS: source_recovers,
+        Property.DESTINATION_STARTS_LOADED: destination_starts_loaded,
     }
 
 

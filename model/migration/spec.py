@@ -1,4 +1,4 @@
-"""The VFIO live-migration protocol as a spec for the checker (DESIGN.md section 3).
+"""The VFIO live-migration protocol as a spec for the checker (docs/design.md#migration-model).
 
 :func:`build_spec` turns a validated :class:`~model.scenario.Scenario` into a
 :class:`~checker.lang.spec.Spec`: a transition system over the source host (QEMU and the
@@ -9,9 +9,10 @@ kernel's device FSM), the destination host, the guest and its VFIO devices.
   kernel's ``kstate``, QEMU's cached ``qstate`` (``VFIOMigration.device_state``), QEMU's
   ``data_fd``; per destination device the same plus ``dst_loaded``/``dst_valid``; per
   guest page the bit sets of :mod:`model.migration.dirty`.
-* Actions (:mod:`model.migration.actions`) follow QEMU's flow (vfio-facts §6, QEMU master
-  hw/vfio/migration.c, migration/migration.c, migration/ram.c) and move every device
-  through the kernel's step function for its features (:mod:`model.fsm.kernel`),
+* Actions (:mod:`model.migration.actions`) follow QEMU's flow (docs/sources.md#qemu-save-path,
+  #qemu-failure-path, #qemu-load-path; QEMU master hw/vfio/migration.c, migration/migration.c,
+  migration/ram.c) and move every device through the kernel's step function for its
+  features (:mod:`model.fsm.kernel`),
   one arc per transition, so a patched ``vfio_mig_get_next_state()`` changes the model.
 * Which tracking method QEMU uses, and what blocks migration, is decided by
   :func:`model.decision.tracking.decide`; the model only executes that decision.
@@ -30,6 +31,7 @@ from typing import Any
 
 from checker.lang.layout import Layout
 from checker.lang.spec import Spec
+from model.contract import INVARIANTS, Property
 from model.decision.tracking import TrackingDecision, decide
 from model.fsm.kernel.builtin import default_kernel
 from model.fsm.kernel.step import KernelStepFunction
@@ -56,16 +58,6 @@ from model.migration.props import (
 from model.scenario import Scenario
 
 S = DeviceState
-
-INVARIANT_NAMES = (
-    "TypeOK",
-    "NoPageLost",
-    "DirtyTrackingSound",
-    "NoDeviceTrackingWithViommu",
-    "P2PQuiescedBeforeStop",
-    "SourceRecovers",
-    "DestinationStartsLoaded",
-)
 
 
 def declare_layout(cfg: ModelConfig) -> Layout:
@@ -144,13 +136,14 @@ def initial_state(cfg: ModelConfig) -> dict[str, Any]:
 
 def applicable(cfg: ModelConfig) -> tuple[str, ...]:
     """The properties that mean something for this scenario ("all that apply")."""
-    names = [*INVARIANT_NAMES, "LegalDeviceArcs", "MigrationEnds", "MigrationCanComplete"]
+    names = [*INVARIANTS, Property.LEGAL_DEVICE_ARCS, Property.MIGRATION_ENDS,
+             Property.MIGRATION_CAN_COMPLETE]
     if not cfg.viommu:
-        names.remove("NoDeviceTrackingWithViommu")
+        names.remove(Property.NO_DEVICE_TRACKING_WITH_VIOMMU)
     if not cfg.p2p_actions:
-        names.remove("P2PQuiescedBeforeStop")
+        names.remove(Property.P2P_QUIESCED_BEFORE_STOP)
     if cfg.blocked:
-        names.remove("MigrationCanComplete")
+        names.remove(Property.MIGRATION_CAN_COMPLETE)
     return tuple(names)
 
 
@@ -165,7 +158,12 @@ def build_spec(
     decision: TrackingDecision | None = None,
     kernel: KernelStepFunction | None = None,
 ) -> Spec:
-    """The migration protocol of ``scenario`` as a checkable :class:`Spec`."""
+    """The migration protocol of ``scenario`` as a checkable :class:`Spec`.
+
+    ``decision`` is QEMU's dirty-tracking decision for ``scenario``; a front end that shows
+    it (the tracking method, the blockers) passes the one it computed, so the spec executes
+    exactly what is shown.  Left out, it is computed here.
+    """
     decision = decision if decision is not None else decide(scenario)
     kernel = kernel if kernel is not None else default_kernel()
     cfg = make_config(scenario, decision, kernel)
@@ -176,26 +174,16 @@ def build_spec(
 
     chosen = _selected(scenario, cfg)
     invs = {k: v for k, v in invariants(parts).items() if k in chosen}
-    action_invs = {"LegalDeviceArcs": legal_device_arcs(parts)} if "LegalDeviceArcs" in chosen else {}
+    action_invs: dict[str, Any] = ({Property.LEGAL_DEVICE_ARCS: legal_device_arcs(parts)}
+                                   if Property.LEGAL_DEVICE_ARCS in chosen else {})
     families = list(dict.fromkeys(a.family for a in actions))
-    liveness = {"MigrationEnds": migration_ends(families)} if "MigrationEnds" in chosen else {}
-    witnesses = (
-        {"MigrationCanComplete": can_complete}
-        if "MigrationCanComplete" in chosen and not decision.blocked
+    liveness: dict[str, Any] = ({Property.MIGRATION_ENDS: migration_ends(families)}
+                                if Property.MIGRATION_ENDS in chosen else {})
+    witnesses: dict[str, Any] = (
+        {Property.MIGRATION_CAN_COMPLETE: can_complete}
+        if Property.MIGRATION_CAN_COMPLETE in chosen and not decision.blocked
         else {}
     )
-    info: dict[str, Any] = {
-        "tracking_method": decision.method.value,
-        "blocked": decision.blocked,
-        "blocked_by": list(decision.blocked_by),
-        "blockers": [b.message for b in decision.blockers],
-        "profile": scenario.qemu,
-        "kernel": kernel.source,
-        "notes": list(decision.notes),
-        "mutations": sorted(scenario.mutations),
-        "pages": cfg.pages,
-        "devices": list(cfg.names),
-    }
     return Spec(
         name=scenario.name,
         layout=layout,
@@ -207,5 +195,4 @@ def build_spec(
         witnesses=witnesses,
         end_states=end_states(parts),
         description=scenario.description,
-        info=info,
     )

@@ -1,0 +1,161 @@
+"""The one loader: a spec file path -> a typed :class:`Target`.
+
+Every command (``check``, ``graph``, ``report``, ``prove``, ``simulate``) and the tests that
+load spec files go through :func:`load_target`, which reads and parses each file once:
+
+* an engine-validation example (``example = "TwoPhase"``, :mod:`checker.examples.loader`)
+  gives its spec and expectation;
+* anything else is a VFIO migration scenario (:mod:`model.scenario`): QEMU's
+  dirty-tracking decision is taken here, once (:func:`model.decision.tracking.decide`), and
+  handed to :func:`model.migration.spec.build_spec`, so what the CLI shows about the
+  tracking method and the blockers is the decision the model executes.
+
+The scenario's ``[check]`` holds plain validated values (``expect`` and the pins; ``model/``
+may not import ``checker.verdict``); :func:`expectation_of` turns them into the
+:class:`~checker.verdict.Expectation` that :func:`~checker.verdict.judge` compares with.
+User errors are :class:`~cli.errors.UserError`: one line naming file and key, exit 2.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from checker.examples.loader import ExampleError, load_example
+from checker.lang.spec import Spec
+from checker.result import Result
+from checker.verdict import NO_VIOLATION, Expectation, Pins, Verdict, judge
+from cli.errors import UserError
+from cli.limits import stopped_by
+from model.decision.tracking import TrackingDecision, decide
+from model.migration.spec import build_spec
+from model.scenario import PIN_KEYS, Scenario, SpecError, scenario_from_dict
+
+DEFAULT_SPECS = Path("specs")
+
+
+@dataclass(frozen=True)
+class Migration:
+    """What a VFIO migration scenario adds to its spec: the scenario and QEMU's decision."""
+
+    scenario: Scenario
+    decision: TrackingDecision
+
+
+@dataclass(frozen=True)
+class Target:
+    """One spec file, loaded: what to explore and what its author expects of it."""
+
+    path: Path
+    name: str
+    expectation: Expectation
+    spec: Spec
+    migration: Migration | None = None  # None: an engine-validation example
+
+    @property
+    def blocked(self) -> bool:
+        """QEMU refuses this migration before it starts (a migration blocker)."""
+        return self.migration is not None and self.migration.decision.blocked
+
+    @property
+    def blocked_by(self) -> list[str]:
+        return [] if self.migration is None else list(self.migration.decision.blocked_by)
+
+    @property
+    def tracking_method(self) -> str | None:
+        return None if self.migration is None else self.migration.decision.method.value
+
+    def judge(self, result: Result) -> Verdict:
+        return judge(self.expectation, result, name=self.name, path=self.path, blocked=self.blocked,
+                     stopped_by=stopped_by(result))
+
+
+def collect_paths(paths: Iterable[str]) -> list[Path]:
+    """Spec files as given and, for a directory, every ``*.toml`` below it, sorted
+    (default: ``specs/``)."""
+    paths = tuple(paths)
+    if not paths:
+        if not DEFAULT_SPECS.is_dir():
+            raise UserError(
+                f"no spec given and no {DEFAULT_SPECS}/ directory here; pass SPEC files or directories"
+            )
+        paths = (str(DEFAULT_SPECS),)
+    out: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(path.rglob("*.toml"))
+            if not found:
+                raise UserError(f"{path}: directory holds no *.toml spec files")
+            out.extend(found)
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise UserError(f"{path}: no such spec file or directory")
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def expectation_of(scenario: Scenario) -> Expectation:
+    """The scenario's ``[check]`` (plain, validated values) as an :class:`Expectation`."""
+    check = scenario.check
+    pins = Pins(**{k: getattr(check, k) for k in PIN_KEYS})
+    if check.expect is None:
+        return Expectation(NO_VIOLATION, pins=pins)
+    return Expectation(check.expect.kind, check.expect.invariant, pins)
+
+
+def load_target(path: Path) -> Target:
+    """An engine-validation example or a VFIO migration scenario, read and parsed once."""
+    data = _read_toml(path)
+    if "example" in data:
+        try:
+            spec, expectation, name = load_example(path, data)
+        except ExampleError as exc:
+            raise UserError(str(exc)) from None
+        return Target(path, name, expectation, spec)
+    try:
+        scenario = scenario_from_dict(data, path)
+    except SpecError as exc:
+        raise UserError(str(exc)) from None
+    decision = decide(scenario)
+    spec = build_spec(scenario, decision=decision)
+    return Target(path, scenario.name, expectation_of(scenario), spec, Migration(scenario, decision))
+
+
+def load_targets(paths: Iterable[str]) -> list[Target]:
+    """Every spec file under ``paths`` (see :func:`collect_paths`), each validated before any
+    is run; two files may not share a name."""
+    targets = [load_target(p) for p in collect_paths(paths)]
+    names = [t.name for t in targets]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise UserError(f"two spec files share the name {dup[0]!r}; names must be unique")
+    return targets
+
+
+def load_migration(path: Path, command: str) -> Migration:
+    """A VFIO migration scenario for a command that needs one (``prove``, ``simulate``)."""
+    target = load_target(path)
+    if target.migration is None:
+        raise not_a_scenario(path, command)
+    return target.migration
+
+
+def not_a_scenario(path: Path, command: str) -> UserError:
+    return UserError(f"{path}: an engine-validation example, not a VFIO migration scenario; "
+                     f"{command} needs a scenario (see docs/spec-files.md)")
