@@ -20,7 +20,7 @@ appear in JSON):
     refused, every other request must be reached.
 ``SavingGroupAtEnds``
     the uAPI's rule that saving-group states "cannot be interior" of a path, in the
-    maintainers' reading (vfio-facts §1.5): no *interior arc* (all but the first and the
+    maintainers' reading (docs/sources.md#uapi-paths): no *interior arc* (all but the first and the
     last) touches PRE_COPY, PRE_COPY_P2P or STOP_COPY.  Where the strict reading (no
     saving-group state strictly inside the path) differs, an info item says so.
 ``Shortest``

@@ -273,7 +273,7 @@ REQUIRED_ARCS_COMMENT: dict[str, frozenset[Arc]] = {
 def required_arcs_comment(flags: int) -> frozenset[Arc]:
     """The arcs the comment above vfio_mig_get_next_state() lists for this feature set,
     read literally (so a PRE_COPY-only device gets no RUNNING <-> STOP; see
-    :func:`direct_arcs` and vfio-facts §1.5 "Reading 'Without P2P and precopy'")."""
+    :func:`direct_arcs` and docs/sources.md#uapi-required-arcs)."""
     f = check_flags(flags)
     arcs = set(REQUIRED_ARCS_COMMENT["always"])
     p2p, pre = bool(f & MigFlag.P2P), bool(f & MigFlag.PRE_COPY)

@@ -16,6 +16,13 @@ mixes the states with something unknown (``cur == mvdev->x``), passes them to a 
 indexes with them, assigns to them, or control flow the skeleton does not follow (a loop
 over the states, a ``goto`` into a nested block) makes the pair *unparsed*: named by line,
 never guessed.
+
+The fallback the drivers share -- ``WARN_ON(true); return ERR_PTR(-EINVAL);`` after the
+last arm (mlx5 ``mlx5vf_pci_step_device_state_locked()``, hisi_acc, virtio, qat, mtty at the
+commits listed in :mod:`model.fsm.driver.source`), pds ``pds_vfio_step_device_state_locked()``
+without the WARN, xe ``xe_vfio_set_state()`` with ``WARN(true, ...)`` and its failures
+jumping to an ``err:`` label that returns ``ERR_PTR(ret)`` -- is why a constant errno is a
+refusal and any other return a handled arc.
 """
 
 from __future__ import annotations

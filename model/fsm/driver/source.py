@@ -11,6 +11,15 @@ another file than the step function (pds: vfio_dev.c and lm.c), so every given f
 searched.  ``--function NAME`` names the step function when no loop calls it; then the
 target is the parameter and the current state the local read from a member that the
 function compares with ``VFIO_DEVICE_STATE_*`` constants.
+
+The loop shape was read in each driver (torvalds/linux unless named): mlx5 main.c
+``mlx5vf_pci_set_device_state()`` (089803c40193), hisi_acc_vfio_pci.c
+``hisi_acc_vfio_pci_set_device_state()`` (008e5e996f42; gregkh/linux 33f06d8be654), pds
+vfio_dev.c ``pds_vfio_set_device_state()`` (0d21364c6e8d) with its step function in lm.c
+(2d12d18f14d9), virtio migrate.c ``virtiovf_pci_set_device_state()`` (0bbc82e4ec79), qat
+main.c ``qat_vf_pci_set_device_state()`` (2ace52718376), xe main.c
+``xe_vfio_pci_set_device_state()`` (0eaed89c18ae), samples/vfio-mdev/mtty.c
+``mtty_set_state()`` (06ed87b3197e); docs/sources.md#kernel-driver-loop.
 """
 
 from __future__ import annotations

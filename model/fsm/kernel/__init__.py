@@ -22,19 +22,24 @@ changed table cell, a different loop condition, a helper such as
 :class:`~model.fsm.kernel.names.KernelSourceError` naming the file, the line and the construct.
 
 The built-in default (:func:`~model.fsm.kernel.builtin.default_kernel`) is the function of
-Linux 6.2 .. 7.1, written here as data and an equivalent statement tree: the table is the transcription in
-vfio-facts §2.2 (read at v6.2-cycle commit 037dd1308c6d, identical in 6.3.2 and the 7.1 merge
-window).  Its skip loop has no exit for ERROR: a ``STOP_COPY -> PRE_COPY[_P2P]`` request on
-a PRE_COPY device spins for ever (the blocked cell is ERROR, and ``state_flags_table[ERROR]``
-= ``~0U`` is never "supported").  This was reported and a fix posted on 2026-06-02
-("vfio: prevent infinite loop in vfio_mig_get_next_state() on blocked arc", Fixes:
-4db52602a607, Cc: stable), which the VFIO maintainer applied to the vfio next branch for
-v7.2; :func:`~model.fsm.kernel.builtin.fixed_kernel` is the built-in with that fix.
+Linux 6.2 .. 7.1, written here as data and an equivalent statement tree: the table is
+transcribed from vfio_main.c (docs/sources.md#kernel-next-state: read at v6.2-cycle commit
+037dd1308c6d, identical in 6.3.2 and the 7.1 merge window). Its skip loop has no exit for
+ERROR: a ``STOP_COPY -> PRE_COPY[_P2P]`` request on a PRE_COPY device spins for ever (the
+blocked cell is ERROR, and ``state_flags_table[ERROR]`` = ``~0U`` is never "supported").
+This was reported and a fix posted on 2026-06-02 ("vfio: prevent infinite loop in
+vfio_mig_get_next_state() on blocked arc", Fixes: 4db52602a607, Cc: stable), which the
+VFIO maintainer applied to the vfio next branch for v7.2;
+:func:`~model.fsm.kernel.builtin.fixed_kernel` is the built-in with that fix.
 
-Its modules, in the order a source passes through them: :mod:`~model.fsm.kernel.lexer`
-(tokens), :mod:`~model.fsm.kernel.parser` (raw syntax, :mod:`~model.fsm.kernel.syntax`),
-:mod:`~model.fsm.kernel.locate` (finding definitions), :mod:`~model.fsm.kernel.resolver`
-(names checked, executable nodes of :mod:`~model.fsm.kernel.interpreter`),
-:mod:`~model.fsm.kernel.load` (the whole function) and :mod:`~model.fsm.kernel.step` (calls
-and driver walks); :mod:`~model.fsm.kernel.builtin` holds the built-in tables.
+Its modules, in the order a source passes through them:
+:mod:`~model.fsm.kernel.preprocess` (the compiled code: conditionals and ``-D`` macros),
+:mod:`~model.fsm.kernel.lexer` (tokens), :mod:`~model.fsm.kernel.unit` (one file, its braces
+checked), :mod:`~model.fsm.kernel.parser` (raw syntax, :mod:`~model.fsm.kernel.syntax`),
+:mod:`~model.fsm.kernel.locate` (finding definitions and file-scope enums),
+:mod:`~model.fsm.kernel.resolver` (names checked, executable nodes of
+:mod:`~model.fsm.kernel.interpreter`), :mod:`~model.fsm.kernel.load` (the whole function)
+and :mod:`~model.fsm.kernel.step` (calls and driver walks); :mod:`~model.fsm.kernel.builtin`
+holds the built-in tables.  Variant drivers' step functions are read by
+:mod:`model.fsm.driver` with the same front end.
 """

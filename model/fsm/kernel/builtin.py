@@ -31,7 +31,7 @@ from model.fsm.kernel.step import KernelStepFunction
 from model.fsm.uapi import ALL_FLAGS, NUM_STATES, DeviceState, MigFlag
 
 _ = DeviceState
-# vfio_from_fsm_table of Linux 6.2 .. 7.1 (vfio-facts §2.2): rows = current state, columns
+# vfio_from_fsm_table of Linux 6.2 .. 7.1 (docs/sources.md#kernel-next-state): rows = current state, columns
 # = requested state, in enum order ERROR, STOP, RUNNING, STOP_COPY, RESUMING, RUNNING_P2P,
 # PRE_COPY, PRE_COPY_P2P.
 _E, _S, _R, _SC, _RS, _RP, _PC, _PP = (

@@ -13,8 +13,9 @@ given with ``-D`` nor ``#define``-d in the file counts as not defined for ``#ifd
 needs its *value* (``#if LINUX_VERSION_CODE >= ...``) or calls a function-like macro is
 refused with the file, line and symbol, instead of silently taking C's value 0.
 ``IS_ENABLED()``, ``IS_BUILTIN()`` and ``IS_MODULE()`` are evaluated as the kernel defines
-them (include/linux/kconfig.h: an option is built in when ``CONFIG_X`` is defined to 1, a
-module when ``CONFIG_X_MODULE`` is).  A macro has one value per file: the last
+them (include/linux/kconfig.h, ``IS_BUILTIN()``/``IS_MODULE()`` through ``__is_defined()``:
+an option is built in when ``CONFIG_X`` is defined *to 1*, a module when
+``CONFIG_X_MODULE`` is; defined to anything else counts as off).  A macro has one value per file: the last
 ``#define`` of the compiled code (before that line for conditionals).
 """
 
