@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cli.fsm import fsm
 from model.fsm.driver.check import check_driver, emitted_arcs
@@ -322,3 +324,35 @@ def test_missing_brace_in_a_driver_is_named(tmp_path: Path) -> None:
 def test_bad_define_option_is_a_user_error() -> None:
     r = run(str(DRIVERS / "hisi_shape.c"), "--features", "stop-copy", "-D", "1BAD=2")
     assert r.exit_code == 2 and "-D '1BAD'" in r.stderr
+
+
+MLX5 = (DRIVERS / "mlx5_shape.c").read_text()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=len(MLX5)), st.integers(min_value=1, max_value=30),
+       st.sampled_from(["", "{", "}", "(", ")", ";", "#if 0\n", "#endif\n", "goto out;",
+                        "cur = 1;", "case 2:", "? :", "'"]))
+def test_damaged_drivers_fail_cleanly(cut: int, length: int, insert: str) -> None:
+    """A driver with a piece cut out (or a token put in) is read or refused with
+    KernelSourceError; never another exception."""
+    from model.fsm.kernel.unit import translation_unit
+
+    text = MLX5[:cut] + insert + MLX5[cut + length:]
+    try:
+        unit = translation_unit(text, "cut.c")
+        step = find_step_function([unit])
+    except KernelSourceError:
+        return
+    rep = check_driver(step, [unit], default_kernel(), ALL_FLAGS)
+    assert rep.exit_code in (0, 1, 2)
+
+
+def test_conditions_with_large_or_odd_arithmetic(tmp_path: Path) -> None:
+    body = """\tif ((cur << 62) == 0 && (cur << 99) == 0)
+\t\treturn NULL;
+\tif (cur * 1000000000000 / 3 % 7 == new)
+\t\treturn NULL;
+"""
+    rep = report([_driver(body, tmp_path)], "stop-copy")
+    assert rep.unparsed and "shifts by 99" in rep.unparsed[0].reason

@@ -454,3 +454,8 @@ def test_extra_brace_is_named_by_its_line() -> None:
         parse_kernel_source(text, "x.c")
     line = e.value.line
     assert line is not None and text.splitlines()[line - 1] == "\t}"
+
+
+def test_preprocessor_refuses_shifts_outside_the_width() -> None:
+    with pytest.raises(KernelSourceError, match=r"s.c:1: #if shifts by 64"):
+        parse_kernel_source("#if 1 << 64\n#endif\n" + BASE, "s.c")

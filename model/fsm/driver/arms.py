@@ -189,14 +189,22 @@ class Evaluator:
 def _arith(op: str, a: int, b: int, line: int) -> int:
     if op in ("/", "%") and b == 0:
         raise Unparsed(line, "the condition divides by zero")
+    if op in ("<<", ">>") and not 0 <= b < 64:
+        raise Unparsed(line, f"the condition shifts by {b}")
     table: dict[str, Callable[[], int]] = {
         "==": lambda: int(a == b), "!=": lambda: int(a != b), "<": lambda: int(a < b),
         "<=": lambda: int(a <= b), ">": lambda: int(a > b), ">=": lambda: int(a >= b),
         "&": lambda: a & b, "|": lambda: a | b, "^": lambda: a ^ b, "+": lambda: a + b,
         "-": lambda: a - b, "*": lambda: a * b, "<<": lambda: a << b, ">>": lambda: a >> b,
-        "/": lambda: int(a / b), "%": lambda: a - int(a / b) * b,
+        "/": lambda: _cdiv(a, b), "%": lambda: a - _cdiv(a, b) * b,
     }
     return table[op]()
+
+
+def _cdiv(a: int, b: int) -> int:
+    """C's integer division: the quotient truncated toward zero."""
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
 
 
 # ============================================================================ the walk

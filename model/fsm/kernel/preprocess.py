@@ -288,6 +288,8 @@ class _State:
         if op in ("/", "%") and b == 0:
             raise self.err(line, "#if divides by zero")
         if op in ("<<", ">>"):
+            if not 0 <= b < 64:
+                raise self.err(line, f"#if shifts by {b} (outside 0..63: undefined in C)")
             return (_MAX_UINT if ua else _MAX_INT).wrap(a << b if op == "<<" else a >> b), ua
         results = {
             "==": int(a == b), "!=": int(a != b), "<": int(a < b), "<=": int(a <= b),
