@@ -342,9 +342,10 @@ def test_damaged_drivers_fail_cleanly(cut: int, length: int, insert: str) -> Non
     try:
         unit = translation_unit(text, "cut.c")
         step = find_step_function([unit])
-    except KernelSourceError:
+        rep = check_driver(step, [unit], default_kernel(), ALL_FLAGS)
+    except KernelSourceError as e:
+        assert str(e).startswith("cut.c") and "\n" not in str(e)
         return
-    rep = check_driver(step, [unit], default_kernel(), ALL_FLAGS)
     assert rep.exit_code in (0, 1, 2)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,16 +46,21 @@ class FunctionDef:
     ret: CType
 
 
-def find_function(toks: list[Tok], name: str) -> FunctionDef | None:
-    """The first *definition* of ``name`` at file scope."""
+def file_scope_ids(toks: list[Tok], name: str) -> Iterator[int]:
+    """Indices of the identifier ``name`` outside every brace."""
     depth = 0
     for i, t in enumerate(toks):
         if t.text == "{":
             depth += 1
         elif t.text == "}":
             depth -= 1
-        if depth or t.text != name or t.kind != "id":
-            continue
+        elif not depth and t.text == name and t.kind == "id":
+            yield i
+
+
+def find_function(toks: list[Tok], name: str) -> FunctionDef | None:
+    """The first *definition* of ``name`` at file scope."""
+    for i in file_scope_ids(toks, name):
         found = _definition_at(toks, i)
         if found is not None:
             return found
@@ -140,14 +146,7 @@ def file_scope_enums(toks: list[Tok], path: str) -> list[list[tuple[str, Any]]]:
     """The enumerators of every ``enum [tag] { ... }`` at file scope, in order; an enum the
     parser cannot read is left out (its names stay unknown if the function uses them)."""
     out: list[list[tuple[str, Any]]] = []
-    depth = 0
-    for i, t in enumerate(toks):
-        if t.text == "{":
-            depth += 1
-        elif t.text == "}":
-            depth -= 1
-        if depth or t.text != "enum" or t.kind != "id":
-            continue
+    for i in file_scope_ids(toks, "enum"):
         j = i + 1
         if j < len(toks) and toks[j].kind == "id":
             j += 1
