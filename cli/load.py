@@ -147,13 +147,14 @@ def load_target(path: Path) -> Target:
         scenario = scenario_from_dict(data, path)
     except SpecError as exc:
         raise UserError(str(exc)) from None
+    expectation = expectation_of(scenario)
     if scenario.is_cloud_hypervisor:
-        chosen: TrackingDecision | ChDecision = ch_decision.decide(scenario)
-        spec = ch_spec.build_spec(scenario, decision=chosen)  # type: ignore[arg-type]
-    else:
-        chosen = decide(scenario)
-        spec = build_spec(scenario, decision=chosen)  # type: ignore[arg-type]
-    return Target(path, scenario.name, expectation_of(scenario), spec, Migration(scenario, chosen))
+        ch = ch_decision.decide(scenario)
+        spec = ch_spec.build_spec(scenario, decision=ch)
+        return Target(path, scenario.name, expectation, spec, Migration(scenario, ch))
+    decision = decide(scenario)
+    spec = build_spec(scenario, decision=decision)
+    return Target(path, scenario.name, expectation, spec, Migration(scenario, decision))
 
 
 def load_targets(paths: Iterable[str]) -> list[Target]:

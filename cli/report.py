@@ -167,7 +167,7 @@ class _VfioPages:
         entry.summary = vfio.summary_columns(scenario, decision)
         self.specs.append(vfio.VfioSpec(scenario, decision, entry))
         self.extra_json[t.name] = {
-            "tracking_method": decision.method.value,
+            "tracking_method": t.migration.tracking_method,
             "blocked_by": list(decision.blocked_by),
             "qemu": scenario.qemu,
         }

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from model.cloud_hypervisor.decision import decide
-from model.scenario import DeviceConfig, MigrationConfig, Scenario, VmConfig
+from model.scenario import CheckConfig, DeviceConfig, HostConfig, MigrationConfig, Scenario, VmConfig
 from model.vmm import CH_DEFAULT_PROFILE, CLOUD_HYPERVISOR
 
 ANY = "·"
@@ -53,9 +53,9 @@ def _scenario(mode: str, viommu: bool, devs: tuple[tuple[bool, bool], ...]) -> S
                                  dma_pages=(0,), pins=(), p2p_dma=len(devs) > 1, migration=mig)
                     for i, (mig, log) in enumerate(devs))
     return Scenario(path=Path("tables"), name="tables", description="", qemu="master",
-                    vm=VmConfig(pages=1, viommu=viommu), host=None,  # type: ignore[arg-type]
+                    vm=VmConfig(pages=1, viommu=viommu), host=HostConfig(),
                     devices=devices, migration=MigrationConfig(**MODES[mode]),
-                    check=None, mutations=frozenset(),  # type: ignore[arg-type]
+                    check=CheckConfig(), mutations=frozenset(),
                     vmm=CLOUD_HYPERVISOR, cloud_hypervisor=CH_DEFAULT_PROFILE)
 
 

@@ -25,7 +25,9 @@ from model.cloud_hypervisor.decision import MIGRATION_UNSUPPORTED, decide
 from model.cloud_hypervisor.spec import build_spec as ch_build_spec
 from model.contract import Property
 from model.decision.tracking import decide as qemu_decide
-from model.fsm.kernel.reader import default_kernel, load_kernel, step_table
+from model.fsm.kernel.builtin import default_kernel
+from model.fsm.kernel.load import load_kernel
+from model.fsm.kernel.step import step_table
 from model.migration.config import make_config as qemu_config
 from model.migration.spec import build_spec as qemu_build_spec
 from model.protocol import props

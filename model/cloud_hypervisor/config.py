@@ -14,7 +14,7 @@ from itertools import permutations
 import numpy as np
 
 from model.cloud_hypervisor.decision import ChDecision
-from model.fsm.kernel.reader import KernelStepFunction
+from model.fsm.kernel.step import KernelStepFunction
 from model.fsm.uapi import DeviceState, MigFlag
 from model.protocol.kernel import DeviceTables, device_flags, device_tables
 from model.scenario import Scenario

@@ -30,7 +30,8 @@ from model.cloud_hypervisor.flow import (
     Plan,
 )
 from model.cloud_hypervisor.view import ChView
-from model.fsm.kernel.reader import KernelStepFunction, default_kernel
+from model.fsm.kernel.builtin import default_kernel
+from model.fsm.kernel.step import KernelStepFunction
 from model.fsm.uapi import STATE_NAMES
 from model.protocol import props
 from model.protocol.pages import page_names

@@ -18,6 +18,8 @@ What the flow's variables mean to the properties of :mod:`model.protocol.props`
 
 from __future__ import annotations
 
+import numpy as np
+
 from checker.lang.layout import View
 from checker.lang.ops import Term, all_of, any_of, isin
 from model.cloud_hypervisor.actions import (
@@ -34,15 +36,15 @@ from model.cloud_hypervisor.flow import DstRun, Phase, Req, SrcRun, Status
 class ChView:
     """cloud-hypervisor's flow of one scenario, as :mod:`model.protocol.props` reads it."""
 
-    fault_families = FAULT_FAMILIES
-    reset_families = RESET_FAMILIES
-    reopen_families = REOPEN_FAMILIES
-    fair_families = FAIR_FAMILIES
+    fault_families: tuple[str, ...] = FAULT_FAMILIES
+    reset_families: tuple[str, ...] = RESET_FAMILIES
+    reopen_families: tuple[str, ...] = REOPEN_FAMILIES
+    fair_families: tuple[str, ...] = FAIR_FAMILIES
 
     def __init__(self, cfg: ChConfig) -> None:
         self.cfg = cfg
         self.devices = cfg.devices
-        self.arcs = cfg.arcs
+        self.arcs: tuple[np.ndarray, ...] = cfg.arcs
         self.viommu = cfg.viommu
         self.p2p_actions = cfg.p2p_actions
         self.blocked = cfg.blocked

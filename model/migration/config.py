@@ -16,7 +16,7 @@ import numpy as np
 
 from model.contract import Mutation
 from model.decision.tracking import Method, TrackingDecision
-from model.fsm.kernel.reader import KernelStepFunction
+from model.fsm.kernel.step import KernelStepFunction
 from model.fsm.uapi import DeviceState, MigFlag
 from model.profiles import Profile
 from model.protocol.kernel import device_flags, device_tables

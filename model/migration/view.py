@@ -10,6 +10,8 @@ dirty sync is what :class:`~model.migration.dirty.Trackers` reports.
 
 from __future__ import annotations
 
+import numpy as np
+
 from checker.lang.layout import View
 from checker.lang.ops import Term, all_of
 from model.decision.tracking import Method
@@ -27,16 +29,16 @@ REOPEN_FAMILIES = ("MigrateStart", "MigrateRetry")
 class QemuView:
     """The QEMU flow of one scenario, as :mod:`model.protocol.props` reads it."""
 
-    fault_families = FAULT_FAMILIES
-    reset_families = RESET_FAMILIES
-    reopen_families = REOPEN_FAMILIES
-    fair_families = FAIR_FAMILIES
+    fault_families: tuple[str, ...] = FAULT_FAMILIES
+    reset_families: tuple[str, ...] = RESET_FAMILIES
+    reopen_families: tuple[str, ...] = REOPEN_FAMILIES
+    fair_families: tuple[str, ...] = FAIR_FAMILIES
 
     def __init__(self, cfg: ModelConfig, trk: Trackers) -> None:
         self.cfg = cfg
         self.trk = trk
         self.devices = cfg.devices
-        self.arcs = cfg.arcs
+        self.arcs: tuple[np.ndarray, ...] = cfg.arcs
         self.viommu = cfg.viommu
         self.p2p_actions = cfg.p2p_actions
         self.blocked = cfg.blocked

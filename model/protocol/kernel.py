@@ -5,7 +5,7 @@ walks ``vfio_mig_get_next_state()`` one arc at a time (docs/sources.md#kernel-ne
 #kernel-driver-loop).  What the kernel does for a device depends on its
 ``VFIO_MIGRATION_*`` flags only, so each flow asks :func:`device_tables` for the kernel's
 one-step table and the uAPI's direct arcs of those flags (from the same
-:class:`~model.fsm.kernel.reader.KernelStepFunction`, so a patched kernel changes every
+:class:`~model.fsm.kernel.step.KernelStepFunction`, so a patched kernel changes every
 VMM's model alike), and takes each arc by the rules below.  What the VMM asks for, and what
 it does when a SET fails, is the VMM's.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from checker.lang.ops import Term, lookup_nd, maximum
-from model.fsm.kernel.reader import KernelStepFunction, step_table
+from model.fsm.kernel.step import KernelStepFunction, step_table
 from model.fsm.uapi import DeviceState, MigFlag, direct_arc_matrix
 
 S = DeviceState

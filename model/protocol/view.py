@@ -27,24 +27,50 @@ from checker.lang.ops import Term
 class FlowView(Protocol):
     """A VMM flow as the properties see it (see the module docstring)."""
 
-    #: number of VFIO devices (source and destination alike)
-    devices: int
-    #: per device: the ``(8, 8)`` bool matrix of direct uAPI arcs for its feature set
-    arcs: Sequence[np.ndarray]
-    #: the scenario has a vIOMMU (NoDeviceTrackingWithViommu applies)
-    viommu: bool
-    #: some device may initiate P2P DMA to another (P2PQuiescedBeforeStop applies)
-    p2p_actions: bool
-    #: the migration is refused before it starts (MigrationCanComplete does not apply)
-    blocked: bool
-    #: action families whose effect may put a device in ERROR (an injected failure)
-    fault_families: tuple[str, ...]
-    #: action families that reset a device (VFIO_DEVICE_RESET: it is RUNNING after)
-    reset_families: tuple[str, ...]
-    #: action families after which a destination device is a freshly opened one (RUNNING)
-    reopen_families: tuple[str, ...]
-    #: the families weak fairness applies to (the VMM's and the kernel's own steps)
-    fair_families: tuple[str, ...]
+    @property
+    def devices(self) -> int:
+        """Number of VFIO devices (source and destination alike)."""
+        ...
+
+    @property
+    def arcs(self) -> Sequence[np.ndarray]:
+        """Per device: the ``(8, 8)`` bool matrix of direct uAPI arcs for its feature set."""
+        ...
+
+    @property
+    def viommu(self) -> bool:
+        """The scenario has a vIOMMU (NoDeviceTrackingWithViommu applies)."""
+        ...
+
+    @property
+    def p2p_actions(self) -> bool:
+        """Some device may initiate P2P DMA to another (P2PQuiescedBeforeStop applies)."""
+        ...
+
+    @property
+    def blocked(self) -> bool:
+        """The migration is refused before it starts (MigrationCanComplete does not apply)."""
+        ...
+
+    @property
+    def fault_families(self) -> tuple[str, ...]:
+        """Action families whose effect may put a device in ERROR (an injected failure)."""
+        ...
+
+    @property
+    def reset_families(self) -> tuple[str, ...]:
+        """Action families that reset a device (VFIO_DEVICE_RESET: it is RUNNING after)."""
+        ...
+
+    @property
+    def reopen_families(self) -> tuple[str, ...]:
+        """Action families after which a destination device is a freshly opened one."""
+        ...
+
+    @property
+    def fair_families(self) -> tuple[str, ...]:
+        """The families weak fairness applies to (the VMM's and the kernel's own steps)."""
+        ...
 
     def key(self, name: str, i: int) -> str:
         """The layout key of element ``i`` of an indexed variable."""
