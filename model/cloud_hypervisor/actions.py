@@ -57,7 +57,7 @@ from model.cloud_hypervisor.flow import (
     Status,
 )
 from model.fsm.uapi import ALLOWS_DMA, ALLOWS_P2P_INITIATE, DeviceState
-from model.protocol.kernel import hangs, next_step, refuses, validating
+from model.protocol.kernel import hangs, next_step, take_arc
 
 S = DeviceState
 
@@ -508,20 +508,15 @@ class ChActions:
 
                 def step(s: View, t: Next, d: int = d, dst: bool = dst, pre: str = pre) -> None:
                     k, goal, nxt = self._walk(s, d, dst)
-                    at_goal = k == goal
-                    refused = refuses(k, goal, nxt)
+                    arc = take_arc(k, goal, nxt, s[cfg.key("dst_loaded", d)] if dst else None)
                     if dst:
-                        checks = ~at_goal & validating(k, nxt)
-                        refused = refused | (checks & (s[cfg.key("dst_loaded", d)] == 0))
                         valid = cfg.key("dst_valid", d)
-                        t[valid] = where(checks & ~refused, 1, s[valid])
-                    moved = ~at_goal & ~refused
-                    k2 = where(moved, nxt, k)
-                    t[cfg.key(f"{pre}kstate", d)] = k2
-                    reached = at_goal | (moved & (k2 == goal))
+                        t[valid] = where(arc.validated, 1, s[valid])
+                    t[cfg.key(f"{pre}kstate", d)] = arc.state
+                    reached = arc.reached
                     failed = reached & (s.req == Req.RECOVER)
                     t.req = where(reached, Req.IDLE, s.req)
-                    self._req_failed(t, refused)
+                    self._req_failed(t, arc.refused)
                     ok = reached & ~failed
                     if is_any(ok):
                         self.ctl.finish(t, ok)

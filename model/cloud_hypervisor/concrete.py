@@ -32,10 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.concrete.executor import DEVICE_DMA_LOGGING, Executor, RunConfig
+from model.concrete.executor import DEVICE_DMA_LOGGING, Executor, RunConfig, WorkloadWriter
 from model.concrete.plan import GuestLoad, device_loads
 from model.concrete.results import MigrationResult, RoundStats, RunStatus
-from model.concrete.workload import PageSet, Workload, writes_in
+from model.concrete.workload import PageSet, Workload
 from model.contract import PAGE_SIZE
 from model.scenario import Scenario
 
@@ -67,35 +67,6 @@ def run_config(scenario: Scenario, load: GuestLoad, **run: object) -> RunConfig:
                      **run)  # type: ignore[arg-type]
 
 
-class _Writes:
-    """The workload's writes over an interval (rates -> page writes), as the executor's."""
-
-    def __init__(self, ex: Executor, seed: int) -> None:
-        self.ex = ex
-        self.rng = np.random.default_rng(seed)
-        self.cpu = 0.0
-        self.dev = [0.0] * len(ex.devices)
-        self.written = 0
-
-    def write(self, seconds: float) -> None:
-        ex, wl = self.ex, self.ex.config.workload
-        if ex.vcpus_running and wl.cpu_dirty_rate > 0:
-            k, self.cpu = writes_in(wl.cpu_dirty_rate, seconds, self.cpu)
-            if k:
-                ex.cpu_write(wl.hot_set.sample(self.rng, k))
-                self.written += k
-        for i, d in enumerate(wl.devices):
-            if d.dma_rate > 0 and ex.device_running[i]:
-                k, self.dev[i] = writes_in(d.dma_rate, seconds, self.dev[i])
-                if k:
-                    ex.dma_write(i, d.pages.sample(self.rng, k))
-                    self.written += k
-
-    def take(self) -> int:
-        w, self.written = self.written, 0
-        return w
-
-
 def run_precopy(config: RunConfig, *, timeout_strategy: str = "cancel",
                 progress: Callable[[RunStatus], None] | None = None) -> ChRun:
     """A whole precopy migration by cloud-hypervisor's rules (see the module doc);
@@ -105,7 +76,7 @@ def run_precopy(config: RunConfig, *, timeout_strategy: str = "cancel",
     c = config
     bw = c.bandwidth
     budget = max(1, int(bw * c.step / PAGE_SIZE))
-    load = _Writes(ex, c.seed)
+    load = WorkloadWriter(ex, np.random.default_rng(c.seed))
     t = 0.0
     ex.mark_all_dirty()
     ex.log_global_start()  # vm.start_dirty_log(): KVM's log and DMA_LOGGING_START
@@ -134,7 +105,7 @@ def run_precopy(config: RunConfig, *, timeout_strategy: str = "cancel",
                 progress(RunStatus(iteration, c.max_rounds, t, ex.dirty, ex.pages_sent, "pre-copy"))
         newly = ex.log_sync()  # the next table: vm.dirty_log()
         rounds.append(RoundStats(round=iteration, time_s=t, pages_sent=ex.pages_sent - sent_before,
-                                 pages_written=load.take(), pages_dirtied=newly,
+                                 pages_written=load.take_written(), pages_dirtied=newly,
                                  pages_remaining=ex.dirty, pending_bytes=ex.dirty * PAGE_SIZE,
                                  expected_downtime_s=ex.dirty * PAGE_SIZE / bw))
         iteration += 1

@@ -195,6 +195,14 @@ IS_DEVICE = np.array([ph in DEVICE_PHASES for ph in Phase])
 IS_DST = np.array([DEVICE_PHASES.get(ph, (SRC, ""))[0] == DST for ph in Phase])
 SEND_PHASES = (Phase.ITER_SEND, Phase.FINAL_SEND, Phase.SNAP_SEND, Phase.DRAIN)
 FAIL_PHASES = (Phase.FAIL_RESUME, Phase.FAIL_VCPUS, Phase.FAIL_STOP_LOG)
+# Per phase: first / second of a pair, and where each goes within the pair.
+_PAIR_FIRST = np.zeros(NPH, dtype=np.int64)
+_PAIR_SECOND = np.zeros(NPH, dtype=np.int64)
+_TO_SECOND = np.arange(NPH, dtype=np.int64)
+_TO_FIRST = np.arange(NPH, dtype=np.int64)
+for _a, _b in PAIRS.items():
+    _PAIR_FIRST[_a], _PAIR_SECOND[_b] = 1, 1
+    _TO_SECOND[_a], _TO_FIRST[_b] = _b, _a
 
 
 class Plan:
@@ -310,23 +318,13 @@ class Control:
             return
         pc, cur = t["pc"], t["cursor"]
         per_dev = lookup(IS_DEVICE.astype(np.int64), pc) == 1
-        first = np.zeros(NPH, dtype=np.int64)
-        second_of = np.arange(NPH, dtype=np.int64)
-        for a, b in PAIRS.items():
-            first[a] = 1
-            second_of[a] = b
-        is_first = lookup(first, pc) == 1
-        is_second = np.zeros(NPH, dtype=np.int64)
-        back = np.arange(NPH, dtype=np.int64)
-        for b, a in SECOND.items():
-            is_second[b] = 1
-            back[b] = a
-        sec = lookup(is_second, pc) == 1
+        is_first = lookup(_PAIR_FIRST, pc) == 1
+        sec = lookup(_PAIR_SECOND, pc) == 1
         to_pair = rows & is_first
         more = rows & per_dev & ~is_first & (cur + 1 < self.D)
         leave = rows & ~to_pair & ~more
-        new_pc = where(to_pair, lookup(second_of, pc),
-                       where(more & sec, lookup(back, pc), where(leave, lookup(self.plan.next, pc), pc)))
+        new_pc = where(to_pair, lookup(_TO_SECOND, pc),
+                       where(more & sec, lookup(_TO_FIRST, pc), where(leave, lookup(self.plan.next, pc), pc)))
         t["cursor"] = where(more, cur + 1, where(leave, 0, cur))
         t["pc"] = new_pc
 

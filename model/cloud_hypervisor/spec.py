@@ -34,7 +34,7 @@ from model.fsm.kernel.builtin import default_kernel
 from model.fsm.kernel.step import KernelStepFunction
 from model.fsm.uapi import STATE_NAMES
 from model.protocol import props
-from model.protocol.pages import page_names
+from model.protocol.pages import declare_pages, page_names
 from model.scenario import Scenario
 
 
@@ -68,9 +68,7 @@ def declare_layout(cfg: ChConfig) -> Layout:
     lay.var("dst_kstate", values=STATE_NAMES, count=D, doc="destination device: kernel state")
     lay.var("dst_loaded", 1, count=D, doc="destination device: its state was written")
     lay.var("dst_valid", 1, count=D, doc="destination device: RESUMING -> STOP validated it")
-    lay.var("stale", flags=pages, doc="pages whose destination copy is stale (ground truth)")
-    lay.var("bitmap", flags=pages, doc="pages still to send (the iteration's table)")
-    lay.var("kvm_dirty", flags=pages, doc="KVM dirty log (vCPU writes)")
+    declare_pages(lay, cfg.pages, bitmap="pages still to send (the iteration's table)")
     return lay
 
 

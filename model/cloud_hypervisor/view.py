@@ -18,8 +18,6 @@ What the flow's variables mean to the properties of :mod:`model.protocol.props`
 
 from __future__ import annotations
 
-import numpy as np
-
 from checker.lang.layout import View
 from checker.lang.ops import Term, all_of, any_of, isin
 from model.cloud_hypervisor.actions import (
@@ -31,9 +29,10 @@ from model.cloud_hypervisor.actions import (
 )
 from model.cloud_hypervisor.config import ChConfig
 from model.cloud_hypervisor.flow import DstRun, Phase, Req, SrcRun, Status
+from model.protocol.view import ConfigView
 
 
-class ChView:
+class ChView(ConfigView):
     """cloud-hypervisor's flow of one scenario, as :mod:`model.protocol.props` reads it."""
 
     fault_families: tuple[str, ...] = FAULT_FAMILIES
@@ -42,15 +41,8 @@ class ChView:
     fair_families: tuple[str, ...] = FAIR_FAMILIES
 
     def __init__(self, cfg: ChConfig) -> None:
-        self.cfg = cfg
-        self.devices = cfg.devices
-        self.arcs: tuple[np.ndarray, ...] = cfg.arcs
-        self.viommu = cfg.viommu
-        self.p2p_actions = cfg.p2p_actions
-        self.blocked = cfg.blocked
-
-    def key(self, name: str, i: int) -> str:
-        return self.cfg.key(name, i)
+        super().__init__(cfg)
+        self.cfg: ChConfig = cfg
 
     def p2p_hit_keys(self) -> tuple[str, ...]:
         if not self.cfg.p2p_actions:

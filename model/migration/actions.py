@@ -85,7 +85,7 @@ from model.migration.phases import (
     SrcRun,
     Status,
 )
-from model.protocol.kernel import hangs, next_step, refuses, validating
+from model.protocol.kernel import hangs, next_step, take_arc
 
 S = DeviceState
 
@@ -270,19 +270,17 @@ class ActionBuilder:
                          pre: str = pre, kind: Kind = kind) -> None:
                     k, goal, nxt = self._walk(s, d, side)
                     req = s.req
-                    at_goal = k == goal
-                    refused = refuses(k, goal, nxt)
+                    # One driver step (model/protocol/kernel.py); on the destination the
+                    # RESUMING -> STOP arc validates what was written and the SET fails on
+                    # invalid or missing data (uAPI vfio.h).
+                    loaded = s[cfg.key("dst_loaded", d)] if side == "dst" else None
+                    arc = take_arc(k, goal, nxt, loaded)
                     if side == "dst":
-                        # RESUMING -> STOP: the driver validates what was written and the
-                        # SET fails on invalid or missing data (uAPI vfio.h).
-                        checks = ~at_goal & validating(k, nxt)
-                        refused = refused | (checks & (s[cfg.key("dst_loaded", d)] == 0))
                         valid = cfg.key("dst_valid", d)
-                        t[valid] = where(checks & ~refused, 1, s[valid])
-                    moved = ~at_goal & ~refused
-                    k2 = where(moved, nxt, k)
-                    t[cfg.key(f"{pre}kstate", d)] = k2
-                    reached = at_goal | (moved & (k2 == goal))
+                        t[valid] = where(arc.validated, 1, s[valid])
+                    refused, moved = arc.refused, arc.moved
+                    t[cfg.key(f"{pre}kstate", d)] = arc.state
+                    reached = arc.reached
                     q = s[cfg.key(f"{pre}qstate", d)]
                     t[cfg.key(f"{pre}qstate", d)] = where(reached, goal, q)
                     t["req"] = where(reached, Req.IDLE, req)

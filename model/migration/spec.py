@@ -49,7 +49,7 @@ from model.migration.phases import (
 )
 from model.migration.view import QemuView
 from model.protocol import props
-from model.protocol.pages import iova_names, page_names
+from model.protocol.pages import declare_pages, iova_names, page_names
 from model.scenario import Scenario
 
 S = DeviceState
@@ -83,9 +83,7 @@ def declare_layout(cfg: ModelConfig) -> Layout:
     lay.var("dst_fd", 1, count=D, doc="destination device: QEMU holds a data_fd")
     lay.var("dst_loaded", 1, count=D, doc="destination device: its state was written")
     lay.var("dst_valid", 1, count=D, doc="destination device: RESUMING -> STOP validated it")
-    lay.var("stale", flags=pages, doc="pages whose destination copy is stale (ground truth)")
-    lay.var("bitmap", flags=pages, doc="QEMU's migration bitmap")
-    lay.var("kvm_dirty", flags=pages, doc="KVM dirty log (vCPU writes)")
+    declare_pages(lay, P, bitmap="QEMU's migration bitmap")
     iovas = iova_names(P)
     if cfg.uses_device_logging:
         lay.var("dma_log", flags=iovas, count=D, doc="device DMA log, by IOVA")

@@ -10,8 +10,6 @@ dirty sync is what :class:`~model.migration.dirty.Trackers` reports.
 
 from __future__ import annotations
 
-import numpy as np
-
 from checker.lang.layout import View
 from checker.lang.ops import Term, all_of
 from model.decision.tracking import Method
@@ -20,13 +18,14 @@ from model.migration.actions import FAIR_FAMILIES, FAULT_FAMILIES, RESET_FAMILIE
 from model.migration.config import ModelConfig
 from model.migration.dirty import Trackers
 from model.migration.phases import DstRun, Phase, SrcRun, Status
+from model.protocol.view import ConfigView
 
 S = DeviceState
 # A new attempt starts a new destination QEMU, which opens its devices afresh.
 REOPEN_FAMILIES = ("MigrateStart", "MigrateRetry")
 
 
-class QemuView:
+class QemuView(ConfigView):
     """The QEMU flow of one scenario, as :mod:`model.protocol.props` reads it."""
 
     fault_families: tuple[str, ...] = FAULT_FAMILIES
@@ -35,16 +34,9 @@ class QemuView:
     fair_families: tuple[str, ...] = FAIR_FAMILIES
 
     def __init__(self, cfg: ModelConfig, trk: Trackers) -> None:
-        self.cfg = cfg
+        super().__init__(cfg)
+        self.cfg: ModelConfig = cfg
         self.trk = trk
-        self.devices = cfg.devices
-        self.arcs: tuple[np.ndarray, ...] = cfg.arcs
-        self.viommu = cfg.viommu
-        self.p2p_actions = cfg.p2p_actions
-        self.blocked = cfg.blocked
-
-    def key(self, name: str, i: int) -> str:
-        return self.cfg.key(name, i)
 
     def p2p_hit_keys(self) -> tuple[str, ...]:
         if not self.cfg.p2p_actions:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from checker.lang.ops import Term, lookup_nd, maximum
+from checker.lang.ops import Term, lookup_nd, maximum, where
 from model.fsm.kernel.step import KernelStepFunction, step_table
 from model.fsm.uapi import DeviceState, MigFlag, direct_arc_matrix
 
@@ -61,6 +61,32 @@ def hangs(k: Term, goal: Term, nxt: Term) -> Term:
 def refuses(k: Term, goal: Term, nxt: Term) -> Term:
     """The step function refuses the walk (-EINVAL): the SET fails where the device is."""
     return (k != goal) & (nxt < 0)
+
+
+@dataclass(frozen=True)
+class Arc:
+    """What one driver step does to a device walking from ``k`` towards ``goal``."""
+
+    state: Term  # the device's state after the step
+    moved: Term  # the step took an arc
+    reached: Term  # it is at the goal (already, or by this arc): the SET returns
+    refused: Term  # the SET fails where the device is (step function -EINVAL, or bad data)
+    validated: Term  # this arc was RESUMING -> STOP and the written state was accepted
+
+
+def take_arc(k: Term, goal: Term, nxt: Term, loaded: Term | None = None) -> Arc:
+    """One step of the driver loop (``nxt``: :func:`next_step`).  ``loaded``: on a device
+    being resumed, whether its state was written; RESUMING -> STOP refuses without it."""
+    at_goal = k == goal
+    refused = refuses(k, goal, nxt)
+    validated: Term = False
+    if loaded is not None:
+        checks = ~at_goal & validating(k, nxt)
+        refused = refused | (checks & (loaded == 0))
+        validated = checks & ~refused
+    moved = ~at_goal & ~refused
+    state = where(moved, nxt, k)
+    return Arc(state, moved, at_goal | (moved & (state == goal)), refused, validated)
 
 
 def validating(k: Term, nxt: Term) -> Term:

@@ -8,6 +8,8 @@ read only by properties), ``bitmap`` (the pages the VMM still has to send), ``kv
 
 from __future__ import annotations
 
+from checker.lang.layout import Layout
+
 
 def page_names(pages: int) -> tuple[str, ...]:
     """Names of the modelled guest pages, as bit sets show them in traces."""
@@ -17,3 +19,12 @@ def page_names(pages: int) -> tuple[str, ...]:
 def iova_names(pages: int) -> tuple[str, ...]:
     """Names of the IOVAs a device may use (one per page-sized IOVA slot)."""
     return tuple(f"iova{i}" for i in range(pages))
+
+
+def declare_pages(lay: Layout, pages: int, *, bitmap: str) -> None:
+    """The page bit sets every flow has, with the same meaning (``bitmap``: what the
+    VMM's set of pages still to send is, in its words)."""
+    names = page_names(pages)
+    lay.var("stale", flags=names, doc="pages whose destination copy is stale (ground truth)")
+    lay.var("bitmap", flags=names, doc=bitmap)
+    lay.var("kvm_dirty", flags=names, doc="KVM dirty log (vCPU writes)")

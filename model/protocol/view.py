@@ -16,7 +16,7 @@ written with :mod:`checker.lang.ops`, so a flow that z3 can run stays z3-runnabl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -134,3 +134,20 @@ class FlowView(Protocol):
     def end_state(self, s: View) -> Term:
         """A state where a behaviour may stop: ended, and nothing left to try."""
         ...
+
+
+class ConfigView:
+    """The members of a :class:`FlowView` every flow reads off its configuration alike
+    (``cfg``: a flow's constants with ``devices``, ``arcs``, ``viommu``, ``p2p_actions``,
+    ``blocked`` and ``key()``)."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.devices: int = cfg.devices
+        self.arcs: tuple[np.ndarray, ...] = tuple(cfg.arcs)
+        self.viommu: bool = cfg.viommu
+        self.p2p_actions: bool = cfg.p2p_actions
+        self.blocked: bool = cfg.blocked
+
+    def key(self, name: str, i: int) -> str:
+        return str(self.cfg.key(name, i))
