@@ -64,7 +64,7 @@ from enum import IntEnum
 import numpy as np
 
 from checker.lang.layout import Next, View
-from checker.lang.ops import Term, is_any, lookup, lookup_nd, where
+from checker.lang.ops import Term, is_any, is_symbolic, lookup, lookup_nd, true_like, where
 from model.cloud_hypervisor.config import ChConfig
 from model.fsm.uapi import DeviceState
 
@@ -195,6 +195,7 @@ IS_DEVICE = np.array([ph in DEVICE_PHASES for ph in Phase])
 IS_DST = np.array([DEVICE_PHASES.get(ph, (SRC, ""))[0] == DST for ph in Phase])
 SEND_PHASES = (Phase.ITER_SEND, Phase.FINAL_SEND, Phase.SNAP_SEND, Phase.DRAIN)
 FAIL_PHASES = (Phase.FAIL_RESUME, Phase.FAIL_VCPUS, Phase.FAIL_STOP_LOG)
+_IS_DEVICE = IS_DEVICE.astype(np.int64)
 # Per phase: first / second of a pair, and where each goes within the pair.
 _PAIR_FIRST = np.zeros(NPH, dtype=np.int64)
 _PAIR_SECOND = np.zeros(NPH, dtype=np.int64)
@@ -242,7 +243,7 @@ class Plan:
         d = cfg.devices
         order = np.array(cfg.orders, dtype=np.int64).reshape(len(cfg.orders), d)
         self.order = order  # (permutations, positions) -> device
-        self.migratable = np.array(cfg.migratable, dtype=bool)
+        self.migratable_table = np.array(cfg.migratable, dtype=np.int64)
 
     def device_at(self, x: View | Next, phase: Phase | int, cursor: Term) -> Term:
         """The device the unit (``phase``, ``cursor``) works on."""
@@ -257,15 +258,35 @@ class Plan:
 class Control:
     """Moves ``pc``/``cursor`` on: a unit done, the next one with work.
 
-    Numpy only (cloud-hypervisor's model is checked by the explicit engine, not by z3):
-    settling loops over the rows that still point at a unit without work.
+    Written with :mod:`checker.lang.ops`, so it runs on numpy columns and on z3 terms: on
+    z3 terms settling is unrolled :attr:`bound` times (each step guarded by the unit's lack
+    of work), which the explicit evaluation shows to be enough.
     """
 
     def __init__(self, cfg: ChConfig, plan: Plan) -> None:
         self.cfg = cfg
         self.plan = plan
         self.D = cfg.devices
-        self.bound = NPH * (self.D + 1)
+        self.bound = self._settle_bound()
+
+    def _units(self, ph: int) -> int:
+        return 2 * self.D if ph in PAIRS else self.D if ph in DEVICE_PHASES else 1
+
+    def _settle_bound(self) -> int:
+        """The most units settling can skip in a row: from any reachable phase, the units
+        up to the next phase that always has work.  A symbolic evaluation unrolls settling
+        this many times; the explicit one checks that it is enough."""
+        skippable = set(DEVICE_PHASES) | set(SECOND) | {
+            Phase.FINAL_SEND, Phase.SNAP_SEND, Phase.DRAIN, Phase.VM_PAUSE, Phase.VM_PAUSED}
+        bound = 0
+        for start in self.plan.reachable:
+            ph, n, seen = int(start), 0, set()
+            while ph in skippable and ph not in seen:
+                seen.add(ph)
+                n += self._units(ph)
+                ph = int(self.plan.next[PAIRS.get(Phase(ph), ph)])
+            bound = max(bound, n)
+        return bound
 
     # ------------------------------------------------------------------ reading
     def at(self, x: View | Next, name: str, dev: Term) -> Term:
@@ -286,7 +307,7 @@ class Control:
 
     def has_work(self, t: View | Next) -> Term:
         pc = t["pc"]
-        work = pc == pc  # true
+        work = true_like(pc == 0)
         dev = self.current_device(t)
         for ph in REQUEST_PHASES:
             if ph not in self.plan.reachable:
@@ -296,11 +317,11 @@ class Control:
             here = pc == ph
             # only devices with migration v2 are asked (migration_flags.is_some()), and a
             # SET to the state the device is in changes nothing
-            ok = lookup(self.plan.migratable.astype(np.int64), dev).astype(bool) & (k != TARGET[ph])
+            ok = (lookup(self.plan.migratable_table, dev) == 1) & (k != TARGET[ph])
             work = where(here, ok, work)
         write = pc == Phase.LOAD_WRITE
         if is_any(write):
-            work = where(write, lookup(self.plan.migratable.astype(np.int64), dev) == 1, work)
+            work = where(write, lookup(self.plan.migratable_table, dev) == 1, work)
         for ph in (Phase.FINAL_SEND, Phase.SNAP_SEND, Phase.DRAIN):
             work = where(pc == ph, t["bitmap"] != 0, work)
         # Vm::pause only for a VM that is not paused already (send_migration checks
@@ -317,7 +338,7 @@ class Control:
         if not is_any(rows):
             return
         pc, cur = t["pc"], t["cursor"]
-        per_dev = lookup(IS_DEVICE.astype(np.int64), pc) == 1
+        per_dev = lookup(_IS_DEVICE, pc) == 1
         is_first = lookup(_PAIR_FIRST, pc) == 1
         sec = lookup(_PAIR_SECOND, pc) == 1
         to_pair = rows & is_first
@@ -331,12 +352,14 @@ class Control:
     def settle(self, t: Next, rows: Term) -> None:
         """Skip units without work until every row in ``rows`` points at work (IDLE
         always counts as work: the migration is over there)."""
+        symbolic = is_symbolic(rows) or is_symbolic(t["pc"]) or is_symbolic(t["cursor"])
         for _ in range(self.bound):
             stuck = rows & ~self.has_work(t) & (t["pc"] != Phase.IDLE)
-            if not is_any(stuck):
+            if not symbolic and not is_any(stuck):
                 return
             self.step(t, stuck)
-        raise RuntimeError("cloud-hypervisor phase plan does not settle")
+        if not symbolic and is_any(rows & ~self.has_work(t) & (t["pc"] != Phase.IDLE)):
+            raise RuntimeError("cloud-hypervisor phase plan does not settle")
 
     def finish(self, t: Next, rows: Term) -> None:
         """The unit of ``rows`` is done: move on and settle."""
