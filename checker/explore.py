@@ -24,6 +24,7 @@ import numpy as np
 
 from checker.lang.layout import Next, View, apply
 from checker.lang.spec import Action, Spec, as_mask
+from checker.liveness import LiveGraph
 from checker.liveness import check_liveness as liveness_violation
 from checker.result import (
     Limit,
@@ -67,8 +68,22 @@ class _Stop(Exception):
         self.violation = violation
 
 
+class _OverMemory(Exception):
+    """The memory limit was reached after the search (building the graph, liveness)."""
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mb() -> float:
+    """The process's resident set now (not its peak), in MB."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * resource.getpagesize() / (1024.0 * 1024.0)
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        return _rss_mb()
 
 
 @dataclass
@@ -195,7 +210,7 @@ class Explorer:
         rows, parents, acts = level.arrays(self.layout.words)
         new_idx, targets = self.store.add(rows, parents, acts, want_targets=self.want_edges)
         if self.want_edges and targets is not None:
-            self._edges.append((parents, targets, acts))
+            self._log_edges(parents, targets, acts)
         stats = self.stats
         stats.distinct = self.store.n
         if len(new_idx):
@@ -204,6 +219,14 @@ class Explorer:
         stats.seconds = self.elapsed()
         self.check(new_idx, stats.depth)
         return new_idx
+
+    def _log_edges(self, src: np.ndarray, dst: np.ndarray, act: np.ndarray) -> None:
+        """Keep one level's edges as int32 (12 bytes an edge); self-loops only when the
+        graph itself is wanted (liveness ignores them)."""
+        if not self.keep_graph:
+            moves = src != dst
+            src, dst, act = src[moves], dst[moves], act[moves]
+        self._edges.append((src.astype(np.int32), dst.astype(np.int32), act.astype(np.int32)))
 
     def _successors(
         self, k: int, a: Action, view: View, idx: np.ndarray, lo: int
@@ -283,7 +306,7 @@ class Explorer:
             return np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
 
         return StateGraph(
-            rows=self.store.rows[: self.store.n].copy(),
+            rows=self.store.rows[: self.store.n],
             src=cat(0, np.int64),
             dst=cat(1, np.int64),
             act=cat(2, np.int32),
@@ -299,7 +322,8 @@ class Explorer:
         spec = self.spec
         self.stats.distinct = self.store.n
         self.stats.seconds = self.elapsed()
-        graph = self.graph() if self.want_edges and outcome == Outcome.PASS else None
+        self.store.drop_table()
+        graph = self.graph() if self.keep_graph and outcome == Outcome.PASS else None
         properties = {
             name: "ok" if outcome == Outcome.PASS else "unchecked"
             for name in list(spec.invariants) + list(spec.action_invariants)
@@ -307,8 +331,12 @@ class Explorer:
         if outcome == Outcome.PASS:
             violation = self._witness_verdicts(properties)
             if violation is None and self.check_liveness and spec.liveness:
-                assert graph is not None
-                violation = self._liveness_verdicts(graph, properties)
+                try:
+                    violation = self._liveness_verdicts(graph, properties)
+                except _OverMemory:
+                    outcome, limit = Outcome.LIMIT, (Limit.MEMORY, self.limits.memory_mb)
+                    for name in spec.liveness:
+                        properties.setdefault(name, "unchecked")
         if violation is not None:
             outcome = Outcome.VIOLATION
             properties[violation.name] = "violated"
@@ -344,10 +372,22 @@ class Explorer:
                 properties[name] = "ok"
         return violation
 
-    def _liveness_verdicts(self, graph: StateGraph, properties: dict[str, str]) -> Violation | None:
+    def _memory(self, phase: str) -> None:
+        """Raise :class:`_OverMemory` when the process is over ``--max-memory`` now."""
+        if self.limits.memory_mb is not None and current_rss_mb() > self.limits.memory_mb:
+            raise _OverMemory(phase)
+
+    def _liveness_verdicts(self, graph: StateGraph | None, properties: dict[str, str]) -> Violation | None:
+        self._memory("liveness")
+        if graph is not None:
+            live = LiveGraph.of(graph)
+        else:
+            rows = self.store.rows[: self.store.n]
+            live = LiveGraph.build(rows, self._edges, self.labels, self.families, self.init_idx, release=True)
+        self._memory("liveness")
         violation = None
         for name, prop in self.spec.liveness.items():
-            lv = liveness_violation(self.spec, graph, name, prop)
+            lv = liveness_violation(self.spec, live, name, prop, self._memory)
             properties[name] = "ok" if lv is None else "violated"
             if lv is not None and violation is None:
                 violation = lv
