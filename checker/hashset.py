@@ -1,166 +1,140 @@
-"""Compiled kernels of the visited set: an open-addressing hash table over packed states.
+"""The visited set's hash table: open addressing over one 64-bit key per packed state.
 
 The table has a power-of-two number of slots, each a 64-bit *key* and the store index of
 the state it holds (-1: empty); collisions probe linearly.  A state's key is the state
 itself when it fits one word (exact: no fingerprints at all) and a 64-bit fingerprint of
-its words otherwise.  A fingerprint match is always confirmed against the stored row, so
-two distinct states that share a fingerprint are both kept (the probe goes on) and are
-only counted, never merged: unlike TLC's fingerprint set, this store cannot lose a state.
+its words otherwise (splitmix64's finaliser chained over the words).  A fingerprint match
+is always confirmed against the stored row, so two distinct states that share a
+fingerprint are both kept (the probe goes on) and only counted, never merged: unlike
+TLC's fingerprint set, this store cannot lose a state.
 
 The table is split into *shards* by the top bits of the key's hash; each shard is owned
 by one thread, which inserts the candidates of its shard in candidate order.  A new state
-is first recorded as *pending* (the candidate that brought it); once every shard is done,
-the pending states are numbered in candidate order, which is the order a sequential BFS
-would number them, so counts, indices and shortest traces do not depend on the number of
-threads.  The kernels release the GIL (``nogil``) so the shards run in parallel threads.
+is first recorded as *pending* (``-2 - j``: candidate ``j`` brought it); once every shard
+is done, the pending states are numbered in candidate order, which is the order a
+sequential BFS would number them, so counts, indices and shortest traces do not depend
+on the number of threads.
+
+The loops are C (``checker/_native.c``, built by pip), called with the GIL released so
+the shards run in parallel threads; this module checks the arrays' types and shapes.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from numba import njit
 
-_EMPTY = -1
+from checker import _native  # type: ignore[attr-defined]
 
-# splitmix64's finaliser: the key's slot, and the fingerprint of a multi-word row.
-_M1 = np.uint64(0x9E3779B97F4A7C15)
-_M2 = np.uint64(0xBF58476D1CE4E5B9)
-_M3 = np.uint64(0x94D049BB133111EB)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _mix(x: np.uint64) -> np.uint64:  # pragma: no cover - compiled
-    x = (x ^ (x >> np.uint64(30))) * _M2
-    x = (x ^ (x >> np.uint64(27))) * _M3
-    return x ^ (x >> np.uint64(31))
+# One slot: the key and the store index of its state (-1: empty), 12 bytes packed, so a
+# probe reads one cache line (the C side declares the same layout).
+SLOT = np.dtype([("key", np.uint64), ("idx", np.int32)], align=False)
+assert SLOT.itemsize == 12
 
 
-@njit(cache=True, nogil=True)
-def keys_of(rows: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+def table(slots: int) -> np.ndarray:
+    """An empty table of ``slots`` (a power of two) slots."""
+    if slots < 1 or slots & (slots - 1):
+        raise ValueError(f"the table size must be a power of two, got {slots}")
+    # every byte 0xff: each slot's index reads -1 (its key is never looked at)
+    return np.full(3 * slots, -1, dtype=np.int32).view(SLOT)
+
+
+def _u64(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.uint64)
+
+
+def keys_of(rows: np.ndarray) -> np.ndarray:
     """One key per row: the row itself (one word) or its 64-bit fingerprint."""
-    n, words = rows.shape
-    out = np.empty(n, dtype=np.uint64)
-    if words == 1:
-        for i in range(n):
-            out[i] = rows[i, 0]
-        return out
-    for i in range(n):
-        h = np.uint64(0)
-        for w in range(words):
-            h = _mix(rows[i, w] ^ (h * _M1 + np.uint64(w + 1)))
-        out[i] = h
+    rows = _u64(rows)
+    out = np.empty(len(rows), dtype=np.uint64)
+    _native.keys_of(rows, rows.shape[1], out)
     return out
 
 
-@njit(cache=True, nogil=True)
-def slots_of(keys: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """The hash of each key that picks its shard (top bits) and slot (low bits)."""
+def slots_of(keys: np.ndarray) -> np.ndarray:
+    """The hash of each key: its top bits pick the shard, its low bits the slot."""
     out = np.empty(len(keys), dtype=np.uint64)
-    for i in range(len(keys)):
-        out[i] = _mix(keys[i] * _M1)
+    _native.slots_of(_u64(keys), out)
     return out
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _same(a: np.ndarray, i: Any, b: np.ndarray, j: Any) -> bool:  # pragma: no cover - compiled
-    for w in range(a.shape[1]):
-        if a[i, w] != b[j, w]:
-            return False
-    return True
-
-
-@njit(cache=True, nogil=True)
 def probe_shard(
-    tkey: np.ndarray,
-    tidx: np.ndarray,
+    tab: np.ndarray,
     keys: np.ndarray,
     hashes: np.ndarray,
     cand: np.ndarray,
     stored: np.ndarray,
+    parents: np.ndarray,
     shard: int,
     shift: int,
     start: int,
     room: int,
     out: np.ndarray,
-) -> tuple[int, int, int]:  # pragma: no cover - compiled
+    slot_of: np.ndarray,
+) -> tuple[int, int, int]:
     """Insert the candidates ``start..`` of one shard (``hashes >> shift == shard``; every
     candidate when ``shift`` is 64).
 
+    ``parents`` (the store index of each candidate's parent, -1 for none; or empty) lets a
+    candidate equal to its parent (a self-loop) skip the probe.
     ``out[i]`` becomes the store index of candidate ``i``'s state when it was stored
-    before this level, or ``-2 - j`` when candidate ``j <= i`` is the first of this level to
+    before this batch, or ``-2 - j`` when candidate ``j <= i`` is the first of the batch to
     bring it (``j == i``: candidate ``i`` is a new state).  Stops before the ``room + 1``-th
-    new state (the shard must grow first); returns (next candidate, new states,
+    new state (the shard must grow first); ``slot_of[i]`` is where a new candidate ``i``
+    went (for :func:`settle`; :func:`rehash` keeps it up to date); returns (next candidate, new states,
     fingerprint collisions).
     """
-    exact = cand.shape[1] == 1
-    mask = np.uint64(len(tkey) - 1)
-    nnew = 0
-    collisions = 0
-    single = shift >= 64
-    i = start
-    n = len(keys)
-    while i < n:
-        h = hashes[i]
-        if not single and (h >> np.uint64(shift)) != np.uint64(shard):
-            i += 1
-            continue
-        if nnew >= room:
-            break
-        k = keys[i]
-        s = h & mask
-        while True:
-            j = np.int64(tidx[s])
-            if j == _EMPTY:
-                tkey[s] = k
-                tidx[s] = -2 - i
-                out[i] = -2 - i
-                nnew += 1
-                break
-            if tkey[s] == k:
-                if exact:
-                    out[i] = j
-                    break
-                if j >= 0:
-                    if _same(cand, i, stored, j):
-                        out[i] = j
-                        break
-                elif _same(cand, i, cand, -2 - j):
-                    out[i] = j
-                    break
-                collisions += 1
-            s = (s + np.uint64(1)) & mask
-        i += 1
-    return i, nnew, collisions
+    assert tab.dtype == SLOT and len(tab) & (len(tab) - 1) == 0
+    assert cand.dtype == np.uint64 and cand.flags.c_contiguous and stored.dtype == np.uint64
+    assert cand.shape[1:] == stored.shape[1:] and len(keys) == len(hashes) == len(cand) == len(out)
+    assert out.dtype == np.int64 and keys.dtype == np.uint64 and hashes.dtype == np.uint64
+    assert slot_of.dtype == np.int64 and len(slot_of) == len(out)
+    words = cand.shape[1]
+    result: tuple[int, int, int] = _native.probe_shard(
+        tab,
+        keys,
+        hashes,
+        cand,
+        np.ascontiguousarray(stored),
+        np.ascontiguousarray(parents, dtype=np.int64),
+        words,
+        shard,
+        shift,
+        start,
+        room,
+        out,
+        slot_of,
+    )
+    return result
 
 
-@njit(cache=True, nogil=True)
+def number_new(out: np.ndarray, base: int) -> np.ndarray:
+    """After every shard's :func:`probe_shard`: number the batch's new states ``base,
+    base + 1, ...`` in candidate order and resolve ``out`` to store indices throughout;
+    returns the new candidates."""
+    assert out.dtype == np.int64 and out.flags.c_contiguous
+    new = np.empty(len(out), dtype=np.int64)
+    k = _native.number_new(out, base, new)
+    return new[:k]
+
+
 def settle(
-    tidx: np.ndarray, hashes: np.ndarray, new: np.ndarray, number: np.ndarray
-) -> None:  # pragma: no cover - compiled
-    """Give each pending entry its store index: candidate ``new[m]`` becomes ``number[m]``."""
-    mask = np.uint64(len(tidx) - 1)
-    for m in range(len(new)):
-        i = new[m]
-        s = hashes[i] & mask
-        while tidx[s] != -2 - i:
-            s = (s + np.uint64(1)) & mask
-        tidx[s] = number[m]
+    tab: np.ndarray,
+    slot_of: np.ndarray,
+    hashes: np.ndarray,
+    shard: int,
+    shift: int,
+    new: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Replace this shard's pending entries (its candidates among ``new``, at their
+    ``slot_of``) by their store indices ``out``."""
+    assert tab.dtype == SLOT and slot_of.dtype == np.int64 and out.dtype == np.int64 and new.dtype == np.int64
+    _native.settle(tab, slot_of, hashes, shard, shift, np.ascontiguousarray(new), out)
 
 
-@njit(cache=True, nogil=True)
-def rehash(
-    tkey: np.ndarray, tidx: np.ndarray, nkey: np.ndarray, nidx: np.ndarray
-) -> None:  # pragma: no cover - compiled
-    """Move every entry (settled or pending) of one shard's table into a larger one."""
-    mask = np.uint64(len(nkey) - 1)
-    for s in range(len(tkey)):
-        if tidx[s] == _EMPTY:
-            continue
-        k = tkey[s]
-        t = _mix(k * _M1) & mask
-        while nidx[t] != _EMPTY:
-            t = (t + np.uint64(1)) & mask
-        nkey[t] = k
-        nidx[t] = tidx[s]
+def rehash(old: np.ndarray, new: np.ndarray, slot_of: np.ndarray) -> None:
+    """Move every entry (settled or pending) of one shard's table into a larger one; a
+    pending entry's new slot goes to ``slot_of``."""
+    assert old.dtype == SLOT and new.dtype == SLOT and len(new) > len(old) and slot_of.dtype == np.int64
+    _native.rehash(old, new, slot_of)

@@ -25,6 +25,7 @@ from checker import hashset
 MAX_STATES = (1 << 31) - 2  # store indices, parents and pending entries are int32
 _MAX_LOAD = 0.7
 _MIN_SLOTS = 1 << 10
+_PARALLEL_CANDIDATES = 1 << 15  # fewer candidates are probed shard after shard in one thread
 
 
 class StoreFull(RuntimeError):
@@ -48,24 +49,22 @@ class _Shard:
     """One thread's part of the hash table."""
 
     def __init__(self, slots: int) -> None:
-        self.tkey = np.zeros(slots, dtype=np.uint64)
-        self.tidx = np.full(slots, -1, dtype=np.int32)
+        self.table = hashset.table(slots)
         self.count = 0
         self.collisions = 0
 
     @property
     def room(self) -> int:
-        return int(len(self.tkey) * _MAX_LOAD) - self.count
+        return int(len(self.table) * _MAX_LOAD) - self.count
 
-    def grow(self) -> None:
-        nkey = np.zeros(2 * len(self.tkey), dtype=np.uint64)
-        nidx = np.full(2 * len(self.tkey), -1, dtype=np.int32)
-        hashset.rehash(self.tkey, self.tidx, nkey, nidx)
-        self.tkey, self.tidx = nkey, nidx
+    def grow(self, slot_of: np.ndarray) -> None:
+        new = hashset.table(2 * len(self.table))
+        hashset.rehash(self.table, new, slot_of)
+        self.table = new
 
     @property
     def nbytes(self) -> int:
-        return int(self.tkey.nbytes + self.tidx.nbytes)
+        return int(self.table.nbytes)
 
 
 class StateStore:
@@ -152,32 +151,31 @@ class StateStore:
         hashes = hashset.slots_of(keys)
         out = np.empty(g, dtype=np.int64)
         stored = self.rows[: self.n]
-        self._each_shard(lambda k, sh: self._probe(k, sh, keys, hashes, rows, stored, out))
-        first = out == -2 - np.arange(g, dtype=np.int64)
-        new_cand = np.flatnonzero(first)
-        k = len(new_cand)
+        par = g >= _PARALLEL_CANDIDATES
+        parents = np.ascontiguousarray(parents, dtype=np.int64)
+        slot_of = np.empty(g, dtype=np.int64)
+        self._each_shard(
+            lambda k, sh: self._probe(k, sh, keys, hashes, rows, stored, parents, out, slot_of), par
+        )
         base = self.n
-        numbers = base + np.arange(k, dtype=np.int64)
-        self._each_shard(lambda s, sh: self._settle(s, sh, hashes, new_cand, numbers))
+        new_cand = hashset.number_new(out, base)  # out now holds every candidate's index
+        k = len(new_cand)
+        self._each_shard(
+            lambda s, sh: hashset.settle(sh.table, slot_of, hashes, s, self._shift, new_cand, out), par
+        )
         self._grow(base + k)
         self.rows[base : base + k] = rows[new_cand]
         self.parent[base : base + k] = parents[new_cand]
         self.action[base : base + k] = actions[new_cand]
         self.n = base + k
-        targets = None
-        if want_targets:
-            targets = out
-            pending = targets < 0
-            number_of = np.empty(g, dtype=np.int64)
-            number_of[new_cand] = numbers
-            targets[pending] = number_of[-2 - targets[pending]]
-        return numbers, targets
+        return base + np.arange(k, dtype=np.int64), (out if want_targets else None)
 
-    def _each_shard(self, job: Callable[[int, _Shard], None]) -> None:
+    def _each_shard(self, job: Callable[[int, _Shard], None], parallel: bool) -> None:
         shards = self._shards
         assert shards is not None
-        if self._pool is None:
-            job(0, shards[0])
+        if self._pool is None or not parallel:
+            for k, sh in enumerate(shards):
+                job(k, sh)
             return
         for f in [self._pool.submit(job, k, sh) for k, sh in enumerate(shards)]:
             f.result()
@@ -190,25 +188,19 @@ class StateStore:
         hashes: np.ndarray,
         rows: np.ndarray,
         stored: np.ndarray,
+        parents: np.ndarray,
         out: np.ndarray,
+        slot_of: np.ndarray,
     ) -> None:
         i = 0
         while i < len(keys):
             i, nnew, coll = hashset.probe_shard(
-                shard.tkey, shard.tidx, keys, hashes, rows, stored, k, self._shift, i, shard.room, out
+                shard.table, keys, hashes, rows, stored, parents, k, self._shift, i, shard.room, out, slot_of
             )
             shard.count += nnew
             shard.collisions += coll
             if i < len(keys):
-                shard.grow()
-
-    def _settle(
-        self, k: int, shard: _Shard, hashes: np.ndarray, new: np.ndarray, numbers: np.ndarray
-    ) -> None:
-        if self._pool is not None:
-            mine = (hashes[new] >> np.uint64(self._shift)) == np.uint64(k)
-            new, numbers = new[mine], numbers[mine]
-        hashset.settle(shard.tidx, hashes, new, numbers)
+                shard.grow(slot_of)
 
     def path(self, idx: int) -> list[tuple[int, int]]:
         """``[(state index, action id)]`` from an initial state to ``idx`` (action -1 at init)."""
