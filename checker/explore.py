@@ -361,6 +361,8 @@ class Explorer:
         spec = self.spec
         self.stats.distinct = self.store.n
         self.stats.seconds = self.elapsed()
+        self.stats.fingerprints = self.store.fingerprints
+        self.stats.fingerprint_collisions = self.store.collisions
         self.store.drop_table()
         graph = self.graph() if self.keep_graph and outcome == Outcome.PASS else None
         properties = {

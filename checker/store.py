@@ -37,14 +37,6 @@ def fingerprint(rows: np.ndarray) -> np.ndarray:
     return hashset.keys_of(np.ascontiguousarray(rows, dtype=np.uint64))
 
 
-def collision_probability(distinct: int, generated: int) -> float:
-    """TLC's calculated ("optimistic") probability that a 64-bit fingerprint set would
-    have merged two distinct states: ``distinct * (generated - distinct) / 2**64``.  Here
-    every fingerprint match is confirmed, so it is what the check *would* risk, not what
-    it risks."""
-    return distinct * max(0, generated - distinct) / float(1 << 64)
-
-
 class _Shard:
     """One thread's part of the hash table."""
 

@@ -136,6 +136,9 @@ def check(
             workers=workers,
         )
         results.append((t, t.judge(r)))
+        fingerprints = r.stats.fingerprint_report()
+        if fingerprints is not None and not quiet:
+            err.print(f"[dim]{t.name}: {fingerprints}[/dim]")
         if r.outcome == "interrupted":
             interrupted = True
             break

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from checker.store import StateStore, collision_probability
+from checker.explore import Limits
+from checker.result import Stats
+from checker.store import StateStore
 
 
 class _Reference:
@@ -74,5 +78,19 @@ def test_dropped_table_makes_the_store_read_only() -> None:
 
 
 def test_collision_probability_is_tlcs_formula() -> None:
-    assert collision_probability(1_745_408, 18_507_778) == pytest.approx(1_745_408 * 16_762_370 / 2**64)
-    assert collision_probability(10, 5) == 0.0
+    # TLC prints 1.3E-14 for TwoPhase with 3 RMs (288 distinct, 1,146 generated)
+    assert Stats(distinct=288, generated=1146).collision_probability == pytest.approx(1.34e-14, rel=0.01)
+    assert Stats(distinct=10, generated=5).collision_probability == 0.0
+    assert Stats(distinct=288, generated=1146).fingerprint_report() is None
+
+
+def test_a_wide_spec_reports_its_fingerprints() -> None:
+    from checker.explore import explore
+    from cli.load import load_target
+
+    spec = load_target(Path(__file__).resolve().parent.parent / "specs/two-vfs-three-pages-cancel.toml").spec
+    assert spec.layout.words == 2
+    r = explore(spec, check_liveness=False, limits=Limits(states=20_000))
+    report = r.stats.fingerprint_report()
+    assert r.stats.fingerprints and report is not None
+    assert "0 collisions" in report and "probability" in report
