@@ -25,6 +25,7 @@ import numpy as np
 from checker.lang.layout import Next, View, apply
 from checker.lang.spec import Action, Spec, as_mask
 from checker.liveness import check_liveness as liveness_violation
+from checker.reads import explain
 from checker.result import (
     Limit,
     Outcome,
@@ -312,6 +313,7 @@ class Explorer:
         if violation is not None:
             outcome = Outcome.VIOLATION
             properties[violation.name] = "violated"
+            explain(spec, violation)
         fam: dict[str, int] = {}
         for k, f in enumerate(self.families):
             fam[f] = fam.get(f, 0) + int(self.coverage[k])

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -208,9 +207,13 @@ def test_ctrl_c_exits_130_with_partial_statistics(tmp_path):
         text=True,
         env={**os.environ, "COLUMNS": "200"},
     )
-    time.sleep(3.0)
+    # interrupt the exploration, not the start-up: wait for its first progress line
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert first.startswith("Progress(big)"), first
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
+    err = first + err
     assert proc.returncode == 130, err
     assert "Interrupted" in err and "Traceback" not in err
     assert "big" in out  # the summary row with partial statistics

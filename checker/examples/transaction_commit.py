@@ -58,7 +58,7 @@ def _decided(rms: int) -> Predicate:
 
 def tcommit(rms: int = 3) -> Spec:
     layout = Layout()
-    layout.var("rmState", values=RM_STATES, count=rms)
+    layout.var("rmState", values=RM_STATES, count=rms, array=True)
 
     def can_commit(s: View) -> Any:
         return _all((s.rmState[r] == PREPARED) | (s.rmState[r] == COMMITTED) for r in range(rms))
@@ -103,7 +103,7 @@ def tcommit(rms: int = 3) -> Spec:
 
 def two_phase(rms: int = 3, broken: str | None = None) -> Spec:
     layout = Layout()
-    layout.var("rmState", values=RM_STATES, count=rms)
+    layout.var("rmState", values=RM_STATES, count=rms, array=True)
     layout.var("tmState", values=TM_STATES)
     layout.var("tmPrepared", flags=[f"rm{r}" for r in range(rms)])
     # msgs: one bit per possible message: Prepared(r) for each r, Commit, Abort.

@@ -68,9 +68,9 @@ def fsm_spec(kernel: KernelStepFunction, flags: int, n_devices: int = 1) -> Spec
     target_ok = np.append(supported, True)  # NONE is a legal target value
 
     layout = Layout()
-    layout.var("kstate", values=STATE_NAMES, count=n, doc="device migration state (uAPI)")
-    layout.var("target", values=TARGET_NAMES, count=n, doc="state requested by the user")
-    layout.var("hung", bits=1, count=n, doc="a step call never returned / driver loop spins")
+    layout.var("kstate", values=STATE_NAMES, count=n, array=True, doc="device migration state (uAPI)")
+    layout.var("target", values=TARGET_NAMES, count=n, array=True, doc="state requested by the user")
+    layout.flag("hung", count=n, array=True, doc="a step call never returned / driver loop spins")
 
     def col(s: View | Next, name: str, d: int) -> np.ndarray:
         return np.asarray(s[_key(name, d, n)])
