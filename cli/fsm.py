@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from cli.errors import UserError
 from model.fsm.audit import AuditReport, audit_report
@@ -51,8 +49,9 @@ from model.fsm.uapi import (
     supported_states,
 )
 
-if TYPE_CHECKING:  # networkx is imported by `fsm graph` only: `fsm path` starts faster without it
-    import networkx as nx
+if TYPE_CHECKING:  # imported where used (networkx by `fsm graph`, rich by `fsm check`): `fsm path`
+    import networkx as nx  # starts faster without them
+    from rich.console import Console
 
 KERNEL_HELP = ("kernel source file with vfio_mig_get_next_state() (drivers/vfio/vfio_main.c, "
                "or vfio.c of 5.18), or 'builtin' (Linux 6.2-7.1, default) / 'builtin-fixed'")
@@ -153,6 +152,8 @@ def path_cmd(cur: str, new: str, features: str | None, kernel_spec: str | None,
 
 # ---------------------------------------------------------------------------- fsm check
 def _render_report(rep: AuditReport, console: Console) -> None:
+    from rich.table import Table
+
     console.print(f"[bold]Kernel:[/bold] {rep.kernel}")
     sets = ", ".join(feature_label(f) for f in rep.feature_sets)
     n_walks = len(rep.paths)
@@ -204,6 +205,8 @@ def check_cmd(kernel_spec: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rep.to_json(), indent=2))
     else:
+        from rich.console import Console
+
         console = Console(highlight=False)
         if not console.is_terminal:  # files and pipes: wide enough for the details
             console = Console(highlight=False, width=140)

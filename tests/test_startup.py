@@ -41,7 +41,7 @@ def test_help_imports_no_heavy_library():
 def test_fsm_path_imports_only_numpy_of_the_heavy_libraries():
     loaded = _imported_by("fsm", "path", "RUNNING", "STOP")
     assert "numpy" in loaded  # the kernel's tables
-    assert not loaded & {"scipy", "networkx", "z3", "matplotlib"}, sorted(loaded)
+    assert not loaded & {"scipy", "networkx", "z3", "matplotlib", "rich"}, sorted(loaded)
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))
