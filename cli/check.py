@@ -10,15 +10,59 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from checker.explore import Limits, explore
+from checker.explore import Limits, Progress, explore
 from checker.junit import write_junit
+from checker.result import Result
+from checker.simulation import DEFAULT_DEPTH, simulate
+from checker.symmetry import SymmetryError, explore_symmetric
 from checker.verdict import exit_code
-from cli.load import load_targets
+from cli.errors import UserError
+from cli.load import Target, load_targets
 from cli.output import Checked, CheckOutput, Options, progress_printer, result_json
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How ``check`` explores: every state (the default), one per symmetry class, or random
+    behaviours."""
+
+    symmetry: bool = False
+    walks: int | None = None
+    seed: int = 0
+    depth: int = DEFAULT_DEPTH
+
+    @property
+    def name(self) -> str:
+        return "simulation" if self.walks is not None else "symmetry" if self.symmetry else "exhaustive"
+
+    def describe(self) -> str:
+        if self.walks is not None:
+            return f"simulation: {self.walks:,} behaviours, seed {self.seed}, depth {self.depth}"
+        return "symmetry reduction" if self.symmetry else ""
+
+    @property
+    def pins(self) -> tuple[str, ...] | None:
+        """The pins a run in this mode can be held to: a reduced exploration has the same
+        depth and shortest counterexamples, fewer states; random behaviours have neither."""
+        if self.walks is not None:
+            return ()
+        return ("depth", "trace_length") if self.symmetry else None
+
+    def run(self, t: Target, limits: Limits, progress: Progress | None) -> Result:
+        if self.walks is not None:
+            return simulate(t.spec, walks=self.walks, seed=self.seed, depth=self.depth, limits=limits,
+                            progress=progress)
+        if self.symmetry and t.spec.symmetry is not None and t.spec.symmetry.reduces:
+            try:
+                return explore_symmetric(t.spec, limits=limits, progress=progress)
+            except SymmetryError as exc:
+                raise UserError(f"{t.path}: --symmetry: {exc}") from None
+        return explore(t.spec, limits=limits, progress=progress)
 
 
 @click.command("check")
@@ -52,6 +96,21 @@ from cli.output import Checked, CheckOutput, Options, progress_printer, result_j
 )
 @click.option("--verbose", "-v", is_flag=True, help="Show every counterexample, also the expected ones.")
 @click.option(
+    "--symmetry", is_flag=True,
+    help="Explore one state per class of interchangeable devices (processes) the spec declares "
+    "(TLC's SYMMETRY); distinct/generated pins are not compared.",
+)
+@click.option(
+    "--simulate", "walks", type=click.IntRange(min=1), metavar="N",
+    help="Check N random behaviours instead of every state (TLC's -simulate); no pins are "
+    "compared and liveness is not checked.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of --simulate.")
+@click.option(
+    "--depth", type=click.IntRange(min=1), default=DEFAULT_DEPTH, show_default=True,
+    help="Most states in one --simulate behaviour.",
+)
+@click.option(
     "--itf-out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
     help="Write each counterexample as ITF JSON to DIR/SPEC.PROPERTY.itf.json.",
 )
@@ -66,6 +125,10 @@ def check(
     max_memory: float | None,
     quiet: bool,
     verbose: bool,
+    symmetry: bool,
+    walks: int | None,
+    seed: int,
+    depth: int,
     itf_out: Path | None,
 ) -> None:
     """Check SPEC files or directories (default: specs/) and compare each with its expect.
@@ -74,19 +137,19 @@ def check(
     --verbose).  With --json - or --trace-format itf, stdout holds only that document (ITF:
     one trace per line, every counterexample) and the lines go to stderr.
     """
+    if symmetry and walks is not None:
+        raise UserError("--symmetry and --simulate do not combine; choose one")
     targets = load_targets(paths)  # every file validated before any run
+    mode = Mode(symmetry, walks, seed, depth)
     options = Options(quiet=quiet, verbose=verbose, trace_format=trace_format, full_trace=full_trace,
-                      json_to_stdout=json_out == "-", itf_out=itf_out)
+                      json_to_stdout=json_out == "-", itf_out=itf_out, mode=mode.describe())
     output = CheckOutput(targets, options)
     results: list[Checked] = []
     interrupted = False
+    limits = Limits(states=max_states, seconds=max_seconds, memory_mb=max_memory)
     for t in targets:
-        r = explore(
-            t.spec,
-            limits=Limits(states=max_states, seconds=max_seconds, memory_mb=max_memory),
-            progress=None if quiet else progress_printer(sys.stderr, t.name),
-        )
-        c = t.judge(r)
+        r = mode.run(t, limits, None if quiet else progress_printer(sys.stderr, t.name))
+        c = t.judge(r, pins=mode.pins)
         results.append((t, c))
         output.finished(t, c)
         if r.outcome == "interrupted":
@@ -94,7 +157,8 @@ def check(
             break
     output.done(results, interrupted=interrupted)
     if json_out is not None:
-        doc = {"version": 1, "results": [result_json(t, c, trace_format) for t, c in results]}
+        doc = {"version": 1, "results": [{**result_json(t, c, trace_format), "exploration": mode.name}
+                                         for t, c in results]}
         text = json.dumps(doc, indent=2, default=str)
         if options.json_to_stdout:
             click.echo(text)

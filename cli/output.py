@@ -103,9 +103,10 @@ class CheckOutput:
         if self.options.quiet:
             return
         if not self._header_done:
-            mode = f" ({self.options.mode})" if self.options.mode else ""
+            if self.options.mode:
+                self._say(f"Exploration: {self.options.mode}")
             self._say(self._row(["spec", "ok", "outcome", "distinct", "generated", "depth", "seconds",
-                                 "method" + mode]))
+                                 "method"]))
             self._header_done = True
         s = c.result.stats
         self._say(self._row([c.name, "yes" if c.matched else "NO", outcome_text(target, c),
@@ -134,7 +135,10 @@ class CheckOutput:
         if mismatches:
             self._say()
         for c in mismatches:
-            self._say(f"MISMATCH {c.name} ({c.path}): {c.reason or ''}")
+            expected = c.expectation.name
+            unchecked = expected is not None and c.result.properties.get(expected) == "unchecked"
+            note = f" ({expected} was not checked in this mode)" if unchecked else ""
+            self._say(f"MISMATCH {c.name} ({c.path}): {c.reason or ''}{note}")
         if interrupted:
             print("Interrupted: partial statistics above.", file=self.err)
         if self.options.quiet:

@@ -27,17 +27,18 @@ Mutations (``[mutations]`` in a spec) are deliberate bugs: ``no_final_sync``,
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from checker.lang.layout import Layout, View
 from checker.lang.ops import Term, lookup, where
-from checker.lang.spec import Spec
+from checker.lang.spec import Spec, Symmetry
 from model.contract import INVARIANTS, Property
 from model.decision.tracking import TrackingDecision, decide
 from model.fsm.kernel.reader import KernelStepFunction, default_kernel
 from model.fsm.uapi import STATE_NAMES, DeviceState
 from model.migration.actions import ActionBuilder, Parts
-from model.migration.config import ModelConfig, iova_names, make_config, page_names
+from model.migration.config import PER_DEVICE, ModelConfig, iova_names, make_config, page_names
 from model.migration.dirty import Trackers
 from model.migration.phases import (
     DST_RUN_NAMES,
@@ -127,6 +128,54 @@ def declare_request_goal(lay: Layout, parts: Parts) -> None:
 
     lay.derive("req_to", goal, values=("-", *STATE_NAMES), after="req",
                doc="the device state the SET in flight walks to")
+
+
+# What a device hook reads to decide what it does with a device: its states and file
+# descriptors.  The rest of a device's part of a state is what it recorded (DMA logs, P2P
+# hits, IOMMU dirty bits, IOVA mappings), read by actions over all devices at once.
+DEVICE_CONTROL = frozenset({"kstate", "qstate", "data_fd", "dst_kstate", "dst_qstate", "dst_fd",
+                            "dst_loaded", "dst_valid"})
+
+
+def device_symmetry(cfg: ModelConfig, lay: Layout) -> Symmetry | None:
+    """Which devices are interchangeable (for ``check --symmetry``), and where each device's
+    part of a state lives.
+
+    Devices are interchangeable when everything the model knows of them is the same but the
+    name: their scenario entry, migration flags, the IOVAs they write, whether QEMU asks
+    them for DMA logs, their pre-copy opt-out and P2P.  A device's part of a state is its
+    element of every per-device variable (and, behind a vIOMMU, its IOMMU dirty bits and its
+    block of IOVA mappings).
+
+    QEMU runs a device hook on the devices in index order (``cursor``), so the devices are
+    interchangeable only while no device hook is under way: in single-unit phases, with no
+    SET in flight.  Swapping two devices between hooks changes which of them the next hook
+    reaches first; the phases' abstraction (:mod:`model.migration.phases`, "QEMU as one
+    sequential program") already relies on the order among devices within a hook not
+    mattering to the properties, which is what makes the swap sound.
+    """
+    def signature(d: int) -> tuple[object, ...]:
+        dev = dataclasses.replace(cfg.scenario.devices[d], name="")
+        return (dev, cfg.flags[d], cfg.dma_iovas[d], cfg.logs[d], cfg.precopy_opt_out[d], cfg.p2p_dma[d])
+
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for d in range(cfg.devices):
+        groups.setdefault(signature(d), []).append(d)
+    names = {f.name for f in lay.fields}
+    elements = [n for n in sorted(PER_DEVICE) if n in names]
+    if cfg.uses_iommu_dirty and cfg.spaces == cfg.devices:
+        elements.append("iommu_dirty")
+
+    def between_hooks(s: View) -> Term:
+        return (lookup(KIND, s.pc) == Kind.SINGLE) & (s.req == Req.IDLE)
+
+    return Symmetry(
+        groups=tuple(tuple(g) for g in groups.values()),
+        elements=tuple(elements),
+        fixed=tuple(n for n in elements if n in DEVICE_CONTROL),
+        blocks={"iova_map": cfg.pages} if "iova_map" in names else {},
+        when=between_hooks,
+    )
 
 
 def initial_state(cfg: ModelConfig) -> dict[str, Any]:
@@ -219,5 +268,6 @@ def build_spec(
         liveness=liveness,
         witnesses=witnesses,
         end_states=end_states(parts),
+        symmetry=device_symmetry(cfg, layout),
         description=scenario.description,
     )
