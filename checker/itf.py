@@ -24,7 +24,7 @@ are strings, listed in the trace's ``#meta.derived``; :func:`from_itf` skips the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -105,31 +105,47 @@ def value_type(value: Any, where: str) -> str:
         return f"seq({_join(value, where)})"
     if not isinstance(value, dict):
         raise ItfError(f"{where}: {type(value).__name__} is no ITF value")
-    if "#bigint" in value:
-        n = value["#bigint"]
-        if set(value) != {"#bigint"} or not isinstance(n, str) or not _BIGINT.fullmatch(n):
-            raise ItfError(f"{where}: #bigint must be the only key, a string of decimal digits")
-        return "int"
-    for tag in ("#set", "#tup", "#map"):
-        if tag in value:
-            if set(value) != {tag} or not isinstance(value[tag], list):
-                raise ItfError(f"{where}: {tag} must be the only key, with a JSON array")
-            items = value[tag]
-            if tag == "#set":
-                return f"set({_join(items, where)})"
-            if tag == "#tup":
-                return "tup(" + ", ".join(value_type(v, f"{where}[{i}]") for i, v in enumerate(items)) + ")"
-            if not all(isinstance(p, list) and len(p) == 2 for p in items):
-                raise ItfError(f"{where}: #map holds [key, value] pairs")
-            keys = _join([p[0] for p in items], where)
-            return f"map({keys}, {_join([p[1] for p in items], where)})"
-    if "#unserializable" in value:
-        return "unserializable"
-    bad = [k for k in value if k.startswith("#")]
-    if bad:
-        raise ItfError(f"{where}: unknown tag {bad[0]!r}")
-    fields = ", ".join(f"{k}: {value_type(v, f'{where}.{k}')}" for k, v in sorted(value.items()))
-    return "rec{" + fields + "}"
+    tags = [k for k in value if k.startswith("#")]
+    if not tags:
+        fields = ", ".join(f"{k}: {value_type(v, f'{where}.{k}')}" for k, v in sorted(value.items()))
+        return "rec{" + fields + "}"
+    if len(value) != 1 or tags[0] not in _TAGS:
+        raise ItfError(f"{where}: unknown tag {tags[0]!r}, or a tag that is not the only key")
+    return _TAGS[tags[0]](value[tags[0]], where)
+
+
+def _bigint(n: Any, where: str) -> str:
+    if not isinstance(n, str) or not _BIGINT.fullmatch(n):
+        raise ItfError(f"{where}: #bigint must be a string of decimal digits")
+    return "int"
+
+
+def _items(items: Any, where: str, tag: str) -> list[Any]:
+    if not isinstance(items, list):
+        raise ItfError(f"{where}: {tag} holds a JSON array")
+    return items
+
+
+def _set(items: Any, where: str) -> str:
+    return f"set({_join(_items(items, where, '#set'), where)})"
+
+
+def _tup(items: Any, where: str) -> str:
+    types = [value_type(v, f"{where}[{i}]") for i, v in enumerate(_items(items, where, "#tup"))]
+    return "tup(" + ", ".join(types) + ")"
+
+
+def _map(items: Any, where: str) -> str:
+    pairs = _items(items, where, "#map")
+    if not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+        raise ItfError(f"{where}: #map holds [key, value] pairs")
+    return f"map({_join([p[0] for p in pairs], where)}, {_join([p[1] for p in pairs], where)})"
+
+
+_TAGS: dict[str, Callable[[Any, str], str]] = {
+    "#bigint": _bigint, "#set": _set, "#tup": _tup, "#map": _map,
+    "#unserializable": lambda _value, _where: "unserializable",
+}
 
 
 def _join(items: Iterable[Any], where: str) -> str:
@@ -178,6 +194,25 @@ def check_itf(doc: Any) -> dict[str, str]:
     ``#meta``); ``#meta`` an object where present; ``loop``, if any, an index into
     ``states``; every value an ITF value (:func:`value_type`); a variable of one type in
     every state."""
+    names, states = _top_level(doc)
+    types: dict[str, str] = {v: "?" for v in names}
+    for i, st in enumerate(states):
+        if not isinstance(st, dict):
+            raise ItfError(f"states[{i}] is not an object")
+        keys = set(st) - {"#meta"}
+        if keys != set(names):
+            missing, extra = sorted(set(names) - keys), sorted(keys - set(names))
+            raise ItfError(f"states[{i}]: variables differ from vars (missing {missing}, extra {extra})")
+        if "#meta" in st and not isinstance(st["#meta"], dict):
+            raise ItfError(f"states[{i}].#meta must be an object")
+        for v in names:
+            where = f"states[{i}].{v}"
+            types[v] = unify(types[v], value_type(st[v], where), where)
+    return types
+
+
+def _top_level(doc: Any) -> tuple[list[str], list[Any]]:
+    """The variables and states of a trace whose top level follows the rules."""
     if not isinstance(doc, dict):
         raise ItfError("an ITF trace is a JSON object")
     unknown = set(doc) - {"#meta", "params", "vars", "states", "loop"}
@@ -194,24 +229,10 @@ def check_itf(doc: Any) -> dict[str, str]:
     states = doc.get("states")
     if not isinstance(states, list) or not states:
         raise ItfError("states must be a non-empty array")
-    if "loop" in doc:
-        loop = doc["loop"]
-        if isinstance(loop, bool) or not isinstance(loop, int) or not 0 <= loop < len(states):
-            raise ItfError(f"loop must index states (0..{len(states) - 1}), got {loop!r}")
-    types: dict[str, str] = {v: "?" for v in names}
-    for i, st in enumerate(states):
-        if not isinstance(st, dict):
-            raise ItfError(f"states[{i}] is not an object")
-        keys = set(st) - {"#meta"}
-        if keys != set(names):
-            missing, extra = sorted(set(names) - keys), sorted(keys - set(names))
-            raise ItfError(f"states[{i}]: variables differ from vars (missing {missing}, extra {extra})")
-        if "#meta" in st and not isinstance(st["#meta"], dict):
-            raise ItfError(f"states[{i}].#meta must be an object")
-        for v in names:
-            where = f"states[{i}].{v}"
-            types[v] = unify(types[v], value_type(st[v], where), where)
-    return types
+    loop = doc.get("loop", 0)
+    if isinstance(loop, bool) or not isinstance(loop, int) or not 0 <= loop < len(states):
+        raise ItfError(f"loop must index states (0..{len(states) - 1}), got {loop!r}")
+    return names, states
 
 
 # ------------------------------------------------------------------------------ reading

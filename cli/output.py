@@ -130,7 +130,15 @@ class CheckOutput:
                     print(json.dumps(to_itf(v, c.result.layout, spec_name=c.name)), file=self.stdout)
         else:
             self._traces(results)
-        # why each complete run did not match, one line each (a stopped run shows its limit above)
+        self._mismatches(results)
+        if interrupted:
+            print("Interrupted: partial statistics above.", file=self.err)
+        if not self.options.quiet:
+            self._say(self._verdict(results))
+
+    def _mismatches(self, results: Sequence[Checked]) -> None:
+        """Why each complete run did not match, one line each (a stopped run shows its
+        limit in its line)."""
         mismatches = [c for _, c in results if not c.matched and c.outcome != LIMIT]
         if mismatches:
             self._say()
@@ -139,16 +147,14 @@ class CheckOutput:
             unchecked = expected is not None and c.result.properties.get(expected) == "unchecked"
             note = f" ({expected} was not checked in this mode)" if unchecked else ""
             self._say(f"MISMATCH {c.name} ({c.path}): {c.reason or ''}{note}")
-        if interrupted:
-            print("Interrupted: partial statistics above.", file=self.err)
-        if self.options.quiet:
-            return
+
+    def _verdict(self, results: Sequence[Checked]) -> str:
         n_bad = sum(not c.matched for _, c in results)
         verdict = "all outcomes match their expectations" if n_bad == 0 else f"{n_bad} spec(s) did not match"
         hidden = sum(1 for _, c in results if violations_of(c) and not self._shows_trace(c))
         more = (f"; {hidden} expected counterexample(s) not shown (--verbose shows them)"
                 if hidden and not self.options.itf_to_stdout else "")
-        self._say(f"\n{len(results)} spec(s) checked: {verdict}{more}.")
+        return f"\n{len(results)} spec(s) checked: {verdict}{more}."
 
     def _shows_trace(self, c: Verdict) -> bool:
         v = c.result.violation

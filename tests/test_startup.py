@@ -38,10 +38,10 @@ def test_help_imports_no_heavy_library():
     assert not {m for m in loaded if m in ("checker", "model")}
 
 
-def test_fsm_path_imports_only_numpy_of_the_heavy_libraries():
+def test_fsm_path_imports_neither_scipy_networkx_z3_nor_matplotlib():
     loaded = _imported_by("fsm", "path", "RUNNING", "STOP")
     assert "numpy" in loaded  # the kernel's tables
-    assert not loaded & {"scipy", "networkx", "z3", "matplotlib", "rich"}, sorted(loaded)
+    assert not loaded & {"scipy", "networkx", "z3", "matplotlib"}, sorted(loaded)
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))

@@ -16,7 +16,7 @@ import numpy as np
 
 from model.contract import Mutation
 from model.decision.tracking import Method, TrackingDecision
-from model.fsm.kernel.reader import KernelStepFunction, step_table
+from model.fsm.kernel.step import KernelStepFunction, step_table
 from model.fsm.uapi import DeviceState, MigFlag, direct_arc_matrix
 from model.profiles import Profile
 from model.scenario import Scenario

@@ -12,7 +12,7 @@ kernel's device FSM), the destination host, the guest and its VFIO devices.
 * Actions (:mod:`model.migration.actions`) follow QEMU's flow (docs/sources.md#qemu-save-path,
   #qemu-failure-path, #qemu-load-path; QEMU master hw/vfio/migration.c, migration/migration.c,
   migration/ram.c) and move every device through the kernel's step function for its
-  features (:mod:`model.fsm.kernel.reader`),
+  features (:mod:`model.fsm.kernel`),
   one arc per transition, so a patched ``vfio_mig_get_next_state()`` changes the model.
 * Which tracking method QEMU uses, and what blocks migration, is decided by
   :func:`model.decision.tracking.decide`; the model only executes that decision.
@@ -35,7 +35,8 @@ from checker.lang.ops import Term, lookup, where
 from checker.lang.spec import Spec, Symmetry
 from model.contract import INVARIANTS, Property
 from model.decision.tracking import TrackingDecision, decide
-from model.fsm.kernel.reader import KernelStepFunction, default_kernel
+from model.fsm.kernel.builtin import default_kernel
+from model.fsm.kernel.step import KernelStepFunction
 from model.fsm.uapi import STATE_NAMES, DeviceState
 from model.migration.actions import ActionBuilder, Parts
 from model.migration.config import PER_DEVICE, ModelConfig, iova_names, make_config, page_names
