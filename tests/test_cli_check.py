@@ -201,7 +201,10 @@ def test_itf_trace(tmp_path):
 def test_ctrl_c_exits_130_with_partial_statistics(tmp_path):
     p = write(tmp_path, "big.toml", 'example = "TwoPhase"\nrms = 10\n')
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from cli.main import main; main()", "check", str(p)],
+        # SIGINT as a terminal delivers it, also where this test runs in a shell's background
+        # job (which starts with SIGINT ignored, and then Python installs no handler)
+        [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "from cli.main import main; main()", "check", str(p)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
