@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cli.load import load_target
 from cli.main import main
 
 ENGINE = Path(__file__).resolve().parent.parent / "specs" / "engine"
@@ -220,3 +221,21 @@ def test_ctrl_c_exits_130_with_partial_statistics(tmp_path):
     assert proc.returncode == 130, err
     assert "Interrupted" in err and "Traceback" not in err
     assert "big" in out  # the summary row with partial statistics
+
+
+def test_the_main_job_prints_one_line_per_spec_and_no_expected_trace():
+    """`vfio-migcheck check` on the shipped specs (the README's main job): a header, one
+    line per spec with its name in full, the verdict; the counterexamples of the specs
+    that are meant to fail only with --verbose."""
+    specs = ENGINE.parent
+    names = sorted(load_target(p).name for p in specs.rglob("*.toml"))
+    r = run("check", str(specs))
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert len(lines) == len(names) + 3 and len(lines) < 120
+    assert lines[0].split() == ["spec", "ok", "outcome", "distinct", "generated", "depth", "seconds",
+                                "method"]
+    assert sorted(line.split()[0] for line in lines[1:-2]) == names  # never truncated
+    assert all(line.split()[1] == "yes" for line in lines[1:-2])
+    assert "Counterexample" not in r.stdout and r.stderr == ""
+    assert lines[-1].startswith(f"{len(names)} spec(s) checked: all outcomes match their expectations")

@@ -230,7 +230,7 @@ def trace_table(violation: Violation, layout: Layout) -> list[Block]:
         explained = [f" {violation.name} reads "]
         for j, name in enumerate(names):
             explained += [", " if j else "", code(name)]
-        explained.append(": their columns come first, shaded.")
+        explained.append(": their columns come first, marked.")
     blocks: list[Block] = [
         Para(
             (
