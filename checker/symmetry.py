@@ -223,12 +223,13 @@ def lift_trace(spec: Spec, sym: Symmetry, trace: Sequence[TraceStep]) -> list[Tr
     return steps
 
 
-def explore_symmetric(spec: Spec, *, limits: Limits | None = None, progress: Any = None) -> Result:
+def explore_symmetric(spec: Spec, *, limits: Limits | None = None, progress: Any = None,
+                      workers: int | None = None) -> Result:
     """Explore ``spec`` with its symmetry reduction; a counterexample is lifted back to a
     behaviour of ``spec`` (its message says so when that fails and the representatives
     are shown instead)."""
     reduced = with_symmetry(spec)
-    r = explore(reduced, limits=limits or Limits(), progress=progress)
+    r = explore(reduced, limits=limits or Limits(), progress=progress, workers=workers)
     v = r.violation
     if v is not None and v.trace:
         assert spec.symmetry is not None

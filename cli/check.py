@@ -53,16 +53,16 @@ class Mode:
             return ()
         return ("depth", "trace_length") if self.symmetry else None
 
-    def run(self, t: Target, limits: Limits, progress: Progress | None) -> Result:
+    def run(self, t: Target, limits: Limits, progress: Progress | None, workers: int | None = None) -> Result:
         if self.walks is not None:
             return simulate(t.spec, walks=self.walks, seed=self.seed, depth=self.depth, limits=limits,
                             progress=progress)
         if self.symmetry and t.spec.symmetry is not None and t.spec.symmetry.reduces:
             try:
-                return explore_symmetric(t.spec, limits=limits, progress=progress)
+                return explore_symmetric(t.spec, limits=limits, progress=progress, workers=workers)
             except SymmetryError as exc:
                 raise UserError(f"{t.path}: --symmetry: {exc}") from None
-        return explore(t.spec, limits=limits, progress=progress)
+        return explore(t.spec, limits=limits, progress=progress, workers=workers)
 
 
 @click.command("check")
@@ -89,6 +89,12 @@ class Mode:
 )
 @click.option(
     "--max-memory", type=click.FloatRange(min=1), metavar="MB", help="Stop when the process exceeds this RSS."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Threads for the search (default: one per core); the result is the same for any N.",
 )
 @click.option(
     "--quiet", "-q", is_flag=True,
@@ -123,6 +129,7 @@ def check(
     max_states: int | None,
     max_seconds: float | None,
     max_memory: float | None,
+    workers: int | None,
     quiet: bool,
     verbose: bool,
     symmetry: bool,
@@ -148,7 +155,7 @@ def check(
     interrupted = False
     limits = Limits(states=max_states, seconds=max_seconds, memory_mb=max_memory)
     for t in targets:
-        r = mode.run(t, limits, None if quiet else progress_printer(sys.stderr, t.name))
+        r = mode.run(t, limits, None if quiet else progress_printer(sys.stderr, t.name), workers)
         c = t.judge(r, pins=mode.pins)
         results.append((t, c))
         output.finished(t, c)

@@ -28,7 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
               "z3, one page at a time, or print the counterexample to induction."),
     "tables": ("cli.tables", "tables",
                "Decision tables of QEMU's dirty-tracking method and migration blockers, enumerated "
-               "with z3 over every configuration of up to --devices devices."),
+               "with z3 over every configuration of up to --devices devices (--vmm cloud-hypervisor: "
+               "cloud-hypervisor's refusals, every configuration evaluated)."),
     "report": ("cli.report", "report",
                "Write HTML and Markdown reports for SPEC files or directories (default: specs/)."),
 }

@@ -7,6 +7,8 @@
 * Counterexamples in text only where the outcome was not the expected one, or for every
   violation with ``--verbose``; they come after the table, each under its spec's name.
 * ``MISMATCH`` lines (one each, with the reason) and a closing verdict line.
+* On stderr, progress lines of long runs and, for a spec whose states are stored as
+  fingerprints (wider than one word), TLC's collision-probability line.
 
 Which stream: the human output goes to stdout unless stdout carries a machine-readable
 document (``--json -``, or ITF with ``--trace-format itf``), in which case it goes to stderr
@@ -112,6 +114,9 @@ class CheckOutput:
         self._say(self._row([c.name, "yes" if c.matched else "NO", outcome_text(target, c),
                              f"{s.distinct:,}", f"{s.generated:,}", str(s.depth), f"{s.seconds:.2f}",
                              target.tracking_method or ""]))
+        fingerprints = s.fingerprint_report()  # only for states wider than one word
+        if fingerprints is not None:
+            print(f"{c.name}: {fingerprints}", file=self.err, flush=True)
 
     def _write_itf_files(self, c: Verdict) -> None:
         out = self.options.itf_out
