@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from checker.lang.layout import Layout
+from checker.lang.layout import Layout, View
+from checker.lang.ops import Term, lookup, where
 from checker.lang.spec import Spec
 from model.cloud_hypervisor.actions import ChActions
 from model.cloud_hypervisor.config import ChConfig, make_config, order_names
@@ -23,16 +24,19 @@ from model.cloud_hypervisor.decision import ChDecision, decide
 from model.cloud_hypervisor.flow import (
     DST_RUN_NAMES,
     PHASE_NAMES,
+    RECOVER,
     REQ_NAMES,
     SRC_RUN_NAMES,
     STATUS_NAMES,
+    TARGET,
     Control,
     Plan,
+    Req,
 )
 from model.cloud_hypervisor.view import ChView
 from model.fsm.kernel.builtin import default_kernel
 from model.fsm.kernel.step import KernelStepFunction
-from model.fsm.uapi import STATE_NAMES
+from model.fsm.uapi import STATE_NAMES, DeviceState
 from model.protocol import props
 from model.protocol.pages import declare_pages, page_names
 from model.scenario import Scenario
@@ -69,7 +73,23 @@ def declare_layout(cfg: ChConfig) -> Layout:
     lay.flag("dst_loaded", count=D, array=True, doc="destination device: its state was written")
     lay.flag("dst_valid", count=D, array=True, doc="destination device: RESUMING -> STOP validated it")
     declare_pages(lay, cfg.pages, bitmap="pages still to send (the iteration's table)")
+    declare_request_goal(lay)
     return lay
+
+
+def declare_request_goal(lay: Layout) -> None:
+    """Show with ``req`` the state the SET in flight walks to (``req_to``), as QEMU's model
+    does: the target of the step's request phase (or its recovery state after a failure),
+    RUNNING for the VFIO_DEVICE_RESET of ``reset_and_rearm``, ``-`` when idle.  It is a
+    function of ``pc`` and ``req`` (flow.TARGET / flow.RECOVER), so the model stores nothing
+    for it."""
+    def goal(s: View) -> Term:
+        out = where(s.req == Req.RESET, int(DeviceState.RUNNING) + 1, 0)
+        out = where(s.req == Req.RECOVER, lookup(RECOVER + 1, s.pc), out)  # none (-1) shows "-"
+        return where(s.req == Req.TARGET, lookup(TARGET + 1, s.pc), out)
+
+    lay.derive("req_to", goal, values=("-", *STATE_NAMES), after="req",
+               doc="the device state the SET in flight walks to")
 
 
 def initial_states(cfg: ChConfig) -> list[dict[str, Any]]:
