@@ -196,7 +196,7 @@ def quotient_graph(
         if nend[c]:
             lines.append(f"{int(nend[c]):,} without successor")
         if internal[c]:
-            lines.append(f"{int(internal[c]):,} steps inside")
+            lines.append(f"{int(internal[c]):,} step" + ("s" if internal[c] != 1 else "") + " inside")
         nodes.append(
             GNode(
                 c, tuple(lines), int(sizes[c]), bool(is_init[c]), int(nbad[c]), int(nend[c]), int(internal[c])
