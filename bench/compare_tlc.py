@@ -11,7 +11,11 @@ Each tool's state counts are printed, checked against TLC's figures where
 known and against each other.
 
     python bench/compare_tlc.py [--rms 8] [--rounds 5] [--tlc /path/to/tla2tools.jar]
-                                [--workers N] [--engine-workers-1]
+                                [--workers N] [--engine-workers-1] [--before TREE]
+
+``--before TREE`` adds the engine of another source tree (``git archive COMMIT | tar -x -C
+TREE``, e.g. the commit before the hash-set store) run by this Python with ``PYTHONPATH=TREE``,
+for a before/after ratio measured in the same rounds.
 """
 
 from __future__ import annotations
@@ -52,16 +56,26 @@ def _timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tupl
     return dt, out.stdout
 
 
-def _engine(work: Path, rms: int, workers: int | None) -> Callable[[], tuple[float, Counts]]:
+def _engine(
+    work: Path, rms: int, workers: int | None, tree: Path | None = None
+) -> Callable[[], tuple[float, Counts]]:
     spec = work / f"twophase-{rms}.toml"
     spec.write_text(f'example = "TwoPhase"\nname = "twophase-{rms}"\nrms = {rms}\n[check]\nexpect = "pass"\n')
-    exe = shutil.which("vfio-migcheck", path=str(Path(sys.executable).parent)) or "vfio-migcheck"
-    cmd = [exe, "check", str(spec), "--json", "-", "--quiet"]
+    args = ["check", str(spec), "--json", "-", "--quiet"]
     if workers is not None:
-        cmd += ["--workers", str(workers)]
+        args += ["--workers", str(workers)]
+    env = None
+    if tree is None:
+        exe = shutil.which("vfio-migcheck", path=str(Path(sys.executable).parent)) or "vfio-migcheck"
+        cmd = [exe, *args]
+    else:
+        # the other tree's entry point, as its console script would call it
+        entry = "import sys; from cli.main import main; sys.argv[0] = 'vfio-migcheck'; main()"
+        cmd = [sys.executable, "-c", entry, *args]
+        env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
 
     def run() -> tuple[float, Counts]:
-        dt, out = _timed(cmd, work)
+        dt, out = _timed(cmd, work, env)
         st = json.loads(out)["results"][0]["stats"]
         return dt, (st["distinct_states"], st["generated_states"], st["depth"])
 
@@ -121,13 +135,17 @@ def main() -> None:
     ap.add_argument("--cc", default=os.environ.get("CC", "cc"))
     ap.add_argument("--workers", type=int, help="the engine's --workers (default: one per core)")
     ap.add_argument("--engine-workers-1", action="store_true", help="also run the engine with --workers 1")
+    ap.add_argument("--before", type=Path, help="also run the engine of this source tree (PYTHONPATH=TREE)")
     args = ap.parse_args()
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="compare-tlc-") as tmp:
         work = Path(tmp)
         tools: dict[str, Callable[[], tuple[float, Counts]]] = {}
         tools["engine"] = _engine(work, args.rms, args.workers)
         if args.engine_workers_1:
             tools["engine_workers_1"] = _engine(work, args.rms, 1)
+        if args.before is not None:
+            tools["engine_before"] = _engine(work, args.rms, None, args.before)
         tools["c_yardstick"] = _yardstick(work, args.rms, args.cc)
         if args.tlc is not None:
             tools["tlc_workers_1"] = _tlc(work, args.rms, args.tlc.resolve(), args.java)
@@ -152,6 +170,7 @@ def main() -> None:
         "what": "whole-process wall time per tool, alternating rounds; ratios: medians of per-round ratios",
         "machine": platform.machine(),
         "cpus": len(os.sched_getaffinity(0)),
+        "load_average_at_start": load_start,
         "load_average_at_end": os.getloadavg(),
         "results": {
             name: {

@@ -16,7 +16,10 @@ Cases (``--cases``, comma-separated, default ``twophase,cancel,largest``):
   grown a page at a time to 5 pages and then by a third device, each step under
   ``--max-seconds`` (default 60): a step that hits it reports ``outcome: limit`` with
   the states it reached, which is how far 60 s get on this machine;
-* ``rounds``: cancel-recovers with 5 pages and 1..3 pre-copy rounds.
+* ``rounds``: cancel-recovers with 5 pages and 1..3 pre-copy rounds;
+* ``fifty``: cancel-recovers with 6 pages (~66M states, the issue's 50M-state target, with
+  its liveness property), best run alone with ``--max-seconds 0`` (no limit) to see the
+  whole run, or with the default 60 s to see how far a minute gets.
 
     python bench/explore.py [--runs 1] [--cases twophase,cancel] [--sizes 5,6,7,8,9]
                             [--workers N] [--max-seconds 60] [--max-memory MB]
@@ -63,7 +66,8 @@ def one(
     target = load_target(path)
     loaded = time.perf_counter() - t0
     base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    ex = Explorer(target.spec, workers=workers, limits=Limits(seconds=max_seconds, memory_mb=max_memory))
+    limits = Limits(seconds=max_seconds or None, memory_mb=max_memory)
+    ex = Explorer(target.spec, workers=workers, limits=limits)
     r = ex.run()
     st = r.stats
     search = ex.phase_seconds["search"]
@@ -128,6 +132,10 @@ def cases(names: list[str], sizes: list[int], work: Path) -> list[tuple[str, Pat
                 p = work / f"cancel-recovers-5-r{rounds}.toml"
                 p.write_text(_spec_text(ROOT / "specs/cancel-recovers.toml", 5, rounds=rounds))
                 out.append((f"cancel-recovers, 5 pages, {rounds} rounds", p))
+        elif name == "fifty":
+            p = work / "cancel-recovers-6.toml"
+            p.write_text(_spec_text(ROOT / "specs/cancel-recovers.toml", 6))
+            out.append(("cancel-recovers, 6 pages", p))
         elif name == "largest":
             base = ROOT / "specs/two-vfs-three-pages-cancel.toml"
             for pages, devices in ((3, 2), (4, 2), (5, 2), (3, 3), (4, 3), (5, 3)):
@@ -135,7 +143,7 @@ def cases(names: list[str], sizes: list[int], work: Path) -> list[tuple[str, Pat
                 p.write_text(_spec_text(base, pages, devices))
                 out.append((f"two-vfs-three-pages-cancel, {pages} pages, {devices} devices", p))
         else:
-            raise SystemExit(f"unknown case {name!r}: twophase, cancel, rounds or largest")
+            raise SystemExit(f"unknown case {name!r}: twophase, cancel, rounds, largest or fifty")
     return out
 
 
@@ -174,7 +182,7 @@ def main() -> None:
     ap.add_argument("--cases", default="twophase,cancel,largest")
     ap.add_argument("--sizes", default="5,6,7,8,9")
     ap.add_argument("--workers", type=int)
-    ap.add_argument("--max-seconds", type=float, default=60.0)
+    ap.add_argument("--max-seconds", type=float, default=60.0, help="per case; 0: no limit")
     ap.add_argument("--max-memory", type=float, help="MB, as check --max-memory")
     ap.add_argument("--one", type=Path, help="measure this one spec file in this process")
     args = ap.parse_args()

@@ -44,3 +44,30 @@ def test_bench_explore_measures_one_spec() -> None:
     assert row["outcome"] == "violation" and row["liveness_properties"] == 1
     assert set(row["seconds"]) == {"load", "search", "liveness", "process"}
     assert row["bytes_per_state"]["search"] is not None
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler for the yardstick")
+def test_compare_tlc_runs_another_tree_as_the_engine_before() -> None:
+    # this tree as its own "before": the same counts, and a ratio for every round
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench/compare_tlc.py"), "--rms", "4", "--rounds", "1"]
+        + ["--before", str(ROOT)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    doc = json.loads(out.stdout)
+    assert doc["order"] == ["engine", "engine_before", "c_yardstick"] and doc["all_tools_agree"]
+    assert set(doc["paired_ratios"]) == {"engine_before/engine", "c_yardstick/engine"}
+
+
+def test_bench_explore_fifty_is_cancel_recovers_with_six_pages(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import explore as bench_explore
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    [(label, path)] = bench_explore.cases(["fifty"], [], tmp_path)
+    text = path.read_text()
+    assert label == "cancel-recovers, 6 pages" and "\npages = 6\n" in text
+    assert "distinct_states" not in text and "cancel = true" in text
