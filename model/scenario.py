@@ -37,16 +37,33 @@ Decisions taken here (documented for spec writers):
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 from model.contract import MUTATION_NAMES, PAGE_SIZE, PROPERTY_KINDS, PROPERTY_NAMES, Mutation
-from model.profiles import PROFILE_NAMES, EnableMigrationProperty, Profile, get_profile
+from model.profiles import (
+    PROFILE_NAMES,
+    EnableMigrationProperty,
+    OverrideError,
+    Profile,
+    apply_overrides,
+    get_profile,
+)
+from model.spec_table import (
+    SpecError,
+    Table,
+    describe,
+    did_you_mean,
+    first_duplicate,
+    format_size,
+    parse_size,
+)
+
+__all__ = ["SpecError", "format_size", "parse_size"]  # re-exported: callers read them here
 
 # --- vocabulary and bounds ----------------------------------------------------------------
 
@@ -54,7 +71,7 @@ FEATURE_P2P = "p2p"  # VFIO_MIGRATION_P2P
 FEATURE_PRE_COPY = "pre-copy"  # VFIO_MIGRATION_PRE_COPY
 FEATURES: tuple[str, ...] = (FEATURE_P2P, FEATURE_PRE_COPY)
 ON_OFF_AUTO: tuple[str, ...] = ("on", "off", "auto")
-IOMMU_BACKENDS: tuple[str, ...] = ("type1", "iommufd")
+IOMMU_BACKENDS: tuple[str, ...] = ("type1", "iommufd", "iommufd-compat")
 EXPECT_KINDS: tuple[str, ...] = ("pass", "blocked", "violation")
 
 MAX_PAGES = 8  # pages are interchangeable; the concrete executor covers real sizes
@@ -64,29 +81,9 @@ MAX_ATTEMPTS = 3
 DEFAULT_PAGES = 2
 DEFAULT_RAM = 16 << 30  # 16 GiB
 
-IommuBackend = Literal["type1", "iommufd"]
+IommuBackend = Literal["type1", "iommufd", "iommufd-compat"]
 OnOffAuto = Literal["on", "off", "auto"]
 ExpectKind = Literal["pass", "blocked", "violation"]
-
-
-class SpecError(Exception):
-    """A scenario file a user got wrong.  ``str()`` is one line: ``path: key: message``."""
-
-    def __init__(self, path: str | Path, key: str | None, message: str) -> None:
-        self.path = str(path)
-        self.key = key
-        self.message = message
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        text = f"{self.path}: {self.key}: {self.message}" if self.key else f"{self.path}: {self.message}"
-        return _one_line(text)
-
-
-def _one_line(text: str) -> str:
-    """``text`` with control characters (a newline inside a quoted value or key of the
-    file) written as escapes, so an error stays one line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 # --- the typed configuration --------------------------------------------------------------
@@ -96,9 +93,15 @@ def _one_line(text: str) -> str:
 class DeviceProperties:
     """QEMU ``-device vfio-pci,...`` properties that matter for migration."""
 
-    x_pre_copy_dirty_page_tracking: bool = True  # since 5.2 (bb0990d174)
+    # OnOffAuto, default on (hw/vfio/pci.c since 5.2, bb0990d174); only "off" counts.
+    pre_copy_dirty_page_tracking: OnOffAuto = "on"
     x_device_dirty_page_tracking: OnOffAuto = "on"  # since 9.1 (30b9167785); only "off" counts
     enable_migration: OnOffAuto = "auto"  # 8.1+; under 8.0 "on"/"off" = x-enable-migration
+
+    @property
+    def x_pre_copy_dirty_page_tracking(self) -> bool:
+        """The device's log_sync opt-out is not set (QEMU compares with ON_OFF_AUTO_OFF)."""
+        return self.pre_copy_dirty_page_tracking != "off"
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class DeviceConfig:
     pins: tuple[int, ...]  # sorted pages its driver pins through vfio_pin_pages()
     p2p_dma: bool  # may initiate P2P DMA to another device of the VM
     properties: DeviceProperties = DeviceProperties()
+    # iommufd: its IOMMU reports IOMMU_HW_CAP_DIRTY_TRACKING (None: [host].iommu_dirty_tracking)
+    iommu_dirty_tracking: bool | None = None
 
     @property
     def has_p2p(self) -> bool:
@@ -130,8 +135,10 @@ class VmConfig:
 
 @dataclass(frozen=True)
 class HostConfig:
+    # type1: the kernel's type1 driver; iommufd: QEMU's iommufd backend (9.0+);
+    # iommufd-compat: QEMU's legacy container on iommufd's /dev/vfio/vfio compatibility
     iommu: IommuBackend = "type1"
-    iommu_dirty_tracking: bool = False  # iommufd: IOMMU_HW_CAP_DIRTY_TRACKING
+    iommu_dirty_tracking: bool = False  # iommufd: IOMMU_HW_CAP_DIRTY_TRACKING (default per device)
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,7 @@ class MigrationConfig:
     query_faults: bool = False
     attempts: int = 1
     postcopy: bool = False
+    background_snapshot: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,10 +194,13 @@ class Scenario:
     migration: MigrationConfig
     check: CheckConfig
     mutations: frozenset[Mutation]
+    # ``qemu = { base = ..., <flag> = ... }``: the base profile with those flags changed
+    # (None: the release profile ``qemu`` names as it is).
+    patched_profile: Profile | None = None
 
     @property
     def profile(self) -> Profile:
-        return get_profile(self.qemu)
+        return self.patched_profile if self.patched_profile is not None else get_profile(self.qemu)
 
     def device(self, name: str) -> DeviceConfig:
         for dev in self.devices:
@@ -252,26 +263,25 @@ _TOP_KEYS = ("name", "description", "qemu", "vm", "host", "devices", "migration"
 _VM_KEYS = ("pages", "viommu", "cpu_writes", "ram")
 _HOST_KEYS = ("iommu", "iommu_dirty_tracking")
 _DEVICE_KEYS = ("name", "features", "dma_logging", "dma_pages", "pins", "p2p_dma",
-                "properties")
+                "iommu_dirty_tracking", "properties")
 _PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-tracking",
                   "enable-migration")
 _MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults", "attempts",
-                   "postcopy")
+                   "postcopy", "background_snapshot")
 _CHECK_KEYS = ("invariants", "expect", *PIN_KEYS)
 
 
 def scenario_from_dict(data: Mapping[str, Any], path: str | Path) -> Scenario:
     """Validate parsed TOML (``data``) of the file ``path`` into a :class:`Scenario`."""
     path = Path(path)
-    top = _Table(path, None, data)
+    top = Table(path, None, data)
     top.only(_TOP_KEYS)
 
     name = top.string("name", path.stem)
     if not name.strip():
         top.fail("name", "must not be empty")
     description = top.string("description", "")
-    qemu = top.choice("qemu", "master", PROFILE_NAMES, what="profile", suggest=False)
-    profile = get_profile(qemu)
+    qemu, profile = _load_qemu(top)
 
     vm = _load_vm(top.table("vm"))
     host = _load_host(top.table("host"), profile)
@@ -281,10 +291,28 @@ def scenario_from_dict(data: Mapping[str, Any], path: str | Path) -> Scenario:
     mutations = _load_mutations(top.table("mutations"))
     return Scenario(path=path, name=name, description=description, qemu=qemu, vm=vm,
                     host=host, devices=devices, migration=migration, check=check,
-                    mutations=mutations)
+                    mutations=mutations,
+                    patched_profile=None if profile is get_profile(qemu) else profile)
 
 
-def _load_vm(t: _Table) -> VmConfig:
+def _load_qemu(top: Table) -> tuple[str, Profile]:
+    """``qemu = "<release>"`` or ``qemu = { base = "<release>", <flag> = <value>, ... }``
+    (a reviewer's own patch: the release with behaviour flags changed, docs/spec-files.md)."""
+    if not isinstance(top.data.get("qemu"), dict):
+        name = top.choice("qemu", "master", PROFILE_NAMES, what="profile", suggest=False)
+        return name, get_profile(name)
+    t = top.table("qemu")
+    base = t.choice("base", "master", PROFILE_NAMES, what="profile", suggest=False)
+    flags = {k: v for k, v in t.data.items() if k != "base"}
+    try:
+        return base, apply_overrides(get_profile(base), flags)
+    except OverrideError as exc:
+        if exc.flag is None:
+            top.fail("qemu", str(exc))
+        t.fail(exc.flag, str(exc))
+
+
+def _load_vm(t: Table) -> VmConfig:
     t.only(_VM_KEYS)
     pages = t.integer("pages", DEFAULT_PAGES, 1, MAX_PAGES)
     ram = t.size("ram", DEFAULT_RAM)
@@ -294,7 +322,7 @@ def _load_vm(t: _Table) -> VmConfig:
                     cpu_writes=t.boolean("cpu_writes", True), ram=ram)
 
 
-def _load_host(t: _Table, profile: Profile) -> HostConfig:
+def _load_host(t: Table, profile: Profile) -> HostConfig:
     t.only(_HOST_KEYS)
     iommu = t.choice("iommu", "type1", IOMMU_BACKENDS)
     dirty = t.boolean("iommu_dirty_tracking", False)
@@ -303,11 +331,12 @@ def _load_host(t: _Table, profile: Profile) -> HostConfig:
                         f'profile is {profile.name}')
     if dirty and iommu != "iommufd":
         t.fail("iommu_dirty_tracking",
-               'true needs iommu = "iommufd" (type1 has no hardware dirty bits)')
+               'true needs iommu = "iommufd" (type1 has no hardware dirty bits, and the '
+               "compat container uses the type1 interface)")
     return HostConfig(iommu=iommu, iommu_dirty_tracking=dirty)  # type: ignore[arg-type]
 
 
-def _load_devices(top: _Table, vm: VmConfig, profile: Profile) -> tuple[DeviceConfig, ...]:
+def _load_devices(top: Table, vm: VmConfig, profile: Profile) -> tuple[DeviceConfig, ...]:
     entries = top.array_of_tables("devices")
     if not entries:
         top.fail("devices", "at least one [[devices]] entry is required")
@@ -321,10 +350,30 @@ def _load_devices(top: _Table, vm: VmConfig, profile: Profile) -> tuple[DeviceCo
             t.fail("name", f'duplicate device name "{dev.name}" (also [devices.{seen[dev.name]}])')
         seen[dev.name] = index
         devices.append(dev)
+    _check_iommu_capabilities(top, entries, devices, vm)
     return tuple(devices)
 
 
-def _load_device(t: _Table, index: int, count: int, vm: VmConfig,
+def _check_iommu_capabilities(top: Table, entries: list[Table], devices: list[DeviceConfig],
+                              vm: VmConfig) -> None:
+    """``[[devices]].iommu_dirty_tracking`` is an iommufd notion; behind a vIOMMU each device
+    has a container of its own, which the model does not give different capabilities."""
+    iommu = top.table("host").data.get("iommu", "type1")
+    stated = [(t, d) for t, d in zip(entries, devices, strict=True)
+              if d.iommu_dirty_tracking is not None]
+    if stated and iommu != "iommufd":
+        stated[0][0].fail("iommu_dirty_tracking", 'needs [host].iommu = "iommufd" (the IOMMU '
+                                                  "capability of an iommufd device)")
+    default = bool(top.table("host").data.get("iommu_dirty_tracking", False))
+    caps = {default if d.iommu_dirty_tracking is None else d.iommu_dirty_tracking
+            for d in devices}
+    if vm.viommu and len(caps) > 1:
+        stated[0][0].fail("iommu_dirty_tracking",
+                          "devices behind a vIOMMU each get their own container; mixed IOMMU "
+                          "dirty capabilities are modelled without a vIOMMU only")
+
+
+def _load_device(t: Table, index: int, count: int, vm: VmConfig,
                  profile: Profile) -> DeviceConfig:
     t.only(_DEVICE_KEYS)
     name = t.string("name", f"dev{index}")
@@ -341,13 +390,20 @@ def _load_device(t: _Table, index: int, count: int, vm: VmConfig,
     if p2p_dma and count == 1:
         t.fail("p2p_dma", "true needs another device to target (the VM has one device)")
     props = _load_properties(t.table("properties"), profile)
+    iommu_dirty = t.boolean("iommu_dirty_tracking", False) if "iommu_dirty_tracking" in t.data \
+        else None
     return DeviceConfig(name=name, features=features, dma_logging=t.boolean("dma_logging", False),
-                        dma_pages=dma_pages, pins=pins, p2p_dma=p2p_dma, properties=props)
+                        dma_pages=dma_pages, pins=pins, p2p_dma=p2p_dma, properties=props,
+                        iommu_dirty_tracking=iommu_dirty)
 
 
-def _load_properties(t: _Table, profile: Profile) -> DeviceProperties:
+def _load_properties(t: Table, profile: Profile) -> DeviceProperties:
     t.only(_PROPERTY_KEYS)
-    pre_copy = t.boolean("x-pre-copy-dirty-page-tracking", True)
+    # OnOffAuto as QEMU parses it; a TOML boolean is refused with the spelling to use.
+    if isinstance(t.data.get("x-pre-copy-dirty-page-tracking"), bool):
+        t.fail("x-pre-copy-dirty-page-tracking",
+               'an OnOffAuto property: write "on", "off" or "auto" (as QEMU takes it)')
+    pre_copy = t.choice("x-pre-copy-dirty-page-tracking", "on", ON_OFF_AUTO)
     if "x-device-dirty-page-tracking" in t.data and not profile.has_device_dirty_page_tracking_property:
         t.fail("x-device-dirty-page-tracking",
                f"property does not exist in QEMU {profile.name} (added in 9.1, 30b9167785)")
@@ -359,12 +415,12 @@ def _load_properties(t: _Table, profile: Profile) -> DeviceProperties:
                                "x-enable-migration, default off)")
     else:
         enable = t.choice("enable-migration", "auto", ON_OFF_AUTO)
-    return DeviceProperties(x_pre_copy_dirty_page_tracking=pre_copy,
+    return DeviceProperties(pre_copy_dirty_page_tracking=pre_copy,  # type: ignore[arg-type]
                             x_device_dirty_page_tracking=device_tracking,  # type: ignore[arg-type]
                             enable_migration=enable)  # type: ignore[arg-type]
 
 
-def _load_migration(t: _Table, profile: Profile) -> MigrationConfig:
+def _load_migration(t: Table, profile: Profile) -> MigrationConfig:
     t.only(_MIGRATION_KEYS)
     postcopy = t.boolean("postcopy", False)
     if postcopy and not profile.refuses_postcopy:
@@ -378,10 +434,23 @@ def _load_migration(t: _Table, profile: Profile) -> MigrationConfig:
         query_faults=t.boolean("query_faults", False),
         attempts=t.integer("attempts", 1, 1, MAX_ATTEMPTS),
         postcopy=postcopy,
+        background_snapshot=_background_snapshot(t, profile),
     )
 
 
-def _load_check(t: _Table) -> CheckConfig:
+def _background_snapshot(t: Table, profile: Profile) -> bool:
+    """``[migration].background_snapshot``: the background-snapshot capability.  From 8.2
+    vfio_save_prepare() refuses it (615379764a); earlier releases ran it without dirty
+    tracking and saved a stale device state, which the model does not cover."""
+    wanted = t.boolean("background_snapshot", False)
+    if wanted and not profile.refuses_background_snapshot:
+        t.fail("background_snapshot", f"QEMU {profile.name} does not refuse background "
+                                      "snapshots with VFIO devices (refused since 8.2, "
+                                      "615379764a) and they are not modelled")
+    return wanted
+
+
+def _load_check(t: Table) -> CheckConfig:
     t.only(_CHECK_KEYS)
     invariants: tuple[str, ...] | None = None
     if "invariants" in t.data:
@@ -391,8 +460,8 @@ def _load_check(t: _Table) -> CheckConfig:
         for name in names:
             if name not in PROPERTY_KINDS:
                 t.fail("invariants", f'unknown property "{name}"; allowed: '
-                                     f"{', '.join(PROPERTY_NAMES)}{_did_you_mean(name, PROPERTY_NAMES)}")
-        dup = _first_duplicate(names)
+                                     f"{', '.join(PROPERTY_NAMES)}{did_you_mean(name, PROPERTY_NAMES)}")
+        dup = first_duplicate(names)
         if dup is not None:
             t.fail("invariants", f'"{dup}" is listed twice')
         invariants = tuple(names)
@@ -404,7 +473,7 @@ def _load_check(t: _Table) -> CheckConfig:
     return CheckConfig(invariants=invariants, expect=expect, **_load_pins(t, expect))
 
 
-def _load_pins(t: _Table, expect: Expect | None) -> dict[str, int]:
+def _load_pins(t: Table, expect: Expect | None) -> dict[str, int]:
     pins: dict[str, int] = {}
     for key in PIN_KEYS:
         if key not in t.data:
@@ -422,7 +491,7 @@ def _load_pins(t: _Table, expect: Expect | None) -> dict[str, int]:
 _EXPECT_FORM = '"pass", "blocked" or { violation = "<property>" }'
 
 
-def _load_expect(t: _Table) -> Expect | None:
+def _load_expect(t: Table) -> Expect | None:
     if "expect" not in t.data:
         return None
     value = t.data["expect"]
@@ -432,7 +501,7 @@ def _load_expect(t: _Table) -> Expect | None:
         if value == "violation":
             t.fail("expect", '"violation" needs the property: { violation = "<property>" }')
         t.fail("expect", f'unknown value "{value}"; allowed: {_EXPECT_FORM}'
-                         f"{_did_you_mean(value, ('pass', 'blocked'))}")
+                         f"{did_you_mean(value, ('pass', 'blocked'))}")
     if isinstance(value, dict):
         keys = list(value)
         if keys != ["violation"]:
@@ -441,198 +510,15 @@ def _load_expect(t: _Table) -> Expect | None:
             t.fail("expect", f'unknown key "{bad}" in the inline table; allowed: violation')
         inv = value["violation"]
         if not isinstance(inv, str):
-            t.fail("expect", f"violation: expected a property name string, got {_describe(inv)}")
+            t.fail("expect", f"violation: expected a property name string, got {describe(inv)}")
         if inv not in PROPERTY_KINDS:
             t.fail("expect", f'unknown property "{inv}"; allowed: {", ".join(PROPERTY_NAMES)}'
-                             f"{_did_you_mean(inv, PROPERTY_NAMES)}")
+                             f"{did_you_mean(inv, PROPERTY_NAMES)}")
         return Expect(kind="violation", invariant=inv)
-    t.fail("expect", f"expected {_EXPECT_FORM}, got {_describe(value)}")
+    t.fail("expect", f"expected {_EXPECT_FORM}, got {describe(value)}")
 
 
-def _load_mutations(t: _Table) -> frozenset[Mutation]:
+def _load_mutations(t: Table) -> frozenset[Mutation]:
     t.only(MUTATION_NAMES, what="mutation")
     return frozenset(m for m in Mutation if t.boolean(m.value, False))
 
-
-# --- helpers ------------------------------------------------------------------------------
-
-
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
-               "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40,
-               "p": 1 << 50, "pib": 1 << 50}
-
-
-def parse_size(text: str) -> int | None:
-    """``"16TiB"``, ``"512 GiB"``, ``"4G"`` (binary units, as QEMU's ``-m``) in bytes."""
-    match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", text)
-    if not match:
-        return None
-    unit = _SIZE_UNITS.get(match[2].lower())
-    return None if unit is None else int(match[1]) * unit
-
-
-def format_size(size: int) -> str:
-    """Bytes in the largest binary unit that divides them: ``17592186044416`` -> ``16 TiB``."""
-    for unit, scale in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30),
-                        ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size >= scale and size % scale == 0:
-            return f"{size // scale} {unit}"
-    return f"{size} bytes"
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, int):
-        return f"integer {value}"
-    if isinstance(value, float):
-        return f"float {value}"
-    if isinstance(value, str):
-        return f'string "{value}"'
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return f"{type(value).__name__} {value}"
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def _first_duplicate(items: Iterable[Any]) -> Any | None:
-    seen: set[Any] = set()
-    for item in items:
-        if item in seen:
-            return item
-        seen.add(item)
-    return None
-
-
-def _quoted(choices: Iterable[str]) -> str:
-    return ", ".join(f'"{c}"' for c in choices)
-
-
-class _Table:
-    """One TOML table being validated; knows how to name its keys in errors."""
-
-    def __init__(self, path: Path, where: str | None, data: Mapping[str, Any]) -> None:
-        self.path = path
-        self.where = where  # "vm", "devices.1", "devices.1.properties"; None = top level
-        self.data = data
-
-    def key(self, key: str) -> str:
-        return f"[{self.where}].{key}" if self.where else key
-
-    def fail(self, key: str, message: str) -> NoReturn:
-        raise SpecError(self.path, self.key(key), message)
-
-    def only(self, allowed: tuple[str, ...], what: str = "key") -> None:
-        for key in self.data:
-            if key not in allowed:
-                self.fail(key, f"unknown {what}; allowed: {', '.join(allowed)}"
-                               f"{_did_you_mean(key, allowed)}")
-
-    def _get(self, key: str, kind: type | tuple[type, ...], expected: str) -> Any:
-        value = self.data[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        # TOML booleans are Python ints: never accept one where a number is meant.
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            self.fail(key, f"expected {expected}, got {_describe(value)}")
-        return value
-
-    def table(self, key: str) -> _Table:
-        where = f"{self.where}.{key}" if self.where else key
-        if key not in self.data:
-            return _Table(self.path, where, {})
-        return _Table(self.path, where, self._get(key, dict, "a table"))
-
-    def array_of_tables(self, key: str) -> list[_Table]:
-        if key not in self.data:
-            return []
-        value = self._get(key, list, "an array of tables ([[devices]])")
-        tables = []
-        for index, item in enumerate(value):
-            if not isinstance(item, dict):
-                self.fail(key, f"entry {index}: expected a table ([[{key}]]), "
-                               f"got {_describe(item)}")
-            tables.append(_Table(self.path, f"{key}.{index}", item))
-        return tables
-
-    def boolean(self, key: str, default: bool) -> bool:
-        if key not in self.data:
-            return default
-        return bool(self._get(key, bool, "a boolean (true or false)"))
-
-    def string(self, key: str, default: str) -> str:
-        if key not in self.data:
-            return default
-        return str(self._get(key, str, "a string"))
-
-    def integer(self, key: str, default: int, lo: int, hi: int) -> int:
-        if key not in self.data:
-            return default
-        value = int(self._get(key, int, "an integer"))
-        if not lo <= value <= hi:
-            self.fail(key, f"{value} is out of range {lo}..{hi}")
-        return value
-
-    def size(self, key: str, default: int) -> int:
-        if key not in self.data:
-            return default
-        value = self._get(key, (int, str), 'bytes or a size string such as "16TiB"')
-        size = value if isinstance(value, int) else parse_size(value)
-        if size is None:
-            self.fail(key, f'cannot read "{value}"; use bytes or a number with a unit '
-                           'KiB, MiB, GiB, TiB, PiB (e.g. "16TiB")')
-        if size <= 0:
-            self.fail(key, f"{size} must be positive")
-        return size
-
-    def choice(self, key: str, default: str, allowed: tuple[str, ...], what: str = "value",
-               suggest: bool = True, hint: str = "") -> str:
-        if key not in self.data:
-            return default
-        value = str(self._get(key, str, f"a string, one of {_quoted(allowed)}"))
-        if value not in allowed:
-            more = _did_you_mean(value, allowed) if suggest else ""
-            self.fail(key, f'unknown {what} "{value}"; allowed: {_quoted(allowed)}{hint}{more}')
-        return value
-
-    def string_list(self, key: str) -> list[str]:
-        value = self._get(key, list, "an array of strings")
-        for item in value:
-            if not isinstance(item, str):
-                self.fail(key, f"expected an array of strings, got {_describe(item)} in it")
-        return list(value)
-
-    def string_set(self, key: str, allowed: tuple[str, ...], what: str, hint: str = "",
-                   special: Mapping[str, str] | None = None) -> frozenset[str]:
-        if key not in self.data:
-            return frozenset()
-        items = self.string_list(key)
-        for item in items:
-            if special and item in special:
-                self.fail(key, special[item])
-            if item not in allowed:
-                self.fail(key, f'unknown {what} "{item}"; allowed: {_quoted(allowed)}{hint}'
-                               f"{_did_you_mean(item, allowed)}")
-        dup = _first_duplicate(items)
-        if dup is not None:
-            self.fail(key, f'"{dup}" is listed twice')
-        return frozenset(items)
-
-    def pages(self, key: str, default: tuple[int, ...], pages: int) -> tuple[int, ...]:
-        if key not in self.data:
-            return default
-        value = self._get(key, list, "an array of page numbers")
-        for item in value:
-            if isinstance(item, bool) or not isinstance(item, int):
-                self.fail(key, f"expected an array of page numbers, got {_describe(item)} in it")
-            if not 0 <= item < pages:
-                self.fail(key, f"page {item} is out of range 0..{pages - 1} (vm.pages = {pages})")
-        dup = _first_duplicate(value)
-        if dup is not None:
-            self.fail(key, f"page {dup} is listed twice")
-        return tuple(sorted(value))
