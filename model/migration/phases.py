@@ -155,6 +155,7 @@ class Phase(IntEnum):
     FAIL_LOG_STOP = 20  # migration_cleanup -> ram_save_cleanup -> log_global_stop
     FAIL_SAVE_CLEANUP = 21  # vfio_save_cleanup: STOP_COPY -> STOP, close fd
     FAIL_NOTIFY = 22  # vfio_migration_state_notifier(PRECOPY_FAILED): -> RUNNING
+    SETUP_SYNC = 23  # ram_init_bitmaps: the first migration_bitmap_sync_precopy (8.0, 10.0+)
 
 
 PHASE_NAMES = (
@@ -162,7 +163,7 @@ PHASE_NAMES = (
     "final_sync", "send_rest", "save_complete", "save_complete_stop", "complete",
     "log_global_stop", "save_cleanup", "load_state", "dst_vm_start_prepare",
     "dst_vm_start", "dst_resume", "vm_start_prepare", "vm_start", "vm_resume",
-    "fail_log_global_stop", "fail_save_cleanup", "migration_notifier",
+    "fail_log_global_stop", "fail_save_cleanup", "migration_notifier", "setup_sync",
 )
 NPH = len(Phase)
 
@@ -248,7 +249,10 @@ class PhasePlan:
             switch.append(Phase.SAVE_COMPLETE_STOP)
         switch += [Phase.COMPLETE, Phase.LOG_STOP, Phase.SAVE_CLEANUP, Phase.LOAD_STATE,
                    Phase.DST_START_PREPARE, Phase.DST_START, Phase.DST_RESUME]
-        order = [Phase.SAVE_SETUP, Phase.LOAD_SETUP, Phase.ACTIVE, *switch]
+        # ram_init_bitmaps() syncs once right after log_global_start; VFIO's part runs where
+        # the profile's log_sync gate is open in SETUP (8.0, 10.0+; not 8.1-9.2, ff180c6bd7).
+        setup = [Phase.SETUP_SYNC] if prof.setup_sync_reaches_vfio else []
+        order = [*setup, Phase.SAVE_SETUP, Phase.LOAD_SETUP, Phase.ACTIVE, *switch]
         fail = [Phase.FAIL_START_PREPARE, Phase.FAIL_START, Phase.FAIL_RESUME,
                 Phase.FAIL_LOG_STOP, Phase.FAIL_SAVE_CLEANUP, Phase.FAIL_NOTIFY, Phase.IDLE]
         self.next = np.arange(NPH, dtype=np.int64)
@@ -299,10 +303,12 @@ class PhasePlan:
                 tgt[Phase.FAIL_START, d, q] = S.RUNNING
                 tgt[Phase.DST_START, d, q] = S.RUNNING
                 tgt[Phase.FAIL_NOTIFY, d, q] = S.RUNNING
-        # vfio_migration_set_state() makes no ioctl for the state QEMU already caches.
-        for q in range(8):
-            same = tgt[:, :, q] == q
-            tgt[:, :, q][same] = -1
+        # vfio_migration_set_state() makes no ioctl for the state QEMU already caches (9.1+,
+        # 64366eddf1); before, the SET goes to the kernel, whose driver loop takes no arc.
+        if prof.set_state_skips_cached:
+            for q in range(8):
+                same = tgt[:, :, q] == q
+                tgt[:, :, q][same] = -1
         self.tgt = tgt
         self.rec = rec
 
