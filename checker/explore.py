@@ -24,7 +24,9 @@ import numpy as np
 
 from checker.lang.layout import Next, View, apply
 from checker.lang.spec import Action, Spec, as_mask
+from checker.liveness import LiveGraph
 from checker.liveness import check_liveness as liveness_violation
+from checker.parallel import Workers, available_cores, power_of_two_at_most
 from checker.result import (
     Limit,
     Outcome,
@@ -67,8 +69,34 @@ class _Stop(Exception):
         self.violation = violation
 
 
+class _OverMemory(Exception):
+    """The memory limit was reached after the search (building the graph, liveness)."""
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mb() -> float:
+    """The process's resident set now (not its peak), in MB."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * resource.getpagesize() / (1024.0 * 1024.0)
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        return _rss_mb()
+
+
+@dataclass
+class _Fired:
+    """What one action did on one level: its guard, the rows enabling it, their
+    successors and parents, or the violation of an action invariant it found."""
+
+    guard: np.ndarray
+    idx: np.ndarray
+    succ: np.ndarray | None = None
+    parents: np.ndarray | None = None
+    stop: _Stop | None = None
 
 
 @dataclass
@@ -105,6 +133,7 @@ class Explorer:
         check_liveness: bool = True,
         progress: Progress | None = None,
         progress_every: float = 3.0,
+        workers: int | None = None,
     ) -> None:
         self.spec = spec
         self.layout = spec.layout
@@ -117,7 +146,11 @@ class Explorer:
         self.want_edges = keep_graph or (check_liveness and bool(spec.liveness))
         self.progress = progress
         self.progress_every = progress_every
-        self.store = StateStore(self.layout.words, self.layout.bits)
+        # Threads: the level's actions in parallel (checker/parallel.py) and the hash
+        # table in shards; the result is the same for any number (see parallel.py).
+        self.workers = Workers(workers if workers is not None else available_cores())
+        shards = power_of_two_at_most(self.workers.count)
+        self.store = StateStore(self.layout.words, self.layout.bits, threads=shards)
         self.stats = Stats()
         self.coverage = np.zeros(len(self.actions), dtype=np.int64)
         self.witnessed: dict[str, int | None] = {name: None for name in spec.witnesses}
@@ -125,6 +158,10 @@ class Explorer:
         self._edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (src, dst, action)
         self._t0 = time.perf_counter()
         self._last_progress = self._t0
+        # Where the time and memory went, for benchmarks (bench/explore.py): seconds per
+        # phase and the process's peak RSS in MB at the end of each.
+        self.phase_seconds: dict[str, float] = {}
+        self.peak_mb: dict[str, float] = {}
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._t0
@@ -154,6 +191,10 @@ class Explorer:
             outcome, violation = Outcome.VIOLATION, stop.violation
         except KeyboardInterrupt:
             outcome, limit = Outcome.INTERRUPTED, (Limit.INTERRUPTED, None)
+        finally:
+            self.workers.close()
+        self.phase_seconds["search"] = self.elapsed()
+        self.peak_mb["search"] = _rss_mb()
         return self.finish(outcome, violation, limit)
 
     def init(self) -> np.ndarray:
@@ -180,22 +221,25 @@ class Explorer:
         n = hi - lo
         enabled = np.zeros(n, dtype=bool)
         level = _Level([], [], [])
-        for k, a in enumerate(self.actions):
-            g = as_mask(a.guard(view), n)
-            idx = np.flatnonzero(g)
-            if len(idx) == 0:
+        fire = self.workers.in_order(lambda k: self._fire(k, view, lo), len(self.actions), n)
+        for k, fired in enumerate(fire):
+            if len(fired.idx) == 0:
                 continue
-            enabled |= g
-            succ, parents = self._successors(k, a, view, idx, lo)
-            level.rows.append(succ)
-            level.parents.append(parents)
-            level.actions.append(np.full(len(succ), k, dtype=np.int32))
+            enabled |= fired.guard
+            self.coverage[k] += len(fired.idx)
+            if fired.stop is not None:
+                raise fired.stop
+            assert fired.succ is not None and fired.parents is not None
+            self.stats.generated += len(fired.succ)
+            level.rows.append(fired.succ)
+            level.parents.append(fired.parents)
+            level.actions.append(np.full(len(fired.succ), k, dtype=np.int32))
         if self.spec.check_deadlock:
             self.deadlocks(view, enabled, lo)
         rows, parents, acts = level.arrays(self.layout.words)
         new_idx, targets = self.store.add(rows, parents, acts, want_targets=self.want_edges)
         if self.want_edges and targets is not None:
-            self._edges.append((parents, targets, acts))
+            self._log_edges(parents, targets, acts)
         stats = self.stats
         stats.distinct = self.store.n
         if len(new_idx):
@@ -205,10 +249,30 @@ class Explorer:
         self.check(new_idx, stats.depth)
         return new_idx
 
-    def _successors(
-        self, k: int, a: Action, view: View, idx: np.ndarray, lo: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The successors by action ``k`` of the level's rows ``idx`` (those enabling it),
+    def _log_edges(self, src: np.ndarray, dst: np.ndarray, act: np.ndarray) -> None:
+        """Keep one level's edges as int32 (12 bytes an edge); self-loops only when the
+        graph itself is wanted (liveness ignores them)."""
+        if not self.keep_graph:
+            moves = src != dst
+            src, dst, act = src[moves], dst[moves], act[moves]
+        self._edges.append((src.astype(np.int32), dst.astype(np.int32), act.astype(np.int32)))
+
+    def _fire(self, k: int, view: View, lo: int) -> _Fired:
+        """Action ``k`` on the level ``view`` (may run on a worker thread: it changes
+        nothing; the caller counts coverage and generated states in action order)."""
+        a = self.actions[k]
+        g = as_mask(a.guard(view), len(view))
+        idx = np.flatnonzero(g)
+        if len(idx) == 0:
+            return _Fired(g, idx)
+        try:
+            succ, parents = self._successors(a, view, idx, lo)
+        except _Stop as stop:
+            return _Fired(g, idx, stop=stop)
+        return _Fired(g, idx, succ, parents)
+
+    def _successors(self, a: Action, view: View, idx: np.ndarray, lo: int) -> tuple[np.ndarray, np.ndarray]:
+        """The successors by action ``a`` of the level's rows ``idx`` (those enabling it),
         after its action invariants, the constraint and the symmetry reduction, with their
         parents' store indices."""
         spec = self.spec
@@ -216,7 +280,6 @@ class Explorer:
         t = Next(sub)
         a.effect(sub, t)
         succ = apply(self.layout, sub.rows, t.assigned, a.label)
-        self.coverage[k] += len(idx)
         if spec.action_invariants:
             self._check_step(a, sub, succ, lo + idx)
         parents = lo + idx
@@ -225,7 +288,6 @@ class Explorer:
             succ, parents = succ[keep], parents[keep]
         if spec.canonical is not None:
             succ = spec.canonical(succ)
-        self.stats.generated += len(succ)
         return succ, parents
 
     def _check_step(self, a: Action, before: View, succ: np.ndarray, parents: np.ndarray) -> None:
@@ -283,7 +345,7 @@ class Explorer:
             return np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
 
         return StateGraph(
-            rows=self.store.rows[: self.store.n].copy(),
+            rows=self.store.rows[: self.store.n],
             src=cat(0, np.int64),
             dst=cat(1, np.int64),
             act=cat(2, np.int32),
@@ -299,7 +361,10 @@ class Explorer:
         spec = self.spec
         self.stats.distinct = self.store.n
         self.stats.seconds = self.elapsed()
-        graph = self.graph() if self.want_edges and outcome == Outcome.PASS else None
+        self.stats.fingerprints = self.store.fingerprints
+        self.stats.fingerprint_collisions = self.store.collisions
+        self.store.drop_table()
+        graph = self.graph() if self.keep_graph and outcome == Outcome.PASS else None
         properties = {
             name: "ok" if outcome == Outcome.PASS else "unchecked"
             for name in list(spec.invariants) + list(spec.action_invariants)
@@ -307,8 +372,15 @@ class Explorer:
         if outcome == Outcome.PASS:
             violation = self._witness_verdicts(properties)
             if violation is None and self.check_liveness and spec.liveness:
-                assert graph is not None
-                violation = self._liveness_verdicts(graph, properties)
+                t = time.perf_counter()
+                try:
+                    violation = self._liveness_verdicts(graph, properties)
+                except _OverMemory:
+                    outcome, limit = Outcome.LIMIT, (Limit.MEMORY, self.limits.memory_mb)
+                    for name in spec.liveness:
+                        properties.setdefault(name, "unchecked")
+                self.phase_seconds["liveness"] = time.perf_counter() - t
+                self.peak_mb["liveness"] = _rss_mb()
         if violation is not None:
             outcome = Outcome.VIOLATION
             properties[violation.name] = "violated"
@@ -344,10 +416,22 @@ class Explorer:
                 properties[name] = "ok"
         return violation
 
-    def _liveness_verdicts(self, graph: StateGraph, properties: dict[str, str]) -> Violation | None:
+    def _memory(self, phase: str) -> None:
+        """Raise :class:`_OverMemory` when the process is over ``--max-memory`` now."""
+        if self.limits.memory_mb is not None and current_rss_mb() > self.limits.memory_mb:
+            raise _OverMemory(phase)
+
+    def _liveness_verdicts(self, graph: StateGraph | None, properties: dict[str, str]) -> Violation | None:
+        self._memory("liveness")
+        if graph is not None:
+            live = LiveGraph.of(graph)
+        else:
+            rows = self.store.rows[: self.store.n]
+            live = LiveGraph.build(rows, self._edges, self.labels, self.families, self.init_idx, release=True)
+        self._memory("liveness")
         violation = None
         for name, prop in self.spec.liveness.items():
-            lv = liveness_violation(self.spec, graph, name, prop)
+            lv = liveness_violation(self.spec, live, name, prop, self._memory)
             properties[name] = "ok" if lv is None else "violated"
             if lv is not None and violation is None:
                 violation = lv
@@ -362,8 +446,10 @@ def explore(
     check_liveness: bool = True,
     progress: Progress | None = None,
     progress_every: float = 3.0,
+    workers: int | None = None,
 ) -> Result:
-    """Explore every reachable state of ``spec`` and check its properties."""
+    """Explore every reachable state of ``spec`` and check its properties (``workers``
+    threads, default one per core; the result does not depend on it)."""
     return Explorer(
         spec,
         limits=limits,
@@ -371,4 +457,5 @@ def explore(
         check_liveness=check_liveness,
         progress=progress,
         progress_every=progress_every,
+        workers=workers,
     ).run()

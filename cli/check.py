@@ -98,6 +98,12 @@ def _progress_printer(err: Console, name: str):
     "--max-memory", type=click.FloatRange(min=1), metavar="MB", help="Stop when the process exceeds this RSS."
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Threads for the search (default: one per core); the result is the same for any N.",
+)
+@click.option(
     "--quiet", "-q", is_flag=True, help="No progress lines and no summary table; only errors and traces."
 )
 def check(
@@ -109,6 +115,7 @@ def check(
     max_states: int | None,
     max_seconds: float | None,
     max_memory: float | None,
+    workers: int | None,
     quiet: bool,
 ) -> None:
     """Check SPEC files or directories (default: specs/) and compare each with its expect."""
@@ -126,8 +133,12 @@ def check(
             t.spec,
             limits=Limits(states=max_states, seconds=max_seconds, memory_mb=max_memory),
             progress=None if quiet else _progress_printer(err, t.name),
+            workers=workers,
         )
         results.append((t, t.judge(r)))
+        fingerprints = r.stats.fingerprint_report()
+        if fingerprints is not None and not quiet:
+            err.print(f"[dim]{t.name}: {fingerprints}[/dim]")
         if r.outcome == "interrupted":
             interrupted = True
             break

@@ -1,4 +1,4 @@
-"""``vfio-migcheck fsm``: the kernel's device-state FSM (walks, audit, graph).
+"""``vfio-migcheck fsm``: the kernel's device-state FSM (walks, audit, graph, drivers).
 
 * ``fsm path CUR NEW``: the states the kernel's ``vfio_mig_get_next_state()`` steps a
   device through, or its refusal.  JSON (contract): ``{"path": [...], "result": ...}``
@@ -9,12 +9,15 @@
   Exit 1 on any violation.
 * ``fsm graph``: the direct-arc graph of a feature set, annotated with the walks that use
   each arc (dot, svg or networkx node-link JSON).
+* ``fsm driver FILE...``: a variant driver's step function against the arcs the kernel's
+  walk hands it (:mod:`cli.fsm_driver`).
 
 ``--kernel`` takes a kernel source file (``drivers/vfio/vfio_main.c`` or the 5.18-era
 ``drivers/vfio/vfio.c``) or one of the built-in names ``builtin`` (Linux 6.2-7.1 as
-released, the default) and ``builtin-fixed`` (with the skip-loop fix queued for 7.2).
+released, the default) and ``builtin-fixed`` (with the skip-loop fix queued for 7.2); its
+``#if`` conditionals are evaluated with the ``-D NAME[=VALUE]`` macros (none by default).
 User errors (unknown state or feature, unreadable or uninterpretable kernel file) are one
-line on stderr and exit code 2.
+line on stderr and exit code 2, and JSON on stdout under ``--json``.
 """
 
 from __future__ import annotations
@@ -27,64 +30,37 @@ from typing import Any
 import click
 import networkx as nx
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cli.errors import UserError
-from model.fsm.audit import AuditReport, audit_report
-from model.fsm.kernel.reader import (
-    BUILTIN_KERNELS,
-    KernelSourceError,
-    KernelStepFunction,
-    PathResult,
-    resolve_kernel,
+from cli.fsm_driver import driver_cmd
+from cli.fsm_options import (
+    FEATURES_HELP,
+    KERNEL_HELP,
+    console,
+    define_option,
+    features_option,
+    json_errors,
+    load_kernel_option,
+    require_feature_sets,
 )
+from model.fsm.audit import AuditReport, audit_report
+from model.fsm.kernel.builtin import BUILTIN_KERNELS
+from model.fsm.kernel.step import KernelStepFunction, PathResult
 from model.fsm.uapi import (
     IN_SAVING_GROUP,
     DeviceState,
-    FeatureError,
     MigFlag,
     StateNameError,
     direct_arcs,
     feature_label,
     feature_names,
-    parse_features,
     parse_state,
     supported_states,
 )
 
-KERNEL_HELP = ("kernel source file with vfio_mig_get_next_state() (drivers/vfio/vfio_main.c, "
-               "or vfio.c of 5.18), or 'builtin' (Linux 6.2-7.1, default) / 'builtin-fixed'")
-FEATURES_HELP = ("optional migration features, comma-separated: p2p, pre-copy (stop-copy is "
-                 "always implied); default: all features the kernel source knows")
 _TERMINAL = ("ok", "einval", "warn-einval")
-
-
-def _kernel(spec: str | None) -> KernelStepFunction:
-    try:
-        return resolve_kernel(spec)
-    except KernelSourceError as e:
-        raise UserError(str(e)) from None
-
-
-def _require_feature_sets(kernel: KernelStepFunction) -> None:
-    if not kernel.flag_sets:
-        raise UserError(f"{kernel.source}: its tables cover {len(kernel.states)} states, not "
-                        "all states of any uAPI feature set")
-
-
-def _features(kernel: KernelStepFunction, text: str | None) -> MigFlag:
-    _require_feature_sets(kernel)
-    if text is None:
-        return max(kernel.flag_sets, key=lambda f: (bin(int(f)).count("1"), int(f)))
-    try:
-        flags = parse_features(text)
-    except FeatureError as e:
-        raise UserError(f"--features: {e}") from None
-    if flags not in kernel.flag_sets:
-        known = ", ".join(feature_label(f) for f in kernel.flag_sets)
-        raise UserError(f"--features {text!r} means {feature_label(flags)}, which "
-                        f"{kernel.source} does not know; it knows: {known}")
-    return flags
 
 
 def _state(text: str, what: str) -> DeviceState:
@@ -127,15 +103,17 @@ def path_json(p: PathResult, flags: MigFlag, kernel: KernelStepFunction) -> dict
 @click.option("--features", "features", metavar="LIST", default=None, help=FEATURES_HELP)
 @click.option("--kernel", "kernel_spec", metavar="FILE", default=None, help=KERNEL_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
+@define_option
+@json_errors
 def path_cmd(cur: str, new: str, features: str | None, kernel_spec: str | None,
-             as_json: bool) -> None:
+             as_json: bool, defines: tuple[str, ...]) -> None:
     """Show the states the kernel steps a device through from CUR to NEW, or the refusal.
 
     State names are case-insensitive, with or without the VFIO_DEVICE_STATE_ prefix.
     """
     cur_s, new_s = _state(cur, "CUR"), _state(new, "NEW")
-    kernel = _kernel(kernel_spec)
-    flags = _features(kernel, features)
+    kernel = load_kernel_option(kernel_spec, defines)
+    flags = features_option(kernel, features)
     p = kernel.path(flags, cur_s, new_s)
     if as_json:
         click.echo(json.dumps(path_json(p, flags, kernel), indent=2))
@@ -151,7 +129,7 @@ def path_cmd(cur: str, new: str, features: str | None, kernel_spec: str | None,
 
 # ---------------------------------------------------------------------------- fsm check
 def _render_report(rep: AuditReport, console: Console) -> None:
-    console.print(f"[bold]Kernel:[/bold] {rep.kernel}")
+    console.print(f"[bold]Kernel:[/bold] {escape(rep.kernel)}")
     sets = ", ".join(feature_label(f) for f in rep.feature_sets)
     n_walks = len(rep.paths)
     console.print(f"[bold]Feature sets:[/bold] {sets}  ({n_walks} walks checked)")
@@ -162,7 +140,7 @@ def _render_report(rep: AuditReport, console: Console) -> None:
         t.add_column("What happened", ratio=1)
         for v in rep.violations:
             t.add_row(v.property, f"{feature_label(v.features)}\n"
-                      f"{v.current.name} -> {v.requested.name}", v.detail)
+                      f"{v.current.name} -> {v.requested.name}", escape(v.detail))
         console.print(t)
     refusals = [i for i in rep.info if i.kind == "refused"]
     if refusals:
@@ -175,11 +153,11 @@ def _render_report(rep: AuditReport, console: Console) -> None:
         console.print(f"[bold]Ties[/bold] (several shortest paths; the header leaves the "
                       f"choice to the kernel): {len(ties)}")
         for i in ties:
-            console.print(f"  {feature_label(i.features or 0)}: {i.detail}")
+            console.print(f"  {feature_label(i.features or 0)}: {escape(i.detail)}")
     for i in rep.info:
         if i.kind in ("strict-interior", "comment-arcs", "coverage", "source-note"):
             where = f"{feature_label(i.features)}: " if i.features is not None else ""
-            console.print(f"[bold]Note[/bold] ({i.kind}): {where}{i.detail}")
+            console.print(f"[bold]Note[/bold] ({i.kind}): {escape(where + i.detail)}")
     if rep.violations:
         counts = Counter(v.property for v in rep.violations)
         parts = ", ".join(f"{k}: {n}" for k, n in counts.items())
@@ -191,21 +169,20 @@ def _render_report(rep: AuditReport, console: Console) -> None:
 @fsm.command("check")
 @click.option("--kernel", "kernel_spec", metavar="FILE", default=None, help=KERNEL_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def check_cmd(kernel_spec: str | None, as_json: bool) -> None:
+@define_option
+@json_errors
+def check_cmd(kernel_spec: str | None, as_json: bool, defines: tuple[str, ...]) -> None:
     """Check the kernel's step function for every feature set and (current, requested)
     pair: it terminates, steps are direct uAPI arcs, no unsupported state is entered, the
     target is reached or refused with -EINVAL, saving-group states only at a path's ends,
     paths are shortest."""
-    kernel = _kernel(kernel_spec)
-    _require_feature_sets(kernel)
+    kernel = load_kernel_option(kernel_spec, defines)
+    require_feature_sets(kernel)
     rep = audit_report(kernel)
     if as_json:
         click.echo(json.dumps(rep.to_json(), indent=2))
     else:
-        console = Console(highlight=False)
-        if not console.is_terminal:  # files and pipes: wide enough for the details
-            console = Console(highlight=False, width=140)
-        _render_report(rep, console)
+        _render_report(rep, console())
     if rep.violations:
         raise SystemExit(1)
 
@@ -239,7 +216,7 @@ def fsm_graph(kernel: KernelStepFunction, flags: MigFlag) -> nx.DiGraph:
 
 
 def graph_dot(g: nx.DiGraph) -> str:
-    import graphviz
+    import graphviz  # type: ignore[import-untyped]
 
     label = f"{g.graph['features']} — {g.graph['kernel']}"
     bad = [f"{k} ({v['result']})" for k, v in g.graph["paths"].items()
@@ -275,12 +252,13 @@ def graph_dot(g: nx.DiGraph) -> str:
 @click.option("--format", "fmt", type=click.Choice(["dot", "svg", "json"]), default="dot",
               show_default=True, help="output format")
 @click.option("-o", "--output", metavar="FILE", default=None, help="write here (default stdout)")
+@define_option
 def graph_cmd(features: str | None, kernel_spec: str | None, fmt: str,
-              output: str | None) -> None:
+              output: str | None, defines: tuple[str, ...]) -> None:
     """The direct-arc graph of a feature set, each arc labelled with how many of the
     kernel's walks use it; steps that are not uAPI arcs are drawn red."""
-    kernel = _kernel(kernel_spec)
-    flags = _features(kernel, features)
+    kernel = load_kernel_option(kernel_spec, defines)
+    flags = features_option(kernel, features)
     g = fsm_graph(kernel, flags)
     if fmt == "json":
         _emit(json.dumps(nx.node_link_data(g, edges="edges"), indent=2) + "\n", output)
@@ -289,7 +267,7 @@ def graph_cmd(features: str | None, kernel_spec: str | None, fmt: str,
     if fmt == "dot":
         _emit(source, output)
         return
-    import graphviz
+    import graphviz  # type: ignore[import-untyped]
 
     try:
         svg = graphviz.Source(source).pipe(format="svg").decode("utf-8")
@@ -297,5 +275,7 @@ def graph_cmd(features: str | None, kernel_spec: str | None, fmt: str,
         raise UserError("--format svg needs Graphviz's 'dot' program on PATH") from None
     _emit(svg, output)
 
+
+fsm.add_command(driver_cmd)
 
 __all__ = ["fsm", "fsm_graph", "graph_dot", "path_json", "BUILTIN_KERNELS"]

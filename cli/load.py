@@ -5,9 +5,11 @@ load spec files go through :func:`load_target`, which reads and parses each file
 
 * an engine-validation example (``example = "TwoPhase"``, :mod:`checker.examples.loader`)
   gives its spec and expectation;
-* anything else is a VFIO migration scenario (:mod:`model.scenario`): QEMU's
-  dirty-tracking decision is taken here, once (:func:`model.decision.tracking.decide`), and
-  handed to :func:`model.migration.spec.build_spec`, so what the CLI shows about the
+* anything else is a VFIO migration scenario (:mod:`model.scenario`): its VMM's decision is
+  taken here, once (QEMU: :func:`model.decision.tracking.decide`, handed to
+  :func:`model.migration.spec.build_spec`; cloud-hypervisor:
+  :func:`model.cloud_hypervisor.decision.decide`, handed to
+  :func:`model.cloud_hypervisor.spec.build_spec`), so what the CLI shows about the
   tracking method and the blockers is the decision the model executes.
 
 The scenario's ``[check]`` holds plain validated values (``expect`` and the pins; ``model/``
@@ -30,6 +32,9 @@ from checker.result import Result
 from checker.verdict import NO_VIOLATION, Expectation, Pins, Verdict, judge
 from cli.errors import UserError
 from cli.limits import stopped_by
+from model.cloud_hypervisor import decision as ch_decision
+from model.cloud_hypervisor import spec as ch_spec
+from model.cloud_hypervisor.decision import ChDecision
 from model.decision.tracking import TrackingDecision, decide
 from model.migration.spec import build_spec
 from model.scenario import PIN_KEYS, Scenario, SpecError, scenario_from_dict
@@ -39,10 +44,20 @@ DEFAULT_SPECS = Path("specs")
 
 @dataclass(frozen=True)
 class Migration:
-    """What a VFIO migration scenario adds to its spec: the scenario and QEMU's decision."""
+    """What a VFIO migration scenario adds to its spec: the scenario and its VMM's decision
+    (QEMU's blockers and tracking method, or cloud-hypervisor's refusals)."""
 
     scenario: Scenario
-    decision: TrackingDecision
+    decision: TrackingDecision | ChDecision
+
+    @property
+    def vmm(self) -> str:
+        return self.scenario.vmm
+
+    @property
+    def tracking_method(self) -> str | None:
+        method = self.decision.method
+        return method if method is None or isinstance(method, str) else method.value
 
 
 @dataclass(frozen=True)
@@ -66,7 +81,7 @@ class Target:
 
     @property
     def tracking_method(self) -> str | None:
-        return None if self.migration is None else self.migration.decision.method.value
+        return None if self.migration is None else self.migration.tracking_method
 
     def judge(self, result: Result) -> Verdict:
         return judge(self.expectation, result, name=self.name, path=self.path, blocked=self.blocked,
@@ -132,9 +147,14 @@ def load_target(path: Path) -> Target:
         scenario = scenario_from_dict(data, path)
     except SpecError as exc:
         raise UserError(str(exc)) from None
+    expectation = expectation_of(scenario)
+    if scenario.is_cloud_hypervisor:
+        ch = ch_decision.decide(scenario)
+        spec = ch_spec.build_spec(scenario, decision=ch)
+        return Target(path, scenario.name, expectation, spec, Migration(scenario, ch))
     decision = decide(scenario)
     spec = build_spec(scenario, decision=decision)
-    return Target(path, scenario.name, expectation_of(scenario), spec, Migration(scenario, decision))
+    return Target(path, scenario.name, expectation, spec, Migration(scenario, decision))
 
 
 def load_targets(paths: Iterable[str]) -> list[Target]:

@@ -322,7 +322,7 @@ def fsm_page(site: Site) -> Page | None:
     try:
         from cli.fsm import fsm_graph, graph_dot
         from model.fsm.audit import audit_report
-        from model.fsm.kernel.reader import default_kernel
+        from model.fsm.kernel.builtin import default_kernel
         from model.fsm.uapi import FEATURE_SETS, feature_label
     except ImportError:
         return None

@@ -12,6 +12,10 @@ file, the key and what is allowed, e.g.::
 Keys are written as ``[table].key``; ``[devices.N]`` is the N-th ``[[devices]]`` entry,
 counted from 0 in file order; top-level keys are written bare (``qemu``).
 
+``vmm`` (default ``"qemu"``) picks the VMM whose flow is checked: QEMU (a ``qemu`` profile)
+or cloud-hypervisor (``cloud_hypervisor = "ae44c297"``, the code at one commit).  Keys only
+one VMM has (:mod:`model.vmm`) are errors with the other.
+
 Decisions taken here (documented for spec writers):
 
 * ``qemu`` defaults to ``"master"``; ``name`` to the file stem; ``[vm].pages`` to 2,
@@ -61,6 +65,16 @@ from model.spec_table import (
     first_duplicate,
     format_size,
     parse_size,
+)
+from model.vmm import (
+    CH_DEFAULT_PROFILE,
+    CH_PROFILES,
+    CLOUD_HYPERVISOR,
+    QEMU,
+    VMMS,
+    ch_migration_problem,
+    foreign_key,
+    keys_for,
 )
 
 __all__ = ["SpecError", "format_size", "parse_size"]  # re-exported: callers read them here
@@ -115,6 +129,7 @@ class DeviceConfig:
     properties: DeviceProperties = DeviceProperties()
     # iommufd: its IOMMU reports IOMMU_HW_CAP_DIRTY_TRACKING (None: [host].iommu_dirty_tracking)
     iommu_dirty_tracking: bool | None = None
+    migration: bool = True  # cloud-hypervisor: VFIO migration v2 supported (STOP_COPY)
 
     @property
     def has_p2p(self) -> bool:
@@ -131,6 +146,7 @@ class VmConfig:
     viommu: bool = False
     cpu_writes: bool = True
     ram: int = DEFAULT_RAM  # bytes of guest RAM (only the type1 large-RAM limit reads it)
+    paused: bool = False  # cloud-hypervisor: the VM is paused when the migration starts
 
 
 @dataclass(frozen=True)
@@ -150,6 +166,10 @@ class MigrationConfig:
     attempts: int = 1
     postcopy: bool = False
     background_snapshot: bool = False
+    # cloud-hypervisor's send-migration options and one failure class
+    local: bool = False  # local=on: memory handed over as file descriptors, not copied
+    preserve_source: bool = False  # preserve_source=on: the source VM is kept (paused)
+    late_errors: bool = False  # an error reaches the source after the destination resumed
 
 
 @dataclass(frozen=True)
@@ -194,13 +214,20 @@ class Scenario:
     migration: MigrationConfig
     check: CheckConfig
     mutations: frozenset[Mutation]
+    vmm: str = QEMU  # "qemu" | "cloud-hypervisor" (model.vmm)
+    cloud_hypervisor: str | None = None  # the cloud-hypervisor profile (vmm = "cloud-hypervisor")
     # ``qemu = { base = ..., <flag> = ... }``: the base profile with those flags changed
     # (None: the release profile ``qemu`` names as it is).
     patched_profile: Profile | None = None
 
     @property
     def profile(self) -> Profile:
+        """The QEMU behaviour profile (QEMU scenarios only), patched if the spec says so."""
         return self.patched_profile if self.patched_profile is not None else get_profile(self.qemu)
+
+    @property
+    def is_cloud_hypervisor(self) -> bool:
+        return self.vmm == CLOUD_HYPERVISOR
 
     def device(self, name: str) -> DeviceConfig:
         for dev in self.devices:
@@ -258,16 +285,16 @@ def _toml_error_message(exc: tomllib.TOMLDecodeError) -> str:
     return f"invalid TOML: {text}"
 
 
-_TOP_KEYS = ("name", "description", "qemu", "vm", "host", "devices", "migration", "check",
-             "mutations")
-_VM_KEYS = ("pages", "viommu", "cpu_writes", "ram")
+_TOP_KEYS = ("name", "description", "vmm", "qemu", "cloud_hypervisor", "vm", "host", "devices",
+             "migration", "check", "mutations")
+_VM_KEYS = ("pages", "viommu", "cpu_writes", "ram", "paused")
 _HOST_KEYS = ("iommu", "iommu_dirty_tracking")
 _DEVICE_KEYS = ("name", "features", "dma_logging", "dma_pages", "pins", "p2p_dma",
-                "iommu_dirty_tracking", "properties")
+                "iommu_dirty_tracking", "properties", "migration")
 _PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-tracking",
                   "enable-migration")
 _MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults", "attempts",
-                   "postcopy", "background_snapshot")
+                   "postcopy", "background_snapshot", "local", "preserve_source", "late_errors")
 _CHECK_KEYS = ("invariants", "expect", *PIN_KEYS)
 
 
@@ -275,23 +302,27 @@ def scenario_from_dict(data: Mapping[str, Any], path: str | Path) -> Scenario:
     """Validate parsed TOML (``data``) of the file ``path`` into a :class:`Scenario`."""
     path = Path(path)
     top = Table(path, None, data)
-    top.only(_TOP_KEYS)
+    vmm = top.choice("vmm", QEMU, VMMS, what="VMM")
+    _check_vmm_keys(top, vmm)
+    top.only(keys_for(vmm, "", _TOP_KEYS))
 
     name = top.string("name", path.stem)
     if not name.strip():
         top.fail("name", "must not be empty")
     description = top.string("description", "")
     qemu, profile = _load_qemu(top)
+    ch = (top.choice("cloud_hypervisor", CH_DEFAULT_PROFILE, tuple(CH_PROFILES),
+                     what="cloud-hypervisor profile") if vmm == CLOUD_HYPERVISOR else None)
 
-    vm = _load_vm(top.table("vm"))
+    vm = _load_vm(top.table("vm"), vmm)
     host = _load_host(top.table("host"), profile)
-    devices = _load_devices(top, vm, profile)
-    migration = _load_migration(top.table("migration"), profile)
+    devices = _load_devices(top, vm, profile, vmm)
+    migration = _load_migration(top.table("migration"), profile, vmm)
     check = _load_check(top.table("check"))
     mutations = _load_mutations(top.table("mutations"))
     return Scenario(path=path, name=name, description=description, qemu=qemu, vm=vm,
                     host=host, devices=devices, migration=migration, check=check,
-                    mutations=mutations,
+                    mutations=mutations, vmm=vmm, cloud_hypervisor=ch,
                     patched_profile=None if profile is get_profile(qemu) else profile)
 
 
@@ -312,14 +343,27 @@ def _load_qemu(top: Table) -> tuple[str, Profile]:
         t.fail(exc.flag, str(exc))
 
 
-def _load_vm(t: Table) -> VmConfig:
-    t.only(_VM_KEYS)
+def _check_vmm_keys(top: Table, vmm: str) -> None:
+    """A key that only the other VMM has is an error naming it (model.vmm)."""
+    tables: list[tuple[str, Table]] = [("", top)]
+    tables += [(name, top.table(name)) for name in ("vm", "migration") if name in top.data]
+    for entry in top.array_of_tables("devices"):
+        tables.append(("devices", entry))
+    for kind, table in tables:
+        found = foreign_key(vmm, kind, [str(k) for k in table.data])
+        if found is not None:
+            table.fail(*found)
+
+
+def _load_vm(t: Table, vmm: str) -> VmConfig:
+    t.only(keys_for(vmm, "vm", _VM_KEYS))
     pages = t.integer("pages", DEFAULT_PAGES, 1, MAX_PAGES)
     ram = t.size("ram", DEFAULT_RAM)
     if ram < pages * PAGE_SIZE:
         t.fail("ram", f"{ram} bytes is less than vm.pages = {pages} pages of {PAGE_SIZE} bytes")
     return VmConfig(pages=pages, viommu=t.boolean("viommu", False),
-                    cpu_writes=t.boolean("cpu_writes", True), ram=ram)
+                    cpu_writes=t.boolean("cpu_writes", True), ram=ram,
+                    paused=t.boolean("paused", False))
 
 
 def _load_host(t: Table, profile: Profile) -> HostConfig:
@@ -336,7 +380,8 @@ def _load_host(t: Table, profile: Profile) -> HostConfig:
     return HostConfig(iommu=iommu, iommu_dirty_tracking=dirty)  # type: ignore[arg-type]
 
 
-def _load_devices(top: Table, vm: VmConfig, profile: Profile) -> tuple[DeviceConfig, ...]:
+def _load_devices(top: Table, vm: VmConfig, profile: Profile,
+                  vmm: str) -> tuple[DeviceConfig, ...]:
     entries = top.array_of_tables("devices")
     if not entries:
         top.fail("devices", "at least one [[devices]] entry is required")
@@ -345,7 +390,7 @@ def _load_devices(top: Table, vm: VmConfig, profile: Profile) -> tuple[DeviceCon
     devices: list[DeviceConfig] = []
     seen: dict[str, int] = {}
     for index, t in enumerate(entries):
-        dev = _load_device(t, index, len(entries), vm, profile)
+        dev = _load_device(t, index, len(entries), vm, profile, vmm)
         if dev.name in seen:
             t.fail("name", f'duplicate device name "{dev.name}" (also [devices.{seen[dev.name]}])')
         seen[dev.name] = index
@@ -374,8 +419,8 @@ def _check_iommu_capabilities(top: Table, entries: list[Table], devices: list[De
 
 
 def _load_device(t: Table, index: int, count: int, vm: VmConfig,
-                 profile: Profile) -> DeviceConfig:
-    t.only(_DEVICE_KEYS)
+                 profile: Profile, vmm: str) -> DeviceConfig:
+    t.only(keys_for(vmm, "devices", _DEVICE_KEYS))
     name = t.string("name", f"dev{index}")
     if not name.strip():
         t.fail("name", "must not be empty")
@@ -394,7 +439,8 @@ def _load_device(t: Table, index: int, count: int, vm: VmConfig,
         else None
     return DeviceConfig(name=name, features=features, dma_logging=t.boolean("dma_logging", False),
                         dma_pages=dma_pages, pins=pins, p2p_dma=p2p_dma, properties=props,
-                        iommu_dirty_tracking=iommu_dirty)
+                        iommu_dirty_tracking=iommu_dirty,
+                        migration=t.boolean("migration", True))
 
 
 def _load_properties(t: Table, profile: Profile) -> DeviceProperties:
@@ -420,14 +466,14 @@ def _load_properties(t: Table, profile: Profile) -> DeviceProperties:
                             enable_migration=enable)  # type: ignore[arg-type]
 
 
-def _load_migration(t: Table, profile: Profile) -> MigrationConfig:
-    t.only(_MIGRATION_KEYS)
+def _load_migration(t: Table, profile: Profile, vmm: str) -> MigrationConfig:
+    t.only(keys_for(vmm, "migration", _MIGRATION_KEYS))
     postcopy = t.boolean("postcopy", False)
-    if postcopy and not profile.refuses_postcopy:
+    if postcopy and vmm == QEMU and not profile.refuses_postcopy:
         t.fail("postcopy", f"QEMU {profile.name} does not refuse postcopy with VFIO devices "
                            "(the destination fails; refused since 8.2, bf7ef7a2da) and "
                            "postcopy is not modelled")
-    return MigrationConfig(
+    config = MigrationConfig(
         precopy_rounds=t.integer("precopy_rounds", 1, 0, MAX_PRECOPY_ROUNDS),
         cancel=t.boolean("cancel", False),
         device_faults=t.boolean("device_faults", False),
@@ -435,7 +481,14 @@ def _load_migration(t: Table, profile: Profile) -> MigrationConfig:
         attempts=t.integer("attempts", 1, 1, MAX_ATTEMPTS),
         postcopy=postcopy,
         background_snapshot=_background_snapshot(t, profile),
+        local=t.boolean("local", False),
+        preserve_source=t.boolean("preserve_source", False),
+        late_errors=t.boolean("late_errors", False),
     )
+    problem = ch_migration_problem(config) if vmm == CLOUD_HYPERVISOR else None
+    if problem is not None:
+        t.fail(*problem)
+    return config
 
 
 def _background_snapshot(t: Table, profile: Profile) -> bool:

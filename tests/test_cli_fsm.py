@@ -201,3 +201,50 @@ def test_source_covering_no_feature_set_is_a_user_error(tmp_path: Path) -> None:
         r = run(*args, "--kernel", str(src))
         assert r.exit_code == 2
         assert "cover 4 states, not all states of any uAPI feature set" in r.stderr
+
+
+# ----------------------------------------------------------------------------- errors, -D
+@pytest.mark.parametrize(
+    ("args", "file", "line"),
+    [
+        (("check", "--kernel", str(FIXTURES / "bad_uninterpretable_loop.c")),
+         str(FIXTURES / "bad_uninterpretable_loop.c"), 126),
+        (("path", "RUNNING", "STOP", "--kernel", "/no/such/vfio_main.c"),
+         "/no/such/vfio_main.c", None),
+        (("path", "RUNING", "STOP"), None, None),
+    ],
+)
+def test_errors_are_json_under_json(args: tuple[str, ...], file: str | None,
+                                    line: int | None) -> None:
+    r = run(*args, "--json")
+    assert r.exit_code == 2
+    js = json.loads(r.stdout)
+    assert set(js) == {"version", "error", "file", "line"}
+    assert (js["file"], js["line"]) == (file, line)
+    assert js["error"] == r.stderr.strip().removeprefix("error: ")
+
+
+def test_text_report_keeps_bracketed_indices(tmp_path: Path) -> None:
+    """Details such as ``state_flags_table[cur_fsm]`` are printed, not read as markup."""
+    base = (FIXTURES / "v6_2_fixed.c").read_text()
+    old = "\t\t[VFIO_DEVICE_STATE_RUNNING] = VFIO_MIGRATION_STOP_COPY,\n"
+    src = tmp_path / "running_needs_p2p.c"
+    src.write_text(base.replace(old, "\t\t[VFIO_DEVICE_STATE_RUNNING] = "
+                                     "VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P,\n"))
+    r = run("check", "--kernel", str(src))
+    assert r.exit_code == 1
+    assert "state_flags_table[cur_fsm]" in r.stdout and "state_flags_table[new_fsm]" in r.stdout
+
+
+def test_define_option_selects_the_compiled_arm(tmp_path: Path) -> None:
+    base = (FIXTURES / "v6_2_fixed.c").read_text()
+    cond = "*next_fsm != VFIO_DEVICE_STATE_ERROR &&\n"
+    src = tmp_path / "opt.c"
+    src.write_text(base.replace(cond, "\n#ifdef WITH_FIX\n" + cond + "#endif\n"))
+    assert run("check", "--kernel", str(src)).exit_code == 1  # released loop compiled
+    r = run("check", "--kernel", str(src), "-D", "WITH_FIX", "--json")
+    assert r.exit_code == 0
+    notes = [i["detail"] for i in json.loads(r.stdout)["info"] if i["kind"] == "source-note"]
+    assert any("#ifdef WITH_FIX" in n and "compiled" in n for n in notes)
+    assert run("path", "STOP_COPY", "PRE_COPY", "--kernel", str(src), "-D", "WITH_FIX",
+               "--json").exit_code == 0

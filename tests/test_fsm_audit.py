@@ -17,7 +17,8 @@ from model.fsm.audit import (
     strict_ok,
     strict_shortest,
 )
-from model.fsm.kernel.reader import default_kernel, fixed_kernel, load_kernel
+from model.fsm.kernel.builtin import default_kernel, fixed_kernel
+from model.fsm.kernel.load import load_kernel
 from model.fsm.spec import fsm_spec
 from model.fsm.uapi import ALL_FLAGS, FEATURE_SETS, DeviceState, MigFlag, supported_states
 

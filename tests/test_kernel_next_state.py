@@ -10,22 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.fsm.kernel.reader import (
-    BUILTIN_SOURCE,
-    EINVAL,
-    STEP_EINVAL,
-    STEP_LOOP,
-    STEP_UNDEFINED,
-    KernelSourceError,
-    KernelStepFunction,
-    NonTerminatingStep,
-    default_kernel,
-    fixed_kernel,
-    load_kernel,
-    parse_kernel_source,
-    resolve_kernel,
-    step_table,
-)
+from model.fsm.kernel.builtin import BUILTIN_SOURCE, default_kernel, fixed_kernel
+from model.fsm.kernel.load import load_kernel, parse_kernel_source, resolve_kernel
+from model.fsm.kernel.names import EINVAL, KernelSourceError, NonTerminatingStep
+from model.fsm.kernel.preprocess import parse_defines
+from model.fsm.kernel.step import STEP_EINVAL, STEP_LOOP, STEP_UNDEFINED, KernelStepFunction, step_table
 from model.fsm.uapi import (
     ALL_FLAGS,
     BLOCKED_REQUESTS,
@@ -333,9 +322,11 @@ def test_uninterpretable_loop_condition_is_quoted() -> None:
         (BASE.replace("*next_fsm = vfio_from_fsm_table[cur_fsm][new_fsm];",
                       "goto out;"), "'goto' is not interpreted"),
         (BASE.replace("return -EINVAL;", "return -EUNKNOWN;", 1), "unknown name 'EUNKNOWN'"),
+        # a brace too many or too few: the compiler would refuse the file; named by line
         (BASE.replace("[VFIO_DEVICE_STATE_STOP] = {", "[VFIO_DEVICE_STATE_STOP] = {{", 1),
-         "braces around a scalar|expected"),
-        (BASE[: BASE.index("return (*next_fsm")], "unexpected end|expected"),
+         r"vfio_main.c:28: the '\{' on this line is never closed"),
+        (BASE[: BASE.index("return (*next_fsm")], r"vfio_main.c:13: the '\{' on this line is "
+                                                  "never closed"),
     ],
 )
 def test_parse_errors_are_one_clear_line(text: str, match: str) -> None:
@@ -362,3 +353,109 @@ def test_damaged_sources_fail_cleanly(cut: int, length: int) -> None:
         return
     for f in k.flag_sets:
         step_table(k, f)  # every call returns a code; nothing escapes
+
+
+# ------------------------------------------------------------------------ preprocessor
+def test_if0_else_fixture_compiles_only_the_fixed_loop() -> None:
+    k = fixture("v6_2_if0_released_else_fixed.c")
+    for f in FEATURE_SETS:
+        assert np.array_equal(step_table(k, f), step_table(fixed_kernel(), f))
+    assert any("#if 0" in n and "skipped" in n and "#else" in n for n in k.notes)
+
+
+def test_stub_under_ifndef_is_taken_only_as_the_compiler_would() -> None:
+    stub = ("#ifndef CONFIG_VFIO_MIG_TEST\n"
+            "int vfio_mig_get_next_state(struct vfio_device *device,\n"
+            "\t\t\t    enum vfio_device_mig_state cur_fsm,\n"
+            "\t\t\t    enum vfio_device_mig_state new_fsm,\n"
+            "\t\t\t    enum vfio_device_mig_state *next_fsm)\n"
+            "{\n\treturn -EINVAL;\n}\n#else\n")
+    text = stub + BASE + "#endif\n"
+    with pytest.raises(KernelSourceError, match="no definition of vfio_from_fsm_table"):
+        parse_kernel_source(text, "stub.c")  # no -D: the stub is compiled, as in the kernel
+    k = parse_kernel_source(text, "stub.c", parse_defines(["CONFIG_VFIO_MIG_TEST"]))
+    assert np.array_equal(step_table(k, ALL), step_table(fixed_kernel(), ALL))
+    assert any("#ifndef CONFIG_VFIO_MIG_TEST" in n and "compiled" in n for n in k.notes)
+
+
+def test_nested_conditionals_elif_and_defines() -> None:
+    loop = "\twhile (" + FIXED_COND + ")\n\t\t*next_fsm = vfio_from_fsm_table[*next_fsm][new_fsm];\n"
+    released = ("\twhile ((state_flags_table[*next_fsm] & device->migration_flags) != "
+                "state_flags_table[*next_fsm])\n"
+                "\t\t*next_fsm = vfio_from_fsm_table[*next_fsm][new_fsm];\n")
+    text = BASE.replace(loop, "#if defined(SKIP_FIX)\n" + released + "#elif FIX_LEVEL > 1\n"
+                        "#ifdef SKIP_NOTHING\n#error not this one\n#endif\n" + loop
+                        + "#else\n" + released + "#endif\n")
+    assert text != BASE
+    with pytest.raises(KernelSourceError, match=r"c.c:\d+: #if depends on FIX_LEVEL"):
+        parse_kernel_source(text, "c.c")
+    fixed = parse_kernel_source(text, "c.c", parse_defines(["FIX_LEVEL=2"]))
+    assert np.array_equal(step_table(fixed, ALL), step_table(fixed_kernel(), ALL))
+    low = parse_kernel_source(text, "c.c", parse_defines(["FIX_LEVEL=1"]))
+    assert np.array_equal(step_table(low, ALL), step_table(default_kernel(), ALL))
+    # the #elif after a taken #if is not evaluated: FIX_LEVEL may stay unknown
+    first = parse_kernel_source(text, "c.c", parse_defines(["SKIP_FIX"]))
+    assert np.array_equal(step_table(first, ALL), step_table(default_kernel(), ALL))
+    with pytest.raises(KernelSourceError, match="#error not this one"):
+        parse_kernel_source(text, "c.c", parse_defines(["FIX_LEVEL=2", "SKIP_NOTHING"]))
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("#if 1\nint x;\n", r"p.c:1: #if 1 has no #endif"),
+        ("#endif\n", r"p.c:1: #endif without #if"),
+        ("#if 0\n#else\n#elif 1\n#endif\n", r"p.c:3: #elif after #else"),
+        ("#define F(x) x\n#if F(1)\n#endif\n", r"p.c:2: #if uses the function-like macro F"),
+        ("#if VERSION(2)\n#endif\n", r"p.c:1: #if calls VERSION\(\)"),
+        ("#if 1 +\n#endif\n", r"p.c:1: #if `1 \+` is not an integer constant expression"),
+    ],
+)
+def test_preprocessor_errors_name_file_and_line(text: str, match: str) -> None:
+    with pytest.raises(KernelSourceError, match=match):
+        parse_kernel_source(text + BASE, "p.c")
+
+
+def test_preprocessor_expressions() -> None:
+    from model.fsm.kernel.preprocess import preprocess
+
+    src = ("#define A (2 + 1)\n#define B A * 2\n"
+           "#if B == 6 && defined A && !defined(C) && IS_ENABLED(CONFIG_M) && -1 < 0\n"
+           "yes\n#endif\n"
+           "#if IS_BUILTIN(CONFIG_M) || 1 / 2 || (0 ? 1 : 0)\nno\n#endif\n"
+           "#ifdef A /* a comment */\nok\n#endif\n"
+           "#if A \\\n  == 3\ncontinued\n#endif\n")
+    pre = preprocess(src, "e.c", parse_defines(["CONFIG_M_MODULE"]))
+    kept = [ln for ln in pre.text.splitlines() if ln.strip()]
+    assert kept == ["yes", "ok", "continued"]
+    assert pre.text.count("\n") == src.count("\n")  # every line keeps its number
+
+
+def test_file_scope_enum_sizes_the_tables() -> None:
+    local = "\tenum { VFIO_DEVICE_NUM_STATES = VFIO_DEVICE_STATE_PRE_COPY_P2P + 1 };\n"
+    assert local in BASE
+    text = ("enum { VFIO_DEVICE_NUM_STATES = VFIO_DEVICE_STATE_PRE_COPY_P2P + 1 };\n"
+            + BASE.replace(local, ""))
+    k = parse_kernel_source(text, "enum.c")
+    assert np.array_equal(step_table(k, ALL), step_table(fixed_kernel(), ALL))
+    chained = ("enum vfio_sizes { FIRST = 3, SECOND, VFIO_DEVICE_NUM_STATES = SECOND * 2 };\n"
+               + BASE.replace(local, ""))
+    assert parse_kernel_source(chained, "enum.c").fsm_table.shape == (8, 8)
+
+
+def test_returns_are_quoted_as_written() -> None:
+    p = fixture("v6_2_fixed.c").path(ALL, SC, PC)
+    assert p.detail.endswith("? 0 : -EINVAL)") and "- EINVAL" not in p.detail
+
+
+def test_extra_brace_is_named_by_its_line() -> None:
+    text = BASE.replace("\t\treturn -EINVAL;\n", "\t\treturn -EINVAL;\n\t}\n", 1)
+    with pytest.raises(KernelSourceError, match=r"x.c:\d+: this '\}' is extra") as e:
+        parse_kernel_source(text, "x.c")
+    line = e.value.line
+    assert line is not None and text.splitlines()[line - 1] == "\t}"
+
+
+def test_preprocessor_refuses_shifts_outside_the_width() -> None:
+    with pytest.raises(KernelSourceError, match=r"s.c:1: #if shifts by 64"):
+        parse_kernel_source("#if 1 << 64\n#endif\n" + BASE, "s.c")

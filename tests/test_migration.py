@@ -22,12 +22,9 @@ from hypothesis import strategies as st
 from checker.explore import Limits, explore
 from checker.lang.spec import Spec
 from model.decision.tracking import Method, decide
-from model.fsm.kernel.reader import (
-    KernelStepFunction,
-    NonTerminatingStep,
-    StepOutcome,
-    default_kernel,
-)
+from model.fsm.kernel.builtin import default_kernel
+from model.fsm.kernel.names import NonTerminatingStep
+from model.fsm.kernel.step import KernelStepFunction, StepOutcome
 from model.fsm.uapi import DeviceState
 from model.migration.actions import FAIR_FAMILIES
 from model.migration.config import make_config

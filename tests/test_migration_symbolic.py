@@ -30,7 +30,7 @@ from checker.lang.layout import Next, View, apply
 from checker.lang.spec import Eventually, LeadsTo, Spec
 from checker.result import Result
 from model.decision.tracking import decide
-from model.fsm.kernel.reader import default_kernel
+from model.fsm.kernel.builtin import default_kernel
 from model.migration.config import make_config
 from model.migration.phases import Control, Phase, PhasePlan
 from model.migration.spec import build_spec

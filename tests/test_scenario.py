@@ -204,7 +204,7 @@ def test_contract_names() -> None:
     assert PROPERTY_NAMES == (
         "TypeOK", "NoPageLost", "DirtyTrackingSound", "NoDeviceTrackingWithViommu",
         "LegalDeviceArcs", "P2PQuiescedBeforeStop", "SourceRecovers",
-        "DestinationStartsLoaded", "MigrationEnds", "MigrationCanComplete",
+        "DestinationStartsLoaded", "NoSplitBrain", "MigrationEnds", "MigrationCanComplete",
     )
     assert set(MUTATIONS) == {
         "no_final_sync", "sync_before_devices_stop", "allow_viommu_device_tracking",
@@ -221,8 +221,8 @@ def test_contract_names() -> None:
         "TypeOK": "invariant", "NoPageLost": "invariant", "DirtyTrackingSound": "invariant",
         "NoDeviceTrackingWithViommu": "invariant", "LegalDeviceArcs": "action-invariant",
         "P2PQuiescedBeforeStop": "invariant", "SourceRecovers": "invariant",
-        "DestinationStartsLoaded": "invariant", "MigrationEnds": "liveness",
-        "MigrationCanComplete": "witness",
+        "DestinationStartsLoaded": "invariant", "NoSplitBrain": "invariant",
+        "MigrationEnds": "liveness", "MigrationCanComplete": "witness",
     }
 
 
@@ -296,9 +296,11 @@ DEV = {"name": "vf0"}
     ("data", "expected"),
     [
         # unknown keys, with the allowed ones and a close match
-        ({"vmm": {}, "devices": [DEV]},
-         "vmm: unknown key; allowed: name, description, qemu, vm, host, devices, migration, "
+        ({"vms": {}, "devices": [DEV]},
+         "vms: unknown key; allowed: name, description, vmm, qemu, vm, host, devices, migration, "
          "check, mutations; did you mean 'vm'?"),
+        ({"vmm": {}, "devices": [DEV]},
+         'vmm: expected a string, one of "qemu", "cloud-hypervisor", got a table'),
         ({"devices": [{"name": "vf0", "dma_loging": True}]},
          "[devices.0].dma_loging: unknown key; allowed: name, features, dma_logging, dma_pages, "
          "pins, p2p_dma, iommu_dirty_tracking, properties; did you mean 'dma_logging'?"),

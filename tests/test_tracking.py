@@ -473,7 +473,7 @@ def test_log_sync_gating_flag_decides_the_all_dirty_fallback() -> None:
     """QEMU 10.0's log_sync gating (0ae05e087f, d77e85dbd7) is one flag: the abstract model's
     all-dirty report and the executor's method 'none' follow it, profile by profile."""
     from model.concrete.plan import stepped_config
-    from model.fsm.kernel.reader import default_kernel
+    from model.fsm.kernel.builtin import default_kernel
     from model.migration.config import make_config
 
     for name in PROFILE_NAMES:

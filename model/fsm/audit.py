@@ -20,7 +20,7 @@ appear in JSON):
     refused, every other request must be reached.
 ``SavingGroupAtEnds``
     the uAPI's rule that saving-group states "cannot be interior" of a path, in the
-    maintainers' reading (vfio-facts §1.5): no *interior arc* (all but the first and the
+    maintainers' reading (docs/sources.md#uapi-paths): no *interior arc* (all but the first and the
     last) touches PRE_COPY, PRE_COPY_P2P or STOP_COPY.  Where the strict reading (no
     saving-group state strictly inside the path) differs, an info item says so.
 ``Shortest``
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from model.fsm.kernel.reader import KernelStepFunction, PathResult
+from model.fsm.kernel.step import KernelStepFunction, PathResult
 from model.fsm.uapi import (
     BLOCKED_REQUESTS,
     FEATURE_SETS,
@@ -233,118 +233,144 @@ def audit(kernel: KernelStepFunction) -> list[Violation]:
 
 
 def _audit_feature_set(kernel: KernelStepFunction, flags: MigFlag, rep: AuditReport) -> None:
-    label = feature_label(flags)
-    arcs = direct_arcs(flags)
-    sup = set(supported_states(flags))
-    shortest = allowed_shortest(flags)
-    strict = strict_shortest(flags)
-    used: set[Arc] = set()
-
+    audit = _FeatureSetAudit(flags, rep)
     for cur in DeviceState:
         for new in DeviceState:
-            if cur == new:
-                continue
-            p = kernel.path(flags, cur, new)
-            rep.paths[(int(flags), int(cur), int(new))] = p
-
-            def violation(prop: str, detail: str, cur: DeviceState = cur,
-                          new: DeviceState = new) -> None:
-                rep.violations.append(Violation(prop, flags, cur, new, detail))
-
-            walk = (cur, *p.steps)
-            legal = True
-            for a, b in zip(walk, walk[1:], strict=False):
-                if b not in sup:
-                    legal = False
-                    violation("SupportedStatesOnly",
-                              f"step {a.name} -> {b.name} enters {b.name}, which a {label} "
-                              "device does not have" if b != DeviceState.ERROR else
-                              f"step {a.name} -> {b.name} enters ERROR as a successful step")
-                if (a, b) not in arcs:
-                    legal = False
-                    violation("DirectArcs", f"step {a.name} -> {b.name} is not a direct arc of "
-                              f"a {label} device (walk: {_arrow(walk)})")
-                elif cur in sup:
-                    used.add((a, b))
-
-            if p.result in ("loop", "stuck", "cycle"):
-                violation("Terminates", p.detail)
-                continue
-            if p.result == "undefined":
-                violation("SupportedStatesOnly", p.detail)
-                continue
-
-            must_refuse = refusal_reason(flags, cur, new)
-            if p.result == "error":
-                violation("ReachesOrRefuses", f"returns an errno other than -EINVAL: {p.detail}")
-                continue
-            if p.refused:
-                if p.steps:
-                    violation("ReachesOrRefuses",
-                              f"refused only after moving the device: it is left in "
-                              f"{p.final.name}, not in {cur.name} ({_arrow(walk)}; {p.detail})")
-                elif must_refuse is not None:
-                    rep.info.append(Info("refused", flags, cur, new,
-                                         f"{must_refuse[1]}: {p.detail}", must_refuse[0]))
-                else:
-                    alts = shortest.get((cur, new), ())
-                    violation("ReachesOrRefuses",
-                              f"refused although the uAPI allows {cur.name} -> {new.name}"
-                              + (f" (e.g. {_arrow(alts[0])})" if alts else "")
-                              + f": {p.detail}")
-                continue
-
-            # reached
-            if must_refuse is not None:
-                violation("ReachesOrRefuses", f"reached ({_arrow(walk)}) although it must be "
-                          f"refused: {must_refuse[1]}")
-                continue
-            if not interior_ok(walk):
-                bad = [f"{a.name} -> {b.name}" for a, b in list(zip(walk, walk[1:],
-                                                                    strict=False))[1:-1]
-                       if a in SAVING_GROUP or b in SAVING_GROUP]
-                violation("SavingGroupAtEnds",
-                          f"{_arrow(walk)} has interior arc(s) touching the saving group: "
-                          + ", ".join(bad))
-            elif not strict_ok(walk):
-                inner = [s.name for s in walk[1:-1] if s in SAVING_GROUP]
-                n_strict = strict.get((cur, new))
-                rep.info.append(Info(
-                    "strict-interior", flags, cur, new,
-                    f"{_arrow(walk)} passes through {', '.join(inner)} inside the path: "
-                    "allowed in the maintainers' reading (no interior arc touches the saving "
-                    "group); the strict reading would reject it"
-                    + (f" and needs {n_strict} steps" if n_strict is not None else
-                       " and has no path at all")))
-            if not legal:
-                continue
-            alts = shortest.get((cur, new), ())
-            if not alts:
-                continue
-            n, m = len(walk) - 1, len(alts[0]) - 1
-            if n > m:
-                violation("Shortest", f"{_arrow(walk)} takes {n} steps; the shortest allowed "
-                          f"path takes {m}: " + "; ".join(_arrow(a) for a in alts))
-            elif n == m and len(alts) > 1:
-                others = [a for a in alts if a != walk]
-                rep.info.append(Info(
-                    "tie", flags, cur, new,
-                    f"the kernel takes {_arrow(walk)}; equally short: "
-                    + "; ".join(_arrow(a) for a in others)))
-
-    required = required_arcs_comment(flags)
-    extra, unused = used - required, required - used
-    if extra:
-        rep.info.append(Info(
-            "comment-arcs", flags, None, None,
-            f"a {label} device is asked for {_arcs(extra)}, which the comment above "
-            "vfio_mig_get_next_state() does not list for this feature set"))
-    if unused:
-        rep.info.append(Info(
-            "comment-arcs", flags, None, None,
-            f"the comment above vfio_mig_get_next_state() requires {_arcs(unused)} of a "
-            f"{label} device, but no walk uses it"))
+            if cur != new:
+                p = kernel.path(flags, cur, new)
+                rep.paths[(int(flags), int(cur), int(new))] = p
+                audit.walk(cur, new, p)
+    audit.comment_arcs()
 
 
-def _arcs(arcs: set[Arc]) -> str:
+class _FeatureSetAudit:
+    """The checks of one feature set, one walk at a time; ``used`` collects the direct
+    arcs the walks from supported states take (for the comment-arcs notes)."""
+
+    def __init__(self, flags: MigFlag, rep: AuditReport) -> None:
+        self.flags, self.rep = flags, rep
+        self.label = feature_label(flags)
+        self.arcs = direct_arcs(flags)
+        self.sup = set(supported_states(flags))
+        self.shortest = allowed_shortest(flags)
+        self.strict = strict_shortest(flags)
+        self.used: set[Arc] = set()
+
+    def violation(self, prop: str, cur: DeviceState, new: DeviceState, detail: str) -> None:
+        self.rep.violations.append(Violation(prop, self.flags, cur, new, detail))
+
+    def info(self, kind: str, cur: DeviceState, new: DeviceState, detail: str,
+             category: str = "") -> None:
+        self.rep.info.append(Info(kind, self.flags, cur, new, detail, category))
+
+    def walk(self, cur: DeviceState, new: DeviceState, p: PathResult) -> None:
+        walk = (cur, *p.steps)
+        legal = self.steps(cur, new, walk)
+        if p.result in ("loop", "stuck", "cycle"):
+            self.violation("Terminates", cur, new, p.detail)
+        elif p.result == "undefined":
+            self.violation("SupportedStatesOnly", cur, new, p.detail)
+        elif p.result == "error":
+            self.violation("ReachesOrRefuses", cur, new,
+                           f"returns an errno other than -EINVAL: {p.detail}")
+        elif p.refused:
+            self.refused(cur, new, walk, p)
+        else:
+            self.reached(cur, new, walk, legal)
+
+    def steps(self, cur: DeviceState, new: DeviceState, walk: StatePath) -> bool:
+        """Check each step of the walk; True when all are direct arcs between states of
+        the feature set."""
+        legal = True
+        for a, b in zip(walk, walk[1:], strict=False):
+            if b not in self.sup:
+                legal = False
+                self.violation("SupportedStatesOnly", cur, new,
+                               f"step {a.name} -> {b.name} enters {b.name}, which a "
+                               f"{self.label} device does not have" if b != DeviceState.ERROR
+                               else f"step {a.name} -> {b.name} enters ERROR as a successful "
+                               "step")
+            if (a, b) not in self.arcs:
+                legal = False
+                self.violation("DirectArcs", cur, new, f"step {a.name} -> {b.name} is not a "
+                               f"direct arc of a {self.label} device (walk: {_arrow(walk)})")
+            elif cur in self.sup:
+                self.used.add((a, b))
+        return legal
+
+    def refused(self, cur: DeviceState, new: DeviceState, walk: StatePath,
+                p: PathResult) -> None:
+        must_refuse = refusal_reason(self.flags, cur, new)
+        if p.steps:
+            self.violation("ReachesOrRefuses", cur, new,
+                           f"refused only after moving the device: it is left in "
+                           f"{p.final.name}, not in {cur.name} ({_arrow(walk)}; {p.detail})")
+        elif must_refuse is not None:
+            self.info("refused", cur, new, f"{must_refuse[1]}: {p.detail}", must_refuse[0])
+        else:
+            alts = self.shortest.get((cur, new), ())
+            self.violation("ReachesOrRefuses", cur, new,
+                           f"refused although the uAPI allows {cur.name} -> {new.name}"
+                           + (f" (e.g. {_arrow(alts[0])})" if alts else "")
+                           + f": {p.detail}")
+
+    def reached(self, cur: DeviceState, new: DeviceState, walk: StatePath,
+                legal: bool) -> None:
+        must_refuse = refusal_reason(self.flags, cur, new)
+        if must_refuse is not None:
+            self.violation("ReachesOrRefuses", cur, new, f"reached ({_arrow(walk)}) although "
+                           f"it must be refused: {must_refuse[1]}")
+            return
+        if not interior_ok(walk):
+            bad = [f"{a.name} -> {b.name}" for a, b in list(zip(walk, walk[1:],
+                                                                strict=False))[1:-1]
+                   if a in SAVING_GROUP or b in SAVING_GROUP]
+            self.violation("SavingGroupAtEnds", cur, new,
+                           f"{_arrow(walk)} has interior arc(s) touching the saving group: "
+                           + ", ".join(bad))
+        elif not strict_ok(walk):
+            self.strict_note(cur, new, walk)
+        if legal:
+            self.length(cur, new, walk)
+
+    def strict_note(self, cur: DeviceState, new: DeviceState, walk: StatePath) -> None:
+        inner = [s.name for s in walk[1:-1] if s in SAVING_GROUP]
+        n_strict = self.strict.get((cur, new))
+        self.info("strict-interior", cur, new,
+                  f"{_arrow(walk)} passes through {', '.join(inner)} inside the path: "
+                  "allowed in the maintainers' reading (no interior arc touches the saving "
+                  "group); the strict reading would reject it"
+                  + (f" and needs {n_strict} steps" if n_strict is not None else
+                     " and has no path at all"))
+
+    def length(self, cur: DeviceState, new: DeviceState, walk: StatePath) -> None:
+        alts = self.shortest.get((cur, new), ())
+        if not alts:
+            return
+        n, m = len(walk) - 1, len(alts[0]) - 1
+        if n > m:
+            self.violation("Shortest", cur, new, f"{_arrow(walk)} takes {n} steps; the "
+                           f"shortest allowed path takes {m}: "
+                           + "; ".join(_arrow(a) for a in alts))
+        elif n == m and len(alts) > 1:
+            others = [a for a in alts if a != walk]
+            self.info("tie", cur, new, f"the kernel takes {_arrow(walk)}; equally short: "
+                      + "; ".join(_arrow(a) for a in others))
+
+    def comment_arcs(self) -> None:
+        required = required_arcs_comment(self.flags)
+        extra, unused = self.used - required, required - self.used
+        if extra:
+            self.rep.info.append(Info(
+                "comment-arcs", self.flags, None, None,
+                f"a {self.label} device is asked for {_arcs(extra)}, which the comment above "
+                "vfio_mig_get_next_state() does not list for this feature set"))
+        if unused:
+            self.rep.info.append(Info(
+                "comment-arcs", self.flags, None, None,
+                f"the comment above vfio_mig_get_next_state() requires {_arcs(unused)} of a "
+                f"{self.label} device, but no walk uses it"))
+
+
+def _arcs(arcs: set[Arc] | frozenset[Arc]) -> str:
     return ", ".join(f"{a.name} -> {b.name}" for a, b in sorted(arcs))

@@ -25,20 +25,20 @@ fairness of ``KernelStep``); witnesses ``Reachable_<STATE>`` for each supported 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from checker.lang.layout import Layout, Next, View
 from checker.lang.spec import Action, LeadsTo, Spec
-from model.fsm.kernel.reader import (
-    STEP_EINVAL,
-    KernelStepFunction,
-    step_table,
-)
+from model.fsm.kernel.step import STEP_EINVAL, KernelStepFunction, step_table
 from model.fsm.uapi import (
     NUM_STATES,
     STATE_NAMES,
     DeviceState,
     FeatureError,
+    MigFlag,
     check_flags,
     direct_arc_matrix,
     feature_label,
@@ -62,70 +62,105 @@ def fsm_spec(kernel: KernelStepFunction, flags: int, n_devices: int = 1) -> Spec
     if not 1 <= n_devices <= 4:
         raise ValueError(f"n_devices must be 1..4, got {n_devices}")
     n = n_devices
-    table = step_table(kernel, f)
-    legal = direct_arc_matrix(f) | np.eye(NUM_STATES, dtype=bool)
-    supported = supported_mask(f)
-    target_ok = np.append(supported, True)  # NONE is a legal target value
-
     layout = Layout()
     layout.var("kstate", values=STATE_NAMES, count=n, doc="device migration state (uAPI)")
     layout.var("target", values=TARGET_NAMES, count=n, doc="state requested by the user")
     layout.var("hung", bits=1, count=n, doc="a step call never returned / driver loop spins")
+    table = step_table(kernel, f)
+    actions = [*_request_actions(f, n), *(_kernel_step(table, d, n) for d in range(n))]
+    per_device = {"kstate": [int(DeviceState.RUNNING)] * n, "target": [NONE] * n,
+                  "hung": [0] * n}
+    init: dict[str, Any] = per_device if n > 1 else {k: v[0] for k, v in per_device.items()}
+    return Spec(
+        name=f"fsm[{feature_label(f)}]",
+        layout=layout,
+        init=[init],
+        actions=actions,
+        invariants={"TypeOK": _type_ok(f, n), "StepTerminates": _step_terminates(n)},
+        action_invariants={"LegalDeviceArcs": _legal_arcs(f, n)},
+        liveness=_requests_end(n),
+        witnesses=_witnesses(f, n),
+        description=(f"uAPI v2 device FSM for {n} {feature_label(f)} device(s); "
+                     f"steps from {kernel.source}"),
+    )
 
-    def col(s: View | Next, name: str, d: int) -> np.ndarray:
-        return np.asarray(s[_key(name, d, n)])
 
+def _col(s: View | Next, name: str, d: int, n: int) -> np.ndarray:
+    return np.asarray(s[_key(name, d, n)])
+
+
+def _request_actions(f: MigFlag, n: int) -> list[Action]:
     actions: list[Action] = []
     for d in range(n):
         for state in supported_states(f):
 
             def req_guard(s: View, d: int = d, state: DeviceState = state) -> np.ndarray:
-                return ((col(s, "target", d) == NONE) & (col(s, "kstate", d) != int(state))
-                        & (col(s, "hung", d) == 0))
+                return ((_col(s, "target", d, n) == NONE) & (_col(s, "kstate", d, n) != int(state))
+                        & (_col(s, "hung", d, n) == 0))
 
             def req_effect(s: View, t: Next, d: int = d, state: DeviceState = state) -> None:
                 t[_key("target", d, n)] = int(state)
 
             actions.append(Action("Request", req_guard, req_effect,
                                   {"dev": d, "target": state.name}))
+    return actions
 
-    for d in range(n):
 
-        def step_guard(s: View, d: int = d) -> np.ndarray:
-            return (col(s, "target", d) != NONE) & (col(s, "hung", d) == 0)
+def _kernel_step(table: np.ndarray, d: int, n: int) -> Action:
+    def step_guard(s: View) -> np.ndarray:
+        return (_col(s, "target", d, n) != NONE) & (_col(s, "hung", d, n) == 0)
 
-        def step_effect(s: View, t: Next, d: int = d) -> None:
-            k, tgt = col(s, "kstate", d), col(s, "target", d)
-            nxt = table[k, np.minimum(tgt, NUM_STATES - 1)]
-            refused = nxt == STEP_EINVAL
-            # no step: a loop that never returns, undefined behaviour, or a step that
-            # returns the current state (the driver loop would call again for ever)
-            hung = (nxt < 0) & ~refused | (nxt == k)
-            moved = ~refused & ~hung
-            t[_key("kstate", d, n)] = np.where(moved, nxt, k)
-            t[_key("target", d, n)] = np.where(refused | (moved & (nxt == tgt)), NONE, tgt)
-            t[_key("hung", d, n)] = hung.astype(np.int64)
+    def step_effect(s: View, t: Next) -> None:
+        k, tgt = _col(s, "kstate", d, n), _col(s, "target", d, n)
+        nxt = table[k, np.minimum(tgt, NUM_STATES - 1)]
+        refused = nxt == STEP_EINVAL
+        # no step: a loop that never returns, undefined behaviour, or a step that
+        # returns the current state (the driver loop would call again for ever)
+        hung = (nxt < 0) & ~refused | (nxt == k)
+        moved = ~refused & ~hung
+        t[_key("kstate", d, n)] = np.where(moved, nxt, k)
+        t[_key("target", d, n)] = np.where(refused | (moved & (nxt == tgt)), NONE, tgt)
+        t[_key("hung", d, n)] = hung.astype(np.int64)
 
-        actions.append(Action("KernelStep", step_guard, step_effect, {"dev": d}))
+    return Action("KernelStep", step_guard, step_effect, {"dev": d})
+
+
+def _type_ok(f: MigFlag, n: int) -> Callable[[View], np.ndarray]:
+    supported = supported_mask(f)
+    target_ok = np.append(supported, True)  # NONE is a legal target value
 
     def type_ok(s: View) -> np.ndarray:
         ok = np.ones(len(s), dtype=bool)
         for d in range(n):
-            ok &= supported[col(s, "kstate", d)] & target_ok[col(s, "target", d)]
+            ok &= supported[_col(s, "kstate", d, n)] & target_ok[_col(s, "target", d, n)]
         return ok
 
+    return type_ok
+
+
+def _step_terminates(n: int) -> Callable[[View], np.ndarray]:
     def step_terminates(s: View) -> np.ndarray:
         ok = np.ones(len(s), dtype=bool)
         for d in range(n):
-            ok &= col(s, "hung", d) == 0
+            ok &= _col(s, "hung", d, n) == 0
         return ok
+
+    return step_terminates
+
+
+def _legal_arcs(f: MigFlag, n: int) -> Callable[[View, View, Action], np.ndarray]:
+    legal = direct_arc_matrix(f) | np.eye(NUM_STATES, dtype=bool)
 
     def legal_arcs(s: View, t: View, a: Action) -> np.ndarray:
         ok = np.ones(len(s), dtype=bool)
         for d in range(n):
-            ok &= legal[col(s, "kstate", d), col(t, "kstate", d)]
+            ok &= legal[_col(s, "kstate", d, n), _col(t, "kstate", d, n)]
         return ok
 
+    return legal_arcs
+
+
+def _requests_end(n: int) -> dict[str, LeadsTo]:
     # Every request ends: each device's kernel walk is weakly fair on its own (fairness
     # per action instance), so one device's steps cannot hide another's starvation.
     fair = tuple(f"KernelStep(dev={d})" for d in range(n)) if n > 1 else ("KernelStep",)
@@ -133,36 +168,24 @@ def fsm_spec(kernel: KernelStepFunction, flags: int, n_devices: int = 1) -> Spec
     for d in range(n):
 
         def busy(s: View, d: int = d) -> np.ndarray:
-            return col(s, "target", d) != NONE
+            return _col(s, "target", d, n) != NONE
 
         def idle(s: View, d: int = d) -> np.ndarray:
-            return col(s, "target", d) == NONE
+            return _col(s, "target", d, n) == NONE
 
         liveness["RequestsEnd" if n == 1 else f"RequestsEnd(dev={d})"] = LeadsTo(busy, idle, fair=fair)
+    return liveness
 
-    witnesses = {}
+
+def _witnesses(f: MigFlag, n: int) -> dict[str, Callable[[View], np.ndarray]]:
+    witnesses: dict[str, Callable[[View], np.ndarray]] = {}
     for state in supported_states(f):
 
         def reached(s: View, state: DeviceState = state) -> np.ndarray:
             out = np.zeros(len(s), dtype=bool)
             for d in range(n):
-                out |= col(s, "kstate", d) == int(state)
+                out |= _col(s, "kstate", d, n) == int(state)
             return out
 
         witnesses[f"Reachable_{state.name}"] = reached
-
-    init = {"kstate": [int(DeviceState.RUNNING)] * n, "target": [NONE] * n, "hung": [0] * n}
-    if n == 1:
-        init = {k: v[0] for k, v in init.items()}
-    return Spec(
-        name=f"fsm[{feature_label(f)}]",
-        layout=layout,
-        init=[init],
-        actions=actions,
-        invariants={"TypeOK": type_ok, "StepTerminates": step_terminates},
-        action_invariants={"LegalDeviceArcs": legal_arcs},
-        liveness=liveness,
-        witnesses=witnesses,
-        description=(f"uAPI v2 device FSM for {n} {feature_label(f)} device(s); "
-                     f"steps from {kernel.source}"),
-    )
+    return witnesses

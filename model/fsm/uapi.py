@@ -8,7 +8,7 @@ The per-feature-set lists of arcs a driver must implement come from the comment 
 ``vfio.c``/``vfio_main.c`` carry the stop-copy and P2P parts of the same lists).
 
 Everything here is what the *specification* says.  What a given kernel *does* lives in
-:mod:`model.fsm.kernel.reader`; :mod:`model.fsm.audit` compares the two.
+:mod:`model.fsm.kernel`; :mod:`model.fsm.audit` compares the two.
 
 Besides Python sets, small numpy lookup tables indexed by state number (``ALLOWS_DMA[s]``,
 ``IN_SAVING_GROUP[s]``, ``direct_arc_matrix(flags)[cur, nxt]``) let vectorised models ask
@@ -273,7 +273,7 @@ REQUIRED_ARCS_COMMENT: dict[str, frozenset[Arc]] = {
 def required_arcs_comment(flags: int) -> frozenset[Arc]:
     """The arcs the comment above vfio_mig_get_next_state() lists for this feature set,
     read literally (so a PRE_COPY-only device gets no RUNNING <-> STOP; see
-    :func:`direct_arcs` and vfio-facts §1.5 "Reading 'Without P2P and precopy'")."""
+    :func:`direct_arcs` and docs/sources.md#uapi-required-arcs)."""
     f = check_flags(flags)
     arcs = set(REQUIRED_ARCS_COMMENT["always"])
     p2p, pre = bool(f & MigFlag.P2P), bool(f & MigFlag.PRE_COPY)

@@ -102,7 +102,7 @@ from checker.lang.ops import Term, bit, implies, is_symbolic, isin
 from checker.lang.spec import Spec
 from model.contract import PROPERTY_KINDS, Property
 from model.decision.tracking import TrackingDecision, decide
-from model.fsm.kernel.reader import default_kernel
+from model.fsm.kernel.builtin import default_kernel
 from model.migration.config import make_config
 from model.migration.phases import Phase, Status
 from model.migration.spec import applicable, build_spec

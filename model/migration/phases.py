@@ -229,6 +229,28 @@ def _prepare_target(q: int) -> int:
     return int(S.PRE_COPY_P2P) if q == S.PRE_COPY else int(S.RUNNING_P2P)
 
 
+def _success_order(cfg: ModelConfig) -> list[Phase]:
+    """The phases of the successful path, in order (the mutations that move or drop
+    the final sync, the profile's SETUP sync and save_complete STOP)."""
+    prof = cfg.profile
+    switch: list[Phase] = []
+    early_sync = cfg.has(Mutation.SYNC_BEFORE_DEVICES_STOP)
+    if early_sync:
+        switch.append(Phase.FINAL_SYNC)
+    switch += [Phase.VM_STOP_PREPARE, Phase.VM_STOP]
+    if not early_sync and not cfg.has(Mutation.NO_FINAL_SYNC):
+        switch.append(Phase.FINAL_SYNC)
+    switch += [Phase.SEND_REST, Phase.SAVE_COMPLETE]
+    if not prof.stop_copy_to_stop_in_cleanup:
+        switch.append(Phase.SAVE_COMPLETE_STOP)
+    switch += [Phase.COMPLETE, Phase.LOG_STOP, Phase.SAVE_CLEANUP, Phase.LOAD_STATE,
+               Phase.DST_START_PREPARE, Phase.DST_START, Phase.DST_RESUME]
+    # ram_init_bitmaps() syncs once right after log_global_start; VFIO's part runs where
+    # the profile's log_sync gate is open in SETUP (8.0, 10.0+; not 8.1-9.2, ff180c6bd7).
+    setup = [Phase.SETUP_SYNC] if prof.setup_sync_reaches_vfio else []
+    return [*setup, Phase.SAVE_SETUP, Phase.LOAD_SETUP, Phase.ACTIVE, *switch]
+
+
 class PhasePlan:
     """The phase order and the per-(phase, device, cached state) request tables."""
 
@@ -236,23 +258,7 @@ class PhasePlan:
         self.cfg = cfg
         prof = cfg.profile
         D = cfg.devices
-        # ---- order of the successful path
-        switch: list[Phase] = []
-        early_sync = cfg.has(Mutation.SYNC_BEFORE_DEVICES_STOP)
-        if early_sync:
-            switch.append(Phase.FINAL_SYNC)
-        switch += [Phase.VM_STOP_PREPARE, Phase.VM_STOP]
-        if not early_sync and not cfg.has(Mutation.NO_FINAL_SYNC):
-            switch.append(Phase.FINAL_SYNC)
-        switch += [Phase.SEND_REST, Phase.SAVE_COMPLETE]
-        if not prof.stop_copy_to_stop_in_cleanup:
-            switch.append(Phase.SAVE_COMPLETE_STOP)
-        switch += [Phase.COMPLETE, Phase.LOG_STOP, Phase.SAVE_CLEANUP, Phase.LOAD_STATE,
-                   Phase.DST_START_PREPARE, Phase.DST_START, Phase.DST_RESUME]
-        # ram_init_bitmaps() syncs once right after log_global_start; VFIO's part runs where
-        # the profile's log_sync gate is open in SETUP (8.0, 10.0+; not 8.1-9.2, ff180c6bd7).
-        setup = [Phase.SETUP_SYNC] if prof.setup_sync_reaches_vfio else []
-        order = [*setup, Phase.SAVE_SETUP, Phase.LOAD_SETUP, Phase.ACTIVE, *switch]
+        order = _success_order(cfg)
         fail = [Phase.FAIL_START_PREPARE, Phase.FAIL_START, Phase.FAIL_RESUME,
                 Phase.FAIL_LOG_STOP, Phase.FAIL_SAVE_CLEANUP, Phase.FAIL_NOTIFY, Phase.IDLE]
         self.next = np.arange(NPH, dtype=np.int64)
