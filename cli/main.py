@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from cli.check import check
+from cli.findings import findings
 from cli.fsm import fsm
 from cli.graph import graph
 from cli.prove import prove
@@ -27,5 +28,5 @@ def main() -> None:
     """
 
 
-for _command in (check, fsm, simulate, graph, prove, tables, report):
+for _command in (check, fsm, simulate, graph, prove, tables, report, findings):
     main.add_command(_command)
