@@ -17,6 +17,7 @@ from model.profiles import (
     FLAG_NAMES,
     PROFILE_NAMES,
     PROFILES,
+    UNMODELLED_FLAGS,
     LogSyncGate,
     OverrideError,
     apply_overrides,
@@ -234,3 +235,19 @@ def test_x_pre_copy_dirty_page_tracking_is_on_off_auto(value: str, opt_out: bool
 def test_x_pre_copy_dirty_page_tracking_refuses_a_boolean() -> None:
     with pytest.raises(SpecError, match='OnOffAuto property: write "on", "off" or "auto"'):
         sc({"devices": [{"name": "vf0", "properties": {"x-pre-copy-dirty-page-tracking": False}}]})
+
+
+def test_an_unmodelled_flag_cannot_be_patched() -> None:
+    with pytest.raises(OverrideError) as info:
+        apply_overrides(PROFILES["master"], {"has_switchover_ack": False})
+    assert info.value.flag == "has_switchover_ack"
+    assert "no modelled path reads it yet" in str(info.value)
+
+
+@pytest.mark.parametrize("flag", FLAG_NAMES)
+def test_every_patchable_flag_is_read_by_the_model(flag: str) -> None:
+    """A flag a patch may set is read somewhere in model/ (``profile.<flag>``), so setting it
+    changes what is checked; the unmodelled ones are refused instead."""
+    root = Path(__file__).resolve().parent.parent / "model"
+    assert any(f".{flag}" in p.read_text() for p in root.rglob("*.py")), flag
+    assert flag not in UNMODELLED_FLAGS
