@@ -125,9 +125,10 @@ QEMU_FINDINGS: tuple[Finding, ...] = (
         checked="line by line in hw/vfio/migration.c (vfio_vmstate_change_prepare, "
                 "vfio_vmstate_change, vfio_migration_set_state_or_reset) at master; that a "
                 "driver validates at RESUMING -> STOP is the uAPI's (vfio.h)",
-        fix="walk RESUMING -> STOP at the end of the incoming migration, before vm_start() "
-            "(where an error can still fail it and the source recovers); no behaviour flag "
-            "models this yet, so the fix is not checked",
+        fix="let a VFIO VM-state callback fail the destination's vm_start (what QEMU's "
+            "comment asks for: abort the incoming migration instead of running the guest "
+            "with the reset device; the completed source keeps its copy for the operator)",
+        fix_flags={"dst_vm_start_failure_aborts": True},
     ),
 )
 

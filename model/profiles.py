@@ -151,6 +151,13 @@ class Profile:
     # migration_incoming_state_destroy() (9.2, 4ce5622908); before, inside
     # qemu_loadvm_state(), before the VM starts.
     load_cleanup_after_vm_start: bool
+    # A VFIO SET that fails in the destination's vm_start (its prepare callback, which
+    # walks RESUMING -> STOP where the driver validates the loaded state, or the RUNNING
+    # callback) aborts the incoming migration instead of running the guest with the reset
+    # device.  No release does: vm_state_notify() cannot report a failure (the comment in
+    # vfio_vmstate_change_prepare / vfio_vmstate_change, master).  The proposed fix of the
+    # finding dst-validation-fault-runs-unloaded, for patches only.
+    dst_vm_start_failure_aborts: bool
     # When VFIO's log_sync runs: see LogSyncGate (ff180c6bd7 8.1, 0ae05e087f 10.0).
     log_sync_gate: LogSyncGate
     # Under the "tracking started" gate: does a container without dirty-tracking support
@@ -220,6 +227,7 @@ QEMU_8_0 = Profile(
     set_state_skips_cached=False,
     log_global_start_fails_setup=False,  # log_global_start returns void (8.0)
     load_cleanup_after_vm_start=False,
+    dst_vm_start_failure_aborts=False,  # in no release (a fix to check)
     log_sync_gate=LogSyncGate.SETUP_OR_ACTIVE,  # migration_is_setup_or_active (8.0)
     unsupported_container_counts_as_started=False,  # not read under this gate
     has_multifd_device_state=False,

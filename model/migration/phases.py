@@ -394,6 +394,11 @@ class Control:
             cur = minimum(t["cursor"], self.D - 1)
             q = self.cached_at_cursor(t)
             work = where(dev, lookup_nd(self.has_target, pc, cur, q), work)
+        if self.cfg.profile.dst_vm_start_failure_aborts:
+            # patch only: a failed SET of vm_start aborted the incoming migration, so the
+            # destination's remaining vm_start units have nothing to do.
+            start = (pc == Phase.DST_START_PREPARE) | (pc == Phase.DST_START) | (pc == Phase.DST_RESUME)
+            work = where(all_of([start, t["dst_run"] == DstRun.LOAD_FAILED]), False, work)
         send = pc == Phase.SEND_REST
         if is_any(send):
             # ram_save_complete sends pages while the migration bitmap has any: with an
@@ -467,10 +472,13 @@ class Control:
             raise_err = all_of([err, rows, lookup_bool(RAISES_ERROR, pc)])
             if is_any(raise_err):
                 t["mig_error"] = where(raise_err, 1, t["mig_error"])
-            dst_fail = all_of([err, rows, pc == Phase.LOAD_SETUP])
+            failing = pc == Phase.LOAD_SETUP
+            if self.cfg.profile.dst_vm_start_failure_aborts:
+                failing = failing | (pc == Phase.DST_START_PREPARE) | (pc == Phase.DST_START)
+            dst_fail = all_of([err, rows, failing])
             if is_any(dst_fail):
-                # The incoming side fails its load (qemu_loadvm_state_setup); the
-                # destination QEMU exits and its VM never runs.
+                # The incoming side fails its load (qemu_loadvm_state_setup), or (patch
+                # only) its vm_start; the destination QEMU exits and its VM never runs.
                 t["dst_run"] = where(dst_fail, DstRun.LOAD_FAILED, t["dst_run"])
         if self._symbolic(t, rows):
             self._by_unit(t, rows, self._finish_here, phases, dev)
