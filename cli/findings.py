@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from checker.explore import explore
-from checker.report.doc import Bullets, Code, Details, Page, Para, Section, Table, code, link
+from checker.report.doc import Bullets, Code, Details, Page, Para, Rich, Section, Table, code, link
 from checker.result import Result
 from checker.trace import render_text
 from cli.errors import UserError
@@ -231,7 +231,7 @@ def findings_page(runs: list[FindingRun]) -> Page:
                   "not applicable), and the proposed fix, where behaviour flags express it, "
                   "runs as ", code("qemu = { base = ..., <flag> = ... }"),
                   ". Re-run in a terminal with ", code("vfio-migcheck findings"), ".")
-    summary = [[link(fr.finding.name, f"#{fr.finding.name}"), code(fr.prop),
+    summary: list[list[Rich]] = [[link(fr.finding.name, f"#{fr.finding.name}"), code(fr.prop),
                 _ranges(fr.affected),
                 "-" if fr.own.result is None or fr.own.result.violation is None
                 else str(fr.own.result.violation.length),
