@@ -27,6 +27,7 @@ from checker.lang.spec import Action, Spec, as_mask
 from checker.liveness import LiveGraph
 from checker.liveness import check_liveness as liveness_violation
 from checker.parallel import Workers, available_cores, power_of_two_at_most
+from checker.reads import explain
 from checker.result import (
     Limit,
     Outcome,
@@ -384,6 +385,7 @@ class Explorer:
         if violation is not None:
             outcome = Outcome.VIOLATION
             properties[violation.name] = "violated"
+            explain(spec, violation)
         fam: dict[str, int] = {}
         for k, f in enumerate(self.families):
             fam[f] = fam.get(f, 0) + int(self.coverage[k])

@@ -1,75 +1,68 @@
 """``vfio-migcheck check``: explore each spec, compare with its ``expect``, report.
 
-Exit codes (a contract, defined in :mod:`checker.verdict`): 0 every outcome matched its
-expectation; 1 a violation or a mismatch; 2 a usage or spec-file error; 3 a limit stopped a
-run before a verdict; 130 interrupted.
+The control flow is here; what is printed, and where, is :mod:`cli.output`.  Exit codes
+(a contract, defined in :mod:`checker.verdict`): 0 every outcome matched its expectation;
+1 a violation or a mismatch; 2 a usage or spec-file error; 3 a limit stopped a run before
+a verdict; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from checker.explore import Limits, explore
+from checker.explore import Limits, Progress, explore
 from checker.junit import write_junit
-from checker.result import Stats
-from checker.trace import render_text, to_itf
-from checker.verdict import LIMIT, Verdict, exit_code
-from cli.limits import stopped_by
+from checker.result import Result
+from checker.simulation import DEFAULT_DEPTH, simulate
+from checker.symmetry import SymmetryError, explore_symmetric
+from checker.verdict import exit_code
+from cli.errors import UserError
 from cli.load import Target, load_targets
-
-# A judged spec: the target (for what the front end shows about it) and its verdict.
-Checked = tuple[Target, Verdict]
+from cli.output import Checked, CheckOutput, Options, progress_printer, result_json
 
 
-def result_json(target: Target, c: Verdict, trace_format: str) -> dict[str, Any]:
-    r = c.result
-    v = r.violation
-    trace = None
-    if v is not None and v.trace:
-        trace = [{"action": s.action, "state": s.state(r.layout)} for s in v.trace]
-    out: dict[str, Any] = {
-        "spec": c.name,
-        "file": str(c.path),
-        "outcome": c.outcome,
-        "expected": c.expectation.as_json(),
-        "matched": c.matched,
-        "reason": c.reason,
-        "violated": v.name if v is not None else None,
-        "violation_kind": v.kind if v is not None else None,
-        "message": v.message if v is not None else (f"stopped by {stopped_by(r)}" if r.limit else None),
-        "blocked_by": target.blocked_by,
-        "tracking_method": target.tracking_method,
-        "stats": r.stats.as_dict(),
-        "properties": r.properties,
-        "coverage": r.family_coverage,
-        "never_fired": r.never_fired,
-        "trace": trace,
-    }
-    if v is not None and v.loop_start is not None:
-        out["loop_start"] = v.loop_start
-    if trace_format == "itf" and v is not None and v.trace:
-        out["itf"] = to_itf(v, r.layout, spec_name=c.name)
-    return out
+@dataclass(frozen=True)
+class Mode:
+    """How ``check`` explores: every state (the default), one per symmetry class, or random
+    behaviours."""
 
+    symmetry: bool = False
+    walks: int | None = None
+    seed: int = 0
+    depth: int = DEFAULT_DEPTH
 
-def _progress_printer(err: Console, name: str):
-    def show(stats: Stats) -> None:
-        rate = stats.distinct / stats.seconds if stats.seconds else 0.0
-        err.print(
-            f"[dim]Progress({name}): depth {stats.depth}, {stats.distinct:,} distinct states, "
-            f"{stats.generated:,} generated, {stats.frontier:,} on the frontier, {rate:,.0f} states/s[/dim]"
-        )
+    @property
+    def name(self) -> str:
+        return "simulation" if self.walks is not None else "symmetry" if self.symmetry else "exhaustive"
 
-    return show
+    def describe(self) -> str:
+        if self.walks is not None:
+            return f"simulation: {self.walks:,} behaviours, seed {self.seed}, depth {self.depth}"
+        return "symmetry reduction" if self.symmetry else ""
+
+    @property
+    def pins(self) -> tuple[str, ...] | None:
+        """The pins a run in this mode can be held to: a reduced exploration has the same
+        depth and shortest counterexamples, fewer states; random behaviours have neither."""
+        if self.walks is not None:
+            return ()
+        return ("depth", "trace_length") if self.symmetry else None
+
+    def run(self, t: Target, limits: Limits, progress: Progress | None, workers: int | None = None) -> Result:
+        if self.walks is not None:
+            return simulate(t.spec, walks=self.walks, seed=self.seed, depth=self.depth, limits=limits,
+                            progress=progress)
+        if self.symmetry and t.spec.symmetry is not None and t.spec.symmetry.reduces:
+            try:
+                return explore_symmetric(t.spec, limits=limits, progress=progress, workers=workers)
+            except SymmetryError as exc:
+                raise UserError(f"{t.path}: --symmetry: {exc}") from None
+        return explore(t.spec, limits=limits, progress=progress, workers=workers)
 
 
 @click.command("check")
@@ -104,7 +97,28 @@ def _progress_printer(err: Console, name: str):
     help="Threads for the search (default: one per core); the result is the same for any N.",
 )
 @click.option(
-    "--quiet", "-q", is_flag=True, help="No progress lines and no summary table; only errors and traces."
+    "--quiet", "-q", is_flag=True,
+    help="No progress lines and no per-spec lines; only errors, mismatches and unexpected traces.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Show every counterexample, also the expected ones.")
+@click.option(
+    "--symmetry", is_flag=True,
+    help="Explore one state per class of interchangeable devices (processes) the spec declares "
+    "(TLC's SYMMETRY); distinct/generated pins are not compared.",
+)
+@click.option(
+    "--simulate", "walks", type=click.IntRange(min=1), metavar="N",
+    help="Check N random behaviours instead of every state (TLC's -simulate); no pins are "
+    "compared and liveness is not checked.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of --simulate.")
+@click.option(
+    "--depth", type=click.IntRange(min=1), default=DEFAULT_DEPTH, show_default=True,
+    help="Most states in one --simulate behaviour.",
+)
+@click.option(
+    "--itf-out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+    help="Write each counterexample as ITF JSON to DIR/SPEC.PROPERTY.itf.json.",
 )
 def check(
     paths: tuple[str, ...],
@@ -117,113 +131,46 @@ def check(
     max_memory: float | None,
     workers: int | None,
     quiet: bool,
+    verbose: bool,
+    symmetry: bool,
+    walks: int | None,
+    seed: int,
+    depth: int,
+    itf_out: Path | None,
 ) -> None:
-    """Check SPEC files or directories (default: specs/) and compare each with its expect."""
-    out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
-    if not out.is_terminal:
-        out.width = 160
-    err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    """Check SPEC files or directories (default: specs/) and compare each with its expect.
+
+    Prints one line per spec; counterexamples of unexpected outcomes (every one with
+    --verbose).  With --json - or --trace-format itf, stdout holds only that document (ITF:
+    one trace per line, every counterexample) and the lines go to stderr.
+    """
+    if symmetry and walks is not None:
+        raise UserError("--symmetry and --simulate do not combine; choose one")
     targets = load_targets(paths)  # every file validated before any run
+    mode = Mode(symmetry, walks, seed, depth)
+    options = Options(quiet=quiet, verbose=verbose, trace_format=trace_format, full_trace=full_trace,
+                      json_to_stdout=json_out == "-", itf_out=itf_out, mode=mode.describe())
+    output = CheckOutput(targets, options)
     results: list[Checked] = []
     interrupted = False
+    limits = Limits(states=max_states, seconds=max_seconds, memory_mb=max_memory)
     for t in targets:
-        if not quiet:
-            err.print(f"[dim]Checking {t.name} ({t.path}) ...[/dim]")
-        r = explore(
-            t.spec,
-            limits=Limits(states=max_states, seconds=max_seconds, memory_mb=max_memory),
-            progress=None if quiet else _progress_printer(err, t.name),
-            workers=workers,
-        )
-        results.append((t, t.judge(r)))
-        fingerprints = r.stats.fingerprint_report()
-        if fingerprints is not None and not quiet:
-            err.print(f"[dim]{t.name}: {fingerprints}[/dim]")
+        r = mode.run(t, limits, None if quiet else progress_printer(sys.stderr, t.name), workers)
+        c = t.judge(r, pins=mode.pins)
+        results.append((t, c))
+        output.finished(t, c)
         if r.outcome == "interrupted":
             interrupted = True
             break
-    json_to_stdout = json_out == "-"
-    if not json_to_stdout:
-        _print_results(out, results, quiet=quiet, trace_format=trace_format, full_trace=full_trace)
+    output.done(results, interrupted=interrupted)
     if json_out is not None:
-        doc = {"version": 1, "results": [result_json(t, c, trace_format) for t, c in results]}
+        doc = {"version": 1, "results": [{**result_json(t, c, trace_format), "exploration": mode.name}
+                                         for t, c in results]}
         text = json.dumps(doc, indent=2, default=str)
-        if json_to_stdout:
+        if options.json_to_stdout:
             click.echo(text)
         else:
             Path(json_out).write_text(text + "\n")
     if junit_out is not None:
         write_junit(Path(junit_out), [c for _, c in results])
-    if interrupted:
-        err.print("Interrupted: partial statistics above.")
     sys.exit(exit_code([c for _, c in results], interrupted))
-
-
-_COLUMNS = ("spec", "outcome", "expected", "ok", "distinct", "generated", "depth", "seconds", "method")
-_NUMERIC = ("distinct", "generated", "depth", "seconds")
-
-
-def _outcome_cell(target: Target, c: Verdict) -> str:
-    if c.result.violation is not None:
-        return f"violation: {c.result.violation.name}"
-    if c.outcome == "blocked":
-        return "blocked: " + ", ".join(target.blocked_by)
-    if c.result.limit:
-        return f"limit: {stopped_by(c.result)}"
-    return c.outcome
-
-
-def _summary_table(results: Sequence[Checked]) -> Table:
-    table = Table(title="vfio-migcheck results", show_lines=False)
-    for col in _COLUMNS:
-        table.add_column(col, justify="right" if col in _NUMERIC else "left")
-    for t, c in results:
-        s = c.result.stats
-        table.add_row(
-            c.name,
-            _outcome_cell(t, c),
-            c.expectation.short(),
-            "[green]yes[/green]" if c.matched else "[red]NO[/red]",
-            f"{s.distinct:,}",
-            f"{s.generated:,}",
-            str(s.depth),
-            f"{s.seconds:.2f}",
-            t.tracking_method or "",
-        )
-    return table
-
-
-def _print_traces(out: Console, results: Sequence[Checked], *, quiet: bool, trace_format: str,
-                  full_trace: bool) -> None:
-    """Each counterexample; with --quiet only those of unexpected outcomes."""
-    for _, c in results:
-        v = c.result.violation
-        if v is None:
-            continue
-        outcome_ok = c.expectation.outcome_matches(c.outcome, v.name)
-        if quiet and outcome_ok:
-            continue
-        out.print(f"\n[bold]{escape(c.name)}[/bold] ({escape(str(c.path))}): "
-                  f"{'expected' if outcome_ok else 'UNEXPECTED'}")
-        if trace_format == "itf" and v.trace:
-            out.print_json(json.dumps(to_itf(v, c.result.layout, spec_name=c.name)))
-        else:
-            out.print(render_text(v, c.result.layout, full=full_trace), markup=False)
-
-
-def _print_results(
-    out: Console, results: Sequence[Checked], *, quiet: bool, trace_format: str, full_trace: bool
-) -> None:
-    if not quiet:
-        out.print(_summary_table(results))
-    _print_traces(out, results, quiet=quiet, trace_format=trace_format, full_trace=full_trace)
-    # why each complete run did not match, one line each (a stopped run shows its limit above)
-    mismatches = [c for _, c in results if not c.matched and c.outcome != LIMIT]
-    if mismatches:
-        out.print()
-    for c in mismatches:
-        out.print(f"[red]MISMATCH[/red] {escape(c.name)} ({escape(str(c.path))}): {escape(c.reason or '')}")
-    n_bad = sum(not c.matched for _, c in results)
-    if not quiet:
-        verdict = "all outcomes match their expectations" if n_bad == 0 else f"{n_bad} spec(s) did not match"
-        out.print(f"\n{len(results)} spec(s) checked: {verdict}.")

@@ -61,7 +61,8 @@ def _graph_for(t: Target, r: Result, *, max_states: int):
         sg = explore_graph(t.spec, max_states=max_states)
         if sg is None:
             return None, f"more than {max_states:,} reachable states"
-    g = draw(sg, t.spec.layout, name=t.name, spec=t.spec, quotient=default_quotient(t.spec))
+    path = [step.row for step in r.violation.trace] if r.violation is not None else []
+    g = draw(sg, t.spec.layout, name=t.name, spec=t.spec, quotient=default_quotient(t.spec), path=path)
     return g, None
 
 

@@ -63,8 +63,6 @@ from model.spec_table import (
     describe,
     did_you_mean,
     first_duplicate,
-    format_size,
-    parse_size,
 )
 from model.vmm import (
     CH_DEFAULT_PROFILE,
@@ -76,8 +74,6 @@ from model.vmm import (
     foreign_key,
     keys_for,
 )
-
-__all__ = ["SpecError", "format_size", "parse_size"]  # re-exported: callers read them here
 
 # --- vocabulary and bounds ----------------------------------------------------------------
 

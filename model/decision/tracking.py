@@ -78,7 +78,8 @@ from model.profiles import (
     Profile,
     ViommuRule,
 )
-from model.scenario import DeviceConfig, Scenario, format_size
+from model.scenario import DeviceConfig, Scenario
+from model.units import format_size
 
 __all__ = [  # the decision's types live in model.decision.base; callers import them here
     "BACKGROUND_SNAPSHOT", "BLOCKER_CODES", "MIGRATION_DISABLED", "MULTIPLE_DEVICES",
