@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                "cloud-hypervisor's refusals, every configuration evaluated)."),
     "report": ("cli.report", "report",
                "Write HTML and Markdown reports for SPEC files or directories (default: specs/)."),
+    "findings": ("cli.findings", "findings",
+                 "Re-run QEMU's findings on every release (run from the repository: specs/)."),
 }
 
 

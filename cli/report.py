@@ -29,9 +29,11 @@ from checker.result import Result
 from checker.verdict import Verdict
 from cli import report_ch
 from cli import report_vfio as vfio
+from cli.findings import findings_page, run_findings
 from cli.graph import GRAPH_MAX_STATES, default_quotient
 from cli.limits import stopped_by
 from cli.load import Target, load_targets
+from model.findings import QEMU_FINDINGS
 
 DEFAULT_OUTPUT = Path("reports")
 SITE_TITLE = "vfio-migcheck: VFIO live migration, checked"
@@ -198,6 +200,17 @@ class _VfioPages:
         return tuple(dict.fromkeys([qemu_profile, *report_ch.SUMMARY_COLUMNS, *rest]))
 
 
+def _add_findings(site: Site, targets: Sequence[Target]) -> None:
+    """The QEMU findings page, when the findings' specs are among those reported (their
+    affected releases are computed by running each spec on every profile)."""
+    shown = {t.name: t.path for t in targets}
+    names = [f.name for f in QEMU_FINDINGS if f.name in shown]
+    if not names:
+        return
+    site.pages.append(findings_page(run_findings(names, shown)))
+    site.nav.append(("Findings", "@findings/index"))
+
+
 def build_site(paths: tuple[str, ...], *, quiet: bool, max_states: int | None) -> tuple[Site, list[Verdict]]:
     targets = load_targets(paths)
     site = Site(SITE_TITLE)
@@ -214,6 +227,7 @@ def build_site(paths: tuple[str, ...], *, quiet: bool, max_states: int | None) -
     for e in entries:
         site.pages.append(spec_page(site, e))
     pages.add_pages(site)
+    _add_findings(site, targets)
     site.add_asset("results.json", json.dumps(machine_readable(entries, pages.extra_json), indent=1) + "\n")
     site.add_asset("junit.xml", _junit_without_times(checked))
     after = [*pages.index_blocks(site), _machine_readable_section()]

@@ -86,7 +86,7 @@ def scenario_section(scenario: Any) -> Section:
         features = ["stop-copy", *sorted(d.features)]
         prop_text = [
             f"enable-migration={props.enable_migration}",
-            f"x-pre-copy-dirty-page-tracking={'on' if props.x_pre_copy_dirty_page_tracking else 'off'}",
+            f"x-pre-copy-dirty-page-tracking={props.pre_copy_dirty_page_tracking}",
         ]
         if profile.has_device_dirty_page_tracking_property:
             prop_text.append(f"x-device-dirty-page-tracking={props.x_device_dirty_page_tracking}")

@@ -37,7 +37,10 @@ LEGEND = (
     "Columns: devN.* are the N-th -device in command-line order; device-dirty-tracking = "
     "DMA logging supported (VFIO_DEVICE_FEATURE_DMA_LOGGING) and not switched off by "
     "x-device-dirty-page-tracking; p2p = VFIO_MIGRATION_P2P; pins = its driver pins pages "
-    "(type1 pinned scope); ram>8TiB = beyond type1's dirty-bitmap limit.  "
+    "(type1 pinned scope); iommu-dirty = its IOMMU reports dirty tracking (iommufd, 9.1+: "
+    "the hwpt it gets follows -device order); iommu = type1 driver, iommufd, or QEMU's "
+    "legacy container on iommufd's compat /dev/vfio/vfio; ram>8TiB = beyond type1's "
+    "dirty-bitmap limit.  "
     f"'{ANY}' = any value, 'a|b' = either.  Every row is proved by z3 to force its outcome; "
     "the rows cover every configuration."
 )

@@ -41,17 +41,29 @@ Decisions taken here (documented for spec writers):
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 from model.contract import MUTATION_NAMES, PAGE_SIZE, PROPERTY_KINDS, PROPERTY_NAMES, Mutation
-from model.profiles import PROFILE_NAMES, EnableMigrationProperty, Profile, get_profile
-from model.units import UnitError, parse_size
+from model.profiles import (
+    PROFILE_NAMES,
+    EnableMigrationProperty,
+    OverrideError,
+    Profile,
+    apply_overrides,
+    get_profile,
+)
+from model.spec_table import (
+    SpecError,
+    Table,
+    describe,
+    did_you_mean,
+    first_duplicate,
+)
 from model.vmm import (
     CH_DEFAULT_PROFILE,
     CH_PROFILES,
@@ -69,7 +81,7 @@ FEATURE_P2P = "p2p"  # VFIO_MIGRATION_P2P
 FEATURE_PRE_COPY = "pre-copy"  # VFIO_MIGRATION_PRE_COPY
 FEATURES: tuple[str, ...] = (FEATURE_P2P, FEATURE_PRE_COPY)
 ON_OFF_AUTO: tuple[str, ...] = ("on", "off", "auto")
-IOMMU_BACKENDS: tuple[str, ...] = ("type1", "iommufd")
+IOMMU_BACKENDS: tuple[str, ...] = ("type1", "iommufd", "iommufd-compat")
 EXPECT_KINDS: tuple[str, ...] = ("pass", "blocked", "violation")
 
 MAX_PAGES = 8  # pages are interchangeable; the concrete executor covers real sizes
@@ -79,29 +91,9 @@ MAX_ATTEMPTS = 3
 DEFAULT_PAGES = 2
 DEFAULT_RAM = 16 << 30  # 16 GiB
 
-IommuBackend = Literal["type1", "iommufd"]
+IommuBackend = Literal["type1", "iommufd", "iommufd-compat"]
 OnOffAuto = Literal["on", "off", "auto"]
 ExpectKind = Literal["pass", "blocked", "violation"]
-
-
-class SpecError(Exception):
-    """A scenario file a user got wrong.  ``str()`` is one line: ``path: key: message``."""
-
-    def __init__(self, path: str | Path, key: str | None, message: str) -> None:
-        self.path = str(path)
-        self.key = key
-        self.message = message
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        text = f"{self.path}: {self.key}: {self.message}" if self.key else f"{self.path}: {self.message}"
-        return _one_line(text)
-
-
-def _one_line(text: str) -> str:
-    """``text`` with control characters (a newline inside a quoted value or key of the
-    file) written as escapes, so an error stays one line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 # --- the typed configuration --------------------------------------------------------------
@@ -111,9 +103,15 @@ def _one_line(text: str) -> str:
 class DeviceProperties:
     """QEMU ``-device vfio-pci,...`` properties that matter for migration."""
 
-    x_pre_copy_dirty_page_tracking: bool = True  # since 5.2 (bb0990d174)
+    # OnOffAuto, default on (hw/vfio/pci.c since 5.2, bb0990d174); only "off" counts.
+    pre_copy_dirty_page_tracking: OnOffAuto = "on"
     x_device_dirty_page_tracking: OnOffAuto = "on"  # since 9.1 (30b9167785); only "off" counts
     enable_migration: OnOffAuto = "auto"  # 8.1+; under 8.0 "on"/"off" = x-enable-migration
+
+    @property
+    def x_pre_copy_dirty_page_tracking(self) -> bool:
+        """The device's log_sync opt-out is not set (QEMU compares with ON_OFF_AUTO_OFF)."""
+        return self.pre_copy_dirty_page_tracking != "off"
 
 
 @dataclass(frozen=True)
@@ -125,6 +123,8 @@ class DeviceConfig:
     pins: tuple[int, ...]  # sorted pages its driver pins through vfio_pin_pages()
     p2p_dma: bool  # may initiate P2P DMA to another device of the VM
     properties: DeviceProperties = DeviceProperties()
+    # iommufd: its IOMMU reports IOMMU_HW_CAP_DIRTY_TRACKING (None: [host].iommu_dirty_tracking)
+    iommu_dirty_tracking: bool | None = None
     migration: bool = True  # cloud-hypervisor: VFIO migration v2 supported (STOP_COPY)
 
     @property
@@ -147,8 +147,10 @@ class VmConfig:
 
 @dataclass(frozen=True)
 class HostConfig:
+    # type1: the kernel's type1 driver; iommufd: QEMU's iommufd backend (9.0+);
+    # iommufd-compat: QEMU's legacy container on iommufd's /dev/vfio/vfio compatibility
     iommu: IommuBackend = "type1"
-    iommu_dirty_tracking: bool = False  # iommufd: IOMMU_HW_CAP_DIRTY_TRACKING
+    iommu_dirty_tracking: bool = False  # iommufd: IOMMU_HW_CAP_DIRTY_TRACKING (default per device)
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,7 @@ class MigrationConfig:
     query_faults: bool = False
     attempts: int = 1
     postcopy: bool = False
+    background_snapshot: bool = False
     # cloud-hypervisor's send-migration options and one failure class
     local: bool = False  # local=on: memory handed over as file descriptors, not copied
     preserve_source: bool = False  # preserve_source=on: the source VM is kept (paused)
@@ -209,11 +212,14 @@ class Scenario:
     mutations: frozenset[Mutation]
     vmm: str = QEMU  # "qemu" | "cloud-hypervisor" (model.vmm)
     cloud_hypervisor: str | None = None  # the cloud-hypervisor profile (vmm = "cloud-hypervisor")
+    # ``qemu = { base = ..., <flag> = ... }``: the base profile with those flags changed
+    # (None: the release profile ``qemu`` names as it is).
+    patched_profile: Profile | None = None
 
     @property
     def profile(self) -> Profile:
-        """The QEMU behaviour profile (QEMU scenarios only)."""
-        return get_profile(self.qemu)
+        """The QEMU behaviour profile (QEMU scenarios only), patched if the spec says so."""
+        return self.patched_profile if self.patched_profile is not None else get_profile(self.qemu)
 
     @property
     def is_cloud_hypervisor(self) -> bool:
@@ -280,18 +286,18 @@ _TOP_KEYS = ("name", "description", "vmm", "qemu", "cloud_hypervisor", "vm", "ho
 _VM_KEYS = ("pages", "viommu", "cpu_writes", "ram", "paused")
 _HOST_KEYS = ("iommu", "iommu_dirty_tracking")
 _DEVICE_KEYS = ("name", "features", "dma_logging", "dma_pages", "pins", "p2p_dma",
-                "properties", "migration")
+                "iommu_dirty_tracking", "properties", "migration")
 _PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-tracking",
                   "enable-migration")
 _MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults", "attempts",
-                   "postcopy", "local", "preserve_source", "late_errors")
+                   "postcopy", "background_snapshot", "local", "preserve_source", "late_errors")
 _CHECK_KEYS = ("invariants", "expect", *PIN_KEYS)
 
 
 def scenario_from_dict(data: Mapping[str, Any], path: str | Path) -> Scenario:
     """Validate parsed TOML (``data``) of the file ``path`` into a :class:`Scenario`."""
     path = Path(path)
-    top = _Table(path, None, data)
+    top = Table(path, None, data)
     vmm = top.choice("vmm", QEMU, VMMS, what="VMM")
     _check_vmm_keys(top, vmm)
     top.only(keys_for(vmm, "", _TOP_KEYS))
@@ -300,10 +306,9 @@ def scenario_from_dict(data: Mapping[str, Any], path: str | Path) -> Scenario:
     if not name.strip():
         top.fail("name", "must not be empty")
     description = top.string("description", "")
-    qemu = top.choice("qemu", "master", PROFILE_NAMES, what="profile", suggest=False)
+    qemu, profile = _load_qemu(top)
     ch = (top.choice("cloud_hypervisor", CH_DEFAULT_PROFILE, tuple(CH_PROFILES),
                      what="cloud-hypervisor profile") if vmm == CLOUD_HYPERVISOR else None)
-    profile = get_profile(qemu)
 
     vm = _load_vm(top.table("vm"), vmm)
     host = _load_host(top.table("host"), profile)
@@ -313,12 +318,30 @@ def scenario_from_dict(data: Mapping[str, Any], path: str | Path) -> Scenario:
     mutations = _load_mutations(top.table("mutations"))
     return Scenario(path=path, name=name, description=description, qemu=qemu, vm=vm,
                     host=host, devices=devices, migration=migration, check=check,
-                    mutations=mutations, vmm=vmm, cloud_hypervisor=ch)
+                    mutations=mutations, vmm=vmm, cloud_hypervisor=ch,
+                    patched_profile=None if profile is get_profile(qemu) else profile)
 
 
-def _check_vmm_keys(top: _Table, vmm: str) -> None:
+def _load_qemu(top: Table) -> tuple[str, Profile]:
+    """``qemu = "<release>"`` or ``qemu = { base = "<release>", <flag> = <value>, ... }``
+    (a reviewer's own patch: the release with behaviour flags changed, docs/spec-files.md)."""
+    if not isinstance(top.data.get("qemu"), dict):
+        name = top.choice("qemu", "master", PROFILE_NAMES, what="profile", suggest=False)
+        return name, get_profile(name)
+    t = top.table("qemu")
+    base = t.choice("base", "master", PROFILE_NAMES, what="profile", suggest=False)
+    flags = {k: v for k, v in t.data.items() if k != "base"}
+    try:
+        return base, apply_overrides(get_profile(base), flags)
+    except OverrideError as exc:
+        if exc.flag is None:
+            top.fail("qemu", str(exc))
+        t.fail(exc.flag, str(exc))
+
+
+def _check_vmm_keys(top: Table, vmm: str) -> None:
     """A key that only the other VMM has is an error naming it (model.vmm)."""
-    tables: list[tuple[str, _Table]] = [("", top)]
+    tables: list[tuple[str, Table]] = [("", top)]
     tables += [(name, top.table(name)) for name in ("vm", "migration") if name in top.data]
     for entry in top.array_of_tables("devices"):
         tables.append(("devices", entry))
@@ -328,7 +351,7 @@ def _check_vmm_keys(top: _Table, vmm: str) -> None:
             table.fail(*found)
 
 
-def _load_vm(t: _Table, vmm: str) -> VmConfig:
+def _load_vm(t: Table, vmm: str) -> VmConfig:
     t.only(keys_for(vmm, "vm", _VM_KEYS))
     pages = t.integer("pages", DEFAULT_PAGES, 1, MAX_PAGES)
     ram = t.size("ram", DEFAULT_RAM)
@@ -339,7 +362,7 @@ def _load_vm(t: _Table, vmm: str) -> VmConfig:
                     paused=t.boolean("paused", False))
 
 
-def _load_host(t: _Table, profile: Profile) -> HostConfig:
+def _load_host(t: Table, profile: Profile) -> HostConfig:
     t.only(_HOST_KEYS)
     iommu = t.choice("iommu", "type1", IOMMU_BACKENDS)
     dirty = t.boolean("iommu_dirty_tracking", False)
@@ -348,11 +371,12 @@ def _load_host(t: _Table, profile: Profile) -> HostConfig:
                         f'profile is {profile.name}')
     if dirty and iommu != "iommufd":
         t.fail("iommu_dirty_tracking",
-               'true needs iommu = "iommufd" (type1 has no hardware dirty bits)')
+               'true needs iommu = "iommufd" (type1 has no hardware dirty bits, and the '
+               "compat container uses the type1 interface)")
     return HostConfig(iommu=iommu, iommu_dirty_tracking=dirty)  # type: ignore[arg-type]
 
 
-def _load_devices(top: _Table, vm: VmConfig, profile: Profile,
+def _load_devices(top: Table, vm: VmConfig, profile: Profile,
                   vmm: str) -> tuple[DeviceConfig, ...]:
     entries = top.array_of_tables("devices")
     if not entries:
@@ -367,10 +391,30 @@ def _load_devices(top: _Table, vm: VmConfig, profile: Profile,
             t.fail("name", f'duplicate device name "{dev.name}" (also [devices.{seen[dev.name]}])')
         seen[dev.name] = index
         devices.append(dev)
+    _check_iommu_capabilities(top, entries, devices, vm)
     return tuple(devices)
 
 
-def _load_device(t: _Table, index: int, count: int, vm: VmConfig,
+def _check_iommu_capabilities(top: Table, entries: list[Table], devices: list[DeviceConfig],
+                              vm: VmConfig) -> None:
+    """``[[devices]].iommu_dirty_tracking`` is an iommufd notion; behind a vIOMMU each device
+    has a container of its own, which the model does not give different capabilities."""
+    iommu = top.table("host").data.get("iommu", "type1")
+    stated = [(t, d) for t, d in zip(entries, devices, strict=True)
+              if d.iommu_dirty_tracking is not None]
+    if stated and iommu != "iommufd":
+        stated[0][0].fail("iommu_dirty_tracking", 'needs [host].iommu = "iommufd" (the IOMMU '
+                                                  "capability of an iommufd device)")
+    default = bool(top.table("host").data.get("iommu_dirty_tracking", False))
+    caps = {default if d.iommu_dirty_tracking is None else d.iommu_dirty_tracking
+            for d in devices}
+    if vm.viommu and len(caps) > 1:
+        stated[0][0].fail("iommu_dirty_tracking",
+                          "devices behind a vIOMMU each get their own container; mixed IOMMU "
+                          "dirty capabilities are modelled without a vIOMMU only")
+
+
+def _load_device(t: Table, index: int, count: int, vm: VmConfig,
                  profile: Profile, vmm: str) -> DeviceConfig:
     t.only(keys_for(vmm, "devices", _DEVICE_KEYS))
     name = t.string("name", f"dev{index}")
@@ -387,14 +431,21 @@ def _load_device(t: _Table, index: int, count: int, vm: VmConfig,
     if p2p_dma and count == 1:
         t.fail("p2p_dma", "true needs another device to target (the VM has one device)")
     props = _load_properties(t.table("properties"), profile)
+    iommu_dirty = t.boolean("iommu_dirty_tracking", False) if "iommu_dirty_tracking" in t.data \
+        else None
     return DeviceConfig(name=name, features=features, dma_logging=t.boolean("dma_logging", False),
                         dma_pages=dma_pages, pins=pins, p2p_dma=p2p_dma, properties=props,
+                        iommu_dirty_tracking=iommu_dirty,
                         migration=t.boolean("migration", True))
 
 
-def _load_properties(t: _Table, profile: Profile) -> DeviceProperties:
+def _load_properties(t: Table, profile: Profile) -> DeviceProperties:
     t.only(_PROPERTY_KEYS)
-    pre_copy = t.boolean("x-pre-copy-dirty-page-tracking", True)
+    # OnOffAuto as QEMU parses it; a TOML boolean is refused with the spelling to use.
+    if isinstance(t.data.get("x-pre-copy-dirty-page-tracking"), bool):
+        t.fail("x-pre-copy-dirty-page-tracking",
+               'an OnOffAuto property: write "on", "off" or "auto" (as QEMU takes it)')
+    pre_copy = t.choice("x-pre-copy-dirty-page-tracking", "on", ON_OFF_AUTO)
     if "x-device-dirty-page-tracking" in t.data and not profile.has_device_dirty_page_tracking_property:
         t.fail("x-device-dirty-page-tracking",
                f"property does not exist in QEMU {profile.name} (added in 9.1, 30b9167785)")
@@ -406,12 +457,12 @@ def _load_properties(t: _Table, profile: Profile) -> DeviceProperties:
                                "x-enable-migration, default off)")
     else:
         enable = t.choice("enable-migration", "auto", ON_OFF_AUTO)
-    return DeviceProperties(x_pre_copy_dirty_page_tracking=pre_copy,
+    return DeviceProperties(pre_copy_dirty_page_tracking=pre_copy,  # type: ignore[arg-type]
                             x_device_dirty_page_tracking=device_tracking,  # type: ignore[arg-type]
                             enable_migration=enable)  # type: ignore[arg-type]
 
 
-def _load_migration(t: _Table, profile: Profile, vmm: str) -> MigrationConfig:
+def _load_migration(t: Table, profile: Profile, vmm: str) -> MigrationConfig:
     t.only(keys_for(vmm, "migration", _MIGRATION_KEYS))
     postcopy = t.boolean("postcopy", False)
     if postcopy and vmm == QEMU and not profile.refuses_postcopy:
@@ -425,6 +476,7 @@ def _load_migration(t: _Table, profile: Profile, vmm: str) -> MigrationConfig:
         query_faults=t.boolean("query_faults", False),
         attempts=t.integer("attempts", 1, 1, MAX_ATTEMPTS),
         postcopy=postcopy,
+        background_snapshot=_background_snapshot(t, profile),
         local=t.boolean("local", False),
         preserve_source=t.boolean("preserve_source", False),
         late_errors=t.boolean("late_errors", False),
@@ -435,7 +487,19 @@ def _load_migration(t: _Table, profile: Profile, vmm: str) -> MigrationConfig:
     return config
 
 
-def _load_check(t: _Table) -> CheckConfig:
+def _background_snapshot(t: Table, profile: Profile) -> bool:
+    """``[migration].background_snapshot``: the background-snapshot capability.  From 8.2
+    vfio_save_prepare() refuses it (615379764a); earlier releases ran it without dirty
+    tracking and saved a stale device state, which the model does not cover."""
+    wanted = t.boolean("background_snapshot", False)
+    if wanted and not profile.refuses_background_snapshot:
+        t.fail("background_snapshot", f"QEMU {profile.name} does not refuse background "
+                                      "snapshots with VFIO devices (refused since 8.2, "
+                                      "615379764a) and they are not modelled")
+    return wanted
+
+
+def _load_check(t: Table) -> CheckConfig:
     t.only(_CHECK_KEYS)
     invariants: tuple[str, ...] | None = None
     if "invariants" in t.data:
@@ -445,8 +509,8 @@ def _load_check(t: _Table) -> CheckConfig:
         for name in names:
             if name not in PROPERTY_KINDS:
                 t.fail("invariants", f'unknown property "{name}"; allowed: '
-                                     f"{', '.join(PROPERTY_NAMES)}{_did_you_mean(name, PROPERTY_NAMES)}")
-        dup = _first_duplicate(names)
+                                     f"{', '.join(PROPERTY_NAMES)}{did_you_mean(name, PROPERTY_NAMES)}")
+        dup = first_duplicate(names)
         if dup is not None:
             t.fail("invariants", f'"{dup}" is listed twice')
         invariants = tuple(names)
@@ -458,7 +522,7 @@ def _load_check(t: _Table) -> CheckConfig:
     return CheckConfig(invariants=invariants, expect=expect, **_load_pins(t, expect))
 
 
-def _load_pins(t: _Table, expect: Expect | None) -> dict[str, int]:
+def _load_pins(t: Table, expect: Expect | None) -> dict[str, int]:
     pins: dict[str, int] = {}
     for key in PIN_KEYS:
         if key not in t.data:
@@ -476,7 +540,7 @@ def _load_pins(t: _Table, expect: Expect | None) -> dict[str, int]:
 _EXPECT_FORM = '"pass", "blocked" or { violation = "<property>" }'
 
 
-def _load_expect(t: _Table) -> Expect | None:
+def _load_expect(t: Table) -> Expect | None:
     if "expect" not in t.data:
         return None
     value = t.data["expect"]
@@ -486,7 +550,7 @@ def _load_expect(t: _Table) -> Expect | None:
         if value == "violation":
             t.fail("expect", '"violation" needs the property: { violation = "<property>" }')
         t.fail("expect", f'unknown value "{value}"; allowed: {_EXPECT_FORM}'
-                         f"{_did_you_mean(value, ('pass', 'blocked'))}")
+                         f"{did_you_mean(value, ('pass', 'blocked'))}")
     if isinstance(value, dict):
         keys = list(value)
         if keys != ["violation"]:
@@ -495,175 +559,15 @@ def _load_expect(t: _Table) -> Expect | None:
             t.fail("expect", f'unknown key "{bad}" in the inline table; allowed: violation')
         inv = value["violation"]
         if not isinstance(inv, str):
-            t.fail("expect", f"violation: expected a property name string, got {_describe(inv)}")
+            t.fail("expect", f"violation: expected a property name string, got {describe(inv)}")
         if inv not in PROPERTY_KINDS:
             t.fail("expect", f'unknown property "{inv}"; allowed: {", ".join(PROPERTY_NAMES)}'
-                             f"{_did_you_mean(inv, PROPERTY_NAMES)}")
+                             f"{did_you_mean(inv, PROPERTY_NAMES)}")
         return Expect(kind="violation", invariant=inv)
-    t.fail("expect", f"expected {_EXPECT_FORM}, got {_describe(value)}")
+    t.fail("expect", f"expected {_EXPECT_FORM}, got {describe(value)}")
 
 
-def _load_mutations(t: _Table) -> frozenset[Mutation]:
+def _load_mutations(t: Table) -> frozenset[Mutation]:
     t.only(MUTATION_NAMES, what="mutation")
     return frozenset(m for m in Mutation if t.boolean(m.value, False))
 
-
-# --- helpers ------------------------------------------------------------------------------
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, int):
-        return f"integer {value}"
-    if isinstance(value, float):
-        return f"float {value}"
-    if isinstance(value, str):
-        return f'string "{value}"'
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return f"{type(value).__name__} {value}"
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def _first_duplicate(items: Iterable[Any]) -> Any | None:
-    seen: set[Any] = set()
-    for item in items:
-        if item in seen:
-            return item
-        seen.add(item)
-    return None
-
-
-def _quoted(choices: Iterable[str]) -> str:
-    return ", ".join(f'"{c}"' for c in choices)
-
-
-class _Table:
-    """One TOML table being validated; knows how to name its keys in errors."""
-
-    def __init__(self, path: Path, where: str | None, data: Mapping[str, Any]) -> None:
-        self.path = path
-        self.where = where  # "vm", "devices.1", "devices.1.properties"; None = top level
-        self.data = data
-
-    def key(self, key: str) -> str:
-        return f"[{self.where}].{key}" if self.where else key
-
-    def fail(self, key: str, message: str) -> NoReturn:
-        raise SpecError(self.path, self.key(key), message)
-
-    def only(self, allowed: tuple[str, ...], what: str = "key") -> None:
-        for key in self.data:
-            if key not in allowed:
-                self.fail(key, f"unknown {what}; allowed: {', '.join(allowed)}"
-                               f"{_did_you_mean(key, allowed)}")
-
-    def _get(self, key: str, kind: type | tuple[type, ...], expected: str) -> Any:
-        value = self.data[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        # TOML booleans are Python ints: never accept one where a number is meant.
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            self.fail(key, f"expected {expected}, got {_describe(value)}")
-        return value
-
-    def table(self, key: str) -> _Table:
-        where = f"{self.where}.{key}" if self.where else key
-        if key not in self.data:
-            return _Table(self.path, where, {})
-        return _Table(self.path, where, self._get(key, dict, "a table"))
-
-    def array_of_tables(self, key: str) -> list[_Table]:
-        if key not in self.data:
-            return []
-        value = self._get(key, list, "an array of tables ([[devices]])")
-        tables = []
-        for index, item in enumerate(value):
-            if not isinstance(item, dict):
-                self.fail(key, f"entry {index}: expected a table ([[{key}]]), "
-                               f"got {_describe(item)}")
-            tables.append(_Table(self.path, f"{key}.{index}", item))
-        return tables
-
-    def boolean(self, key: str, default: bool) -> bool:
-        if key not in self.data:
-            return default
-        return bool(self._get(key, bool, "a boolean (true or false)"))
-
-    def string(self, key: str, default: str) -> str:
-        if key not in self.data:
-            return default
-        return str(self._get(key, str, "a string"))
-
-    def integer(self, key: str, default: int, lo: int, hi: int) -> int:
-        if key not in self.data:
-            return default
-        value = int(self._get(key, int, "an integer"))
-        if not lo <= value <= hi:
-            self.fail(key, f"{value} is out of range {lo}..{hi}")
-        return value
-
-    def size(self, key: str, default: int) -> int:
-        if key not in self.data:
-            return default
-        value = self._get(key, (int, str), 'bytes or a size string such as "16GiB"')
-        try:
-            size = value if isinstance(value, int) else parse_size(value)
-        except UnitError as exc:
-            self.fail(key, str(exc))
-        if size <= 0:
-            self.fail(key, f"{size} must be positive")
-        return size
-
-    def choice(self, key: str, default: str, allowed: tuple[str, ...], what: str = "value",
-               suggest: bool = True, hint: str = "") -> str:
-        if key not in self.data:
-            return default
-        value = str(self._get(key, str, f"a string, one of {_quoted(allowed)}"))
-        if value not in allowed:
-            more = _did_you_mean(value, allowed) if suggest else ""
-            self.fail(key, f'unknown {what} "{value}"; allowed: {_quoted(allowed)}{hint}{more}')
-        return value
-
-    def string_list(self, key: str) -> list[str]:
-        value = self._get(key, list, "an array of strings")
-        for item in value:
-            if not isinstance(item, str):
-                self.fail(key, f"expected an array of strings, got {_describe(item)} in it")
-        return list(value)
-
-    def string_set(self, key: str, allowed: tuple[str, ...], what: str, hint: str = "",
-                   special: Mapping[str, str] | None = None) -> frozenset[str]:
-        if key not in self.data:
-            return frozenset()
-        items = self.string_list(key)
-        for item in items:
-            if special and item in special:
-                self.fail(key, special[item])
-            if item not in allowed:
-                self.fail(key, f'unknown {what} "{item}"; allowed: {_quoted(allowed)}{hint}'
-                               f"{_did_you_mean(item, allowed)}")
-        dup = _first_duplicate(items)
-        if dup is not None:
-            self.fail(key, f'"{dup}" is listed twice')
-        return frozenset(items)
-
-    def pages(self, key: str, default: tuple[int, ...], pages: int) -> tuple[int, ...]:
-        if key not in self.data:
-            return default
-        value = self._get(key, list, "an array of page numbers")
-        for item in value:
-            if isinstance(item, bool) or not isinstance(item, int):
-                self.fail(key, f"expected an array of page numbers, got {_describe(item)} in it")
-            if not 0 <= item < pages:
-                self.fail(key, f"page {item} is out of range 0..{pages - 1} (vm.pages = {pages})")
-        dup = _first_duplicate(value)
-        if dup is not None:
-            self.fail(key, f"page {dup} is listed twice")
-        return tuple(sorted(value))

@@ -28,8 +28,11 @@ QEMU_ONLY: dict[str, dict[str, str]] = {
          "mutations": "deliberate bugs in QEMU's flow"},
     "vm": {"ram": "guest RAM for QEMU's type1 dirty-bitmap limit"},
     "devices": {"pins": "pages pinned through type1 (QEMU's type1 dirty tracking)",
-                "properties": "QEMU -device vfio-pci properties"},
-    "migration": {"attempts": "QEMU's retries after a failed attempt"},
+                "properties": "QEMU -device vfio-pci properties",
+                "iommu_dirty_tracking": "the device's IOMMU dirty capability (QEMU's iommufd "
+                                        "backend)"},
+    "migration": {"attempts": "QEMU's retries after a failed attempt",
+                  "background_snapshot": "QEMU's background-snapshot capability"},
 }
 CH_ONLY: dict[str, dict[str, str]] = {
     "": {"cloud_hypervisor": "the cloud-hypervisor profile"},

@@ -171,7 +171,7 @@ def _profile_no_tracking(p: Profile) -> str:
     needs = "DMA logging or iommufd dirty tracking" if p.auto_accepts_iommu_dirty_tracking else "DMA logging"
     fallback = (
         "with enable-migration=on: every page dirty at each sync"
-        if not p.log_sync_needs_tracking_started
+        if not p.all_dirty_unreachable
         else "with enable-migration=on: log_sync not run at all (tracking never 'started')"
     )
     return f"auto: blocked without {needs}; {fallback}"

@@ -159,6 +159,14 @@ def test_limit_exits_3_with_partial_statistics(tmp_path):
          "check.distinct: unknown key (did you mean 'check.distinct_states'?)"),
         ('[[devices]]\nname = "vf0"\n[check]\ndepth = -1\n',
          "[check].depth: expected an integer >= 1, got integer -1"),
+        # a reviewer's patch: unknown flag, bad value, bad base
+        ('qemu = { base = "master", log_sync_gated = true }\n[[devices]]\nname = "vf0"\n',
+         '[qemu].log_sync_gated: unknown behaviour flag "log_sync_gated"; allowed: '
+         "enable_migration_property, auto_requires_dirty_tracking"),
+        ('qemu = { base = "10.1", set_state_skips_cached = "yes" }\n[[devices]]\nname = "a"\n',
+         "[qemu].set_state_skips_cached: expected true or false, got 'yes'"),
+        ('qemu = { base = "7.2" }\n[[devices]]\nname = "a"\n',
+         '[qemu].base: unknown profile "7.2"'),
     ],
 )
 def test_spec_file_errors_are_one_line_exit_2(tmp_path, text, message):

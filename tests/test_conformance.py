@@ -55,7 +55,7 @@ from model.scenario import Scenario, scenario_from_dict
 VF = {"name": "vf0", "features": ["p2p", "pre-copy"], "dma_logging": True}
 VF_NO_LOG = {"name": "vf0", "features": ["p2p", "pre-copy"], "dma_logging": False,
              "properties": {"enable-migration": "on"}}
-OPT_OUT = {"x-pre-copy-dirty-page-tracking": False}
+OPT_OUT = {"x-pre-copy-dirty-page-tracking": "off"}
 # Cancel and retry, a failing dirty query, two pre-copy syncs: every path of the protocol.
 EVERYTHING = {"cancel": True, "attempts": 2, "query_faults": True, "precopy_rounds": 2}
 PLAIN = {"precopy_rounds": 2}

@@ -75,10 +75,7 @@ def _random_configs(space: ConfigSpace, n: int, seed: int) -> list[dict[str, str
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
-        c = {v.key: v.values[rng.integers(len(v.values))] for v in space.vars}
-        if c.get("iommu") == "type1":
-            c["iommu_dirty_tracking"] = "no"
-        out.append(c)
+        out.append({v.key: v.values[rng.integers(len(v.values))] for v in space.vars})
     return out
 
 
@@ -123,8 +120,6 @@ def raw_configuration(draw):
     n = draw(st.integers(1, MAX_TABLE_DEVICES))
     space = ConfigSpace(get_profile(profile), n, raw=True)
     config = {v.key: draw(st.sampled_from(v.values)) for v in space.vars}
-    if config.get("iommu") == "type1":
-        config["iommu_dirty_tracking"] = "no"
     mutations = draw(st.sets(st.sampled_from(DECISION_MUTATIONS)))
     return space, config, frozenset(mutations)
 

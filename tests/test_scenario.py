@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.contract import MUTATIONS, PROPERTY_KINDS, PROPERTY_NAMES, Mutation, Property
-from model.profiles import PROFILE_NAMES
+from model.profiles import FLAG_NAMES, PROFILE_NAMES
 from model.scenario import (
     DEFAULT_RAM,
     MAX_PAGES,
@@ -47,7 +47,7 @@ dma_logging = true
 dma_pages = [1, 0]
 pins = []
 [devices.properties]
-x-pre-copy-dirty-page-tracking = true
+x-pre-copy-dirty-page-tracking = "on"
 x-device-dirty-page-tracking = "on"
 enable-migration = "auto"
 
@@ -253,11 +253,15 @@ def test_contract_members_are_their_spec_file_names() -> None:
         ("unknown_key.toml",
          "[vm].pagez: unknown key; allowed: pages, viommu, cpu_writes, ram; did you mean 'pages'?"),
         ("unknown_profile.toml",
-         'qemu: unknown profile "7.2"; allowed: "8.0", "8.1", "8.2", "9.1", "10.2", "master"'),
+         'qemu: unknown profile "7.2"; allowed: "8.0", "8.1", "8.2", "9.0", "9.1", "9.2", '
+         '"10.0", "10.1", "10.2", "master"'),
         ("wrong_type.toml", '[vm].pages: expected an integer, got string "3"'),
         ("type1_hw_dirty.toml",
          '[host].iommu_dirty_tracking: true needs iommu = "iommufd" '
-         "(type1 has no hardware dirty bits)"),
+         "(type1 has no hardware dirty bits, and the compat container uses the type1 interface)"),
+        ("unknown_override_flag.toml",
+         '[qemu].log_sync_needs_tracking_started: unknown behaviour flag '
+         '"log_sync_needs_tracking_started"; allowed: ' + ", ".join(FLAG_NAMES)),
         ("unchecked_expectation.toml",
          '[check].expect: violation of "NoPageLost" is expected but [check].invariants '
          "does not check it"),
@@ -302,14 +306,14 @@ DEV = {"name": "vf0"}
          'vmm: expected a string, one of "qemu", "cloud-hypervisor", got a table'),
         ({"devices": [{"name": "vf0", "dma_loging": True}]},
          "[devices.0].dma_loging: unknown key; allowed: name, features, dma_logging, dma_pages, "
-         "pins, p2p_dma, properties; did you mean 'dma_logging'?"),
+         "pins, p2p_dma, iommu_dirty_tracking, properties; did you mean 'dma_logging'?"),
         ({"devices": [{"name": "vf0", "properties": {"enable_migration": "on"}}]},
          "[devices.0.properties].enable_migration: unknown key; allowed: "
          "x-pre-copy-dirty-page-tracking, x-device-dirty-page-tracking, enable-migration; "
          "did you mean 'enable-migration'?"),
         ({"devices": [DEV], "migration": {"rounds": 2}},
          "[migration].rounds: unknown key; allowed: precopy_rounds, cancel, device_faults, "
-         "query_faults, attempts, postcopy; did you mean 'precopy_rounds'?"),
+         "query_faults, attempts, postcopy, background_snapshot; did you mean 'precopy_rounds'?"),
         ({"devices": [DEV], "host": {"iommu_dirty": True}},
          "[host].iommu_dirty: unknown key; allowed: iommu, iommu_dirty_tracking; "
          "did you mean 'iommu_dirty_tracking'?"),
@@ -340,7 +344,7 @@ DEV = {"name": "vf0"}
          '[vm].ram: expected bytes or a size string such as "16GiB", got float 1.5'),
         # unknown values
         ({"devices": [DEV], "host": {"iommu": "vfio"}},
-         '[host].iommu: unknown value "vfio"; allowed: "type1", "iommufd"'),
+         '[host].iommu: unknown value "vfio"; allowed: "type1", "iommufd", "iommufd-compat"'),
         ({"devices": [{"name": "vf0", "features": ["p2p", "pre_copy"]}]},
          '[devices.0].features: unknown feature "pre_copy"; allowed: "p2p", "pre-copy" '
          "(VFIO_MIGRATION_STOP_COPY is implied); did you mean 'pre-copy'?"),
@@ -500,4 +504,5 @@ def test_control_characters_in_a_value_stay_on_one_line() -> None:
     with pytest.raises(SpecError) as info:
         scenario_from_dict({"qemu": "9.1\nmaster", "devices": [{}]}, P)
     assert str(info.value) == (f'{P}: qemu: unknown profile "9.1\\nmaster"; allowed: '
-                               '"8.0", "8.1", "8.2", "9.1", "10.2", "master"')
+                               '"8.0", "8.1", "8.2", "9.0", "9.1", "9.2", "10.0", "10.1", '
+                               '"10.2", "master"')

@@ -71,7 +71,7 @@ def test_state_counts_drop_where_indices_are_interchangeable():
             drops[path.stem] = (full.stats.distinct, reduced.stats.distinct)
     assert drops["twophase-3"] == (288, 80)
     assert drops["tcommit-3"] == (34, 13)
-    assert drops["two-identical-vfs-cancel"] == (26698, 19230)
+    assert drops["two-identical-vfs-cancel"] == (26762, 19270)
     assert set(drops) == {"tcommit-3", "twophase-3", "twophase-broken-deadlock", "twophase-broken-invariant",
                           "twophase-broken-liveness", "two-identical-vfs-cancel"}
 

@@ -3,8 +3,9 @@
 The table rows were written from hw/vfio/migration.c ``vfio_migration_realize()``,
 hw/vfio/common.c (blockers, ``vfio_devices_all_device_dirty_tracking``,
 ``vfio_get_dirty_bitmap``), hw/vfio/iommufd.c and hw/vfio/container*.c at each profile's
-release commit (8.0 c1eb2ddf0f, 8.1 7e5a8bb223, 8.2 1600b9f46b, 9.1 fd1952d814,
-10.2 698104725e, master); each row cites the commit that makes it so.
+release commit (8.0 c1eb2ddf0f, 8.1 7e5a8bb223, 8.2 1600b9f46b, 9.0 c25df57ae8,
+9.1 fd1952d814, 9.2 ae35f033b8, 10.0 7c949c53e9, 10.1 f8b2f64e23, 10.2 698104725e, master
+ece408818d); each row cites the commit that makes it so.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ ALL = Method.ALL_DIRTY
 
 def dev(name: str = "vf0", *, p2p: bool = False, pre_copy: bool = False, log: bool = False,
         em: str | None = None, ddt: str | None = None, pins: tuple[int, ...] = (),
-        dma: tuple[int, ...] | None = None) -> dict[str, Any]:
+        dma: tuple[int, ...] | None = None, iommu_dt: bool | None = None) -> dict[str, Any]:
     """A [[devices]] entry: log = DMA logging, em = enable-migration,
-    ddt = x-device-dirty-page-tracking."""
+    ddt = x-device-dirty-page-tracking, iommu_dt = its IOMMU's dirty capability (iommufd)."""
     entry: dict[str, Any] = {"name": name, "dma_logging": log, "pins": list(pins)}
+    if iommu_dt is not None:
+        entry["iommu_dirty_tracking"] = iommu_dt
     entry["features"] = [f for f, on in (("p2p", p2p), ("pre-copy", pre_copy)) if on]
     if dma is not None:
         entry["dma_pages"] = list(dma)
@@ -63,12 +66,13 @@ def dev(name: str = "vf0", *, p2p: bool = False, pre_copy: bool = False, log: bo
 
 def scenario(qemu: str, *devices: dict[str, Any], viommu: bool = False, iommu: str = "type1",
              hw: bool = False, ram: str | None = None, postcopy: bool = False,
-             mutations: tuple[str, ...] = ()) -> Scenario:
+             snapshot: bool = False, mutations: tuple[str, ...] = ()) -> Scenario:
     vm: dict[str, Any] = {"pages": 2, "viommu": viommu}
     if ram is not None:
         vm["ram"] = ram
     data = {"qemu": qemu, "vm": vm, "host": {"iommu": iommu, "iommu_dirty_tracking": hw},
-            "devices": list(devices), "migration": {"postcopy": postcopy},
+            "devices": list(devices),
+            "migration": {"postcopy": postcopy, "background_snapshot": snapshot},
             "mutations": {m: True for m in mutations}}
     return scenario_from_dict(data, "specs/table.toml")
 
@@ -87,6 +91,9 @@ class Row:
 
 LOGGING_VF = dev(log=True)
 PLAIN_VF = dev()
+ALL_8_1 = ("8.1", "8.2", "9.0", "9.1", "9.2", "10.0", "10.1", "10.2", "master")
+IOMMUFD = ("9.0", "9.1", "9.2", "10.0", "10.1", "10.2", "master")
+HW_DIRTY = ("9.1", "9.2", "10.0", "10.1", "10.2", "master")
 
 TABLE: list[Row] = [
     # --- one device, DMA logging, type1 ----------------------------------------------------
@@ -97,7 +104,7 @@ TABLE: list[Row] = [
     Row(scenario("8.0", dev(log=True, em="on")), DEVICE, (),
         why="8.0 x-enable-migration=on, DMA logging (5255bbf4ec)"),
     *[Row(scenario(p, LOGGING_VF), DEVICE, (), why=f"{p}: device logging, no blocker")
-      for p in ("8.1", "8.2", "9.1", "10.2", "master")],
+      for p in ALL_8_1],
     # enable-migration=off is a blocker (never an error) from 8.1 (8bbcb64a71).
     Row(scenario("8.1", dev(log=True, em="off")), TYPE1, ("migration-disabled",),
         why="8.1 enable-migration=off (8bbcb64a71)"),
@@ -109,10 +116,10 @@ TABLE: list[Row] = [
     # 8.1+: AUTO requires device dirty tracking (8bbcb64a71); type1 never counts.
     *[Row(scenario(p, PLAIN_VF), TYPE1, (NO_DIRTY_TRACKING,),
           why=f"{p}: AUTO without DMA logging blocks (8bbcb64a71)")
-      for p in ("8.1", "8.2", "9.1", "10.2", "master")],
+      for p in ALL_8_1],
     # ON only warns.
     *[Row(scenario(p, dev(em="on")), TYPE1, (), why=f"{p}: ON warns (8bbcb64a71)")
-      for p in ("8.1", "8.2", "9.1", "10.2", "master")],
+      for p in ALL_8_1],
     # master: ON + type1 + RAM beyond 8 TiB fails realize (46c7633114); 10.2 does not check.
     Row(scenario("master", dev(em="on"), ram="16TiB"), TYPE1, ("type1-large-ram",),
         errors=("vf0",), why="master large-RAM type1 (46c7633114)"),
@@ -128,7 +135,47 @@ TABLE: list[Row] = [
     # 9.1: iommufd HW dirty tracking (dddfd8d667...) and AUTO accepts it (f48b472450).
     *[Row(scenario(p, PLAIN_VF, iommu="iommufd", hw=True), HW, (),
           why=f"{p}: iommufd HW tracking satisfies AUTO (f48b472450)")
-      for p in ("9.1", "10.2", "master")],
+      for p in HW_DIRTY],
+    # 9.0: the iommufd backend (5ee3dc7af7) without hwpt dirty tracking: AUTO needs DMA
+    # logging (f48b472450 is 9.1), hardware dirty bits are not used.
+    Row(scenario("9.0", PLAIN_VF, iommu="iommufd", hw=True), ALL, (NO_DIRTY_TRACKING,),
+        why="9.0 iommufd: no hwpt dirty tracking yet, AUTO blocks (f48b472450 is 9.1)"),
+    Row(scenario("9.0", dev(em="on"), iommu="iommufd", hw=True), ALL, (),
+        why="9.0 iommufd, ON: no container dirty support, all pages dirty"),
+    Row(scenario("9.0", LOGGING_VF, iommu="iommufd"), DEVICE, (),
+        why="9.0 iommufd: DMA logging works with the cdev (device feature)"),
+    *[Row(scenario(p, dev(em="on"), iommu="iommufd"), ALL, (),
+          why=f"{p}: ON without any tracking: all-dirty chosen (reports nothing from 10.0)")
+      for p in IOMMUFD],
+    # iommufd-compat: QEMU's legacy container on the compat /dev/vfio/vfio reports no
+    # CAP_MIGRATION (kernel vfio_compat.c), so no container dirty support in any release.
+    Row(scenario("8.0", dev(em="on"), iommu="iommufd-compat"), ALL, (),
+        why="8.0 compat: migrates, every page dirty (b051a3f640)"),
+    *[Row(scenario(p, PLAIN_VF, iommu="iommufd-compat"), ALL, (NO_DIRTY_TRACKING,),
+          why=f"{p}: compat without DMA logging: AUTO blocks")
+      for p in ALL_8_1],
+    *[Row(scenario(p, LOGGING_VF, iommu="iommufd-compat"), DEVICE, (),
+          why=f"{p}: compat with DMA logging: device tracking")
+      for p in ("8.1", "10.0", "master")],
+    Row(scenario("master", dev(em="on"), iommu="iommufd-compat", ram="16TiB"), ALL, (),
+        why="master: the large-RAM check needs a dirty-capable container (compat is not)"),
+    # Per-device IOMMU capability (iommufd_cdev_autodomains_get, 5b1e96e654): a capable
+    # device first creates a dirty hwpt; a later incapable one gets a plain hwpt; the
+    # container reports only dirty hwpts.
+    *[Row(scenario(p, dev("vf0", p2p=True, iommu_dt=True), dev("vf1", p2p=True, log=True,
+                                                                iommu_dt=False),
+                   iommu="iommufd"), HW, (),
+          why=f"{p}: mixed hwpts, vf1 DMA-logs: AUTO passes both, container tracking used")
+      for p in HW_DIRTY],
+    Row(scenario("9.1", dev("vf0", p2p=True, iommu_dt=False), dev("vf1", p2p=True,
+                                                                  iommu_dt=True),
+                 iommu="iommufd"), ALL, (NO_DIRTY_TRACKING,),
+        why="9.1: capable vf1 joins vf0's plain hwpt: no IOMMU tracking for either, AUTO "
+            "blocks"),
+    Row(scenario("9.1", dev("vf0", p2p=True, iommu_dt=True), dev("vf1", p2p=True,
+                                                                 iommu_dt=False),
+                 iommu="iommufd"), HW, (NO_DIRTY_TRACKING,),
+        why="9.1: vf1 on a plain hwpt without DMA logging: AUTO blocks vf1"),
     Row(scenario("9.1", PLAIN_VF, iommu="iommufd"), ALL, (NO_DIRTY_TRACKING,),
         why="9.1 iommufd without HW dirty bits: AUTO blocks"),
     Row(scenario("9.1", dev(em="on"), iommu="iommufd"), ALL, (),
@@ -146,7 +193,7 @@ TABLE: list[Row] = [
         why="8.0 global vIOMMU blocker (e46883204c)"),
     *[Row(scenario(p, LOGGING_VF, viommu=True), DEVICE, (VIOMMU,),
           why=f"{p}: per-device vIOMMU blocker (3c26c80a0a)")
-      for p in ("8.1", "8.2", "9.1", "10.2", "master")],
+      for p in ALL_8_1],
     Row(scenario("10.2", PLAIN_VF, viommu=True, iommu="iommufd", hw=True), HW, (VIOMMU,),
         why="10.2 blocks every device behind a vIOMMU"),
     Row(scenario("master", PLAIN_VF, viommu=True, iommu="iommufd", hw=True), HW, (),
@@ -174,7 +221,7 @@ TABLE: list[Row] = [
         DEVICE, (MULTIPLE_DEVICES,), why="8.1: still at most one device (29d81b71aa)"),
     *[Row(scenario(p, dev("vf0", p2p=True, log=True), dev("vf1", p2p=True, log=True)),
           DEVICE, (), why=f"{p}: all P2P -> allowed (5c7a4b6035)")
-      for p in ("8.2", "9.1", "10.2", "master")],
+      for p in ("8.2", "9.0", "9.1", "9.2", "10.0", "10.1", "10.2", "master")],
     Row(scenario("8.2", dev("vf0", p2p=True, log=True), dev("vf1", log=True)), DEVICE,
         (MULTIPLE_DEVICES_WITHOUT_P2P,), why="8.2: vf1 lacks P2P -> global blocker"),
     Row(scenario("8.2", dev("vf0", log=True), dev("vf1", p2p=True, log=True, em="on")),
@@ -212,6 +259,11 @@ TABLE: list[Row] = [
         why="8.2 vfio_save_prepare refuses postcopy (bf7ef7a2da)"),
     Row(scenario("master", LOGGING_VF, viommu=True, postcopy=True), DEVICE, (VIOMMU,),
         why="realize blockers stop migrate_prepare before save_prepare"),
+    *[Row(scenario(p, LOGGING_VF, snapshot=True), DEVICE, ("background-snapshot",),
+          why=f"{p}: vfio_save_prepare refuses a background snapshot (615379764a)")
+      for p in ("8.2", "9.2", "master")],
+    Row(scenario("8.2", LOGGING_VF, postcopy=True, snapshot=True), DEVICE, ("postcopy",),
+        why="vfio_save_prepare checks postcopy first"),
     # --- mutations touching the decision -------------------------------------------------
     Row(scenario("10.2", LOGGING_VF, viommu=True, mutations=("allow_viommu_device_tracking",)),
         DEVICE, (), why="mutation drops the vIOMMU blocker for device tracking"),
@@ -347,7 +399,7 @@ def test_unmap_queries_dirty(profile: str, iommu: str, hw: bool, log: bool,
 def test_precopy_sync_opt_out() -> None:
     s = scenario_from_dict({"qemu": "8.1", "devices": [
         {"name": "vf0", "dma_logging": True,
-         "properties": {"x-pre-copy-dirty-page-tracking": False}}]}, "specs/t.toml")
+         "properties": {"x-pre-copy-dirty-page-tracking": "off"}}]}, "specs/t.toml")
     d = decide(s)
     assert d.precopy_sync_opt_out == ("vf0",)
     assert PROFILES["8.1"].precopy_sync_suppressing_states == frozenset({"RUNNING", "PRE_COPY"})
@@ -390,15 +442,17 @@ def test_every_profile_flag_is_documented_with_its_value_per_profile() -> None:
 
 
 def test_each_release_changes_something_and_only_flags() -> None:
-    """A release differs from its predecessor in at least one named flag; the profiles
-    carry no release ordering for code to compare (no at_least)."""
+    """A release differs from its predecessor in at least one named flag (or says why it
+    does not); the profiles carry no release ordering for code to compare (no at_least)."""
     import dataclasses
+
+    from model.profiles import UNCHANGED_RELEASES
 
     chain = list(PROFILES.values())
     for before, after in zip(chain, chain[1:], strict=False):
         changed = [f.name for f in dataclasses.fields(after)
                    if f.name not in ("name", "source") and getattr(before, f.name) != getattr(after, f.name)]
-        assert changed, f"{after.name} changes no flag of {before.name}"
+        assert bool(changed) is (after.name not in UNCHANGED_RELEASES), after.name
     assert not hasattr(PROFILES["master"], "at_least")
 
 
@@ -428,10 +482,11 @@ def test_log_sync_gating_flag_decides_the_all_dirty_fallback() -> None:
         s = scenario(name, dev(em="on"), iommu="iommufd")
         d = decide(s)
         assert d.method is Method.ALL_DIRTY
-        gated = PROFILES[name].log_sync_needs_tracking_started
+        gated = PROFILES[name].all_dirty_unreachable
         assert make_config(s, d, default_kernel()).all_dirty_reports is not gated
         assert stepped_config(s, d).method == ("none" if gated else "all-dirty")
-    assert [p for p in PROFILE_NAMES if PROFILES[p].log_sync_needs_tracking_started] == ["10.2", "master"]
+    assert [p for p in PROFILE_NAMES if PROFILES[p].all_dirty_unreachable] == [
+        "10.0", "10.1", "10.2", "master"]
 
 
 # --- the two mutations that must change the decision ------------------------------------
@@ -468,7 +523,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     for i in range(count):
         props: dict[str, Any] = {
             "enable-migration": draw(st.sampled_from(em_values)),
-            "x-pre-copy-dirty-page-tracking": draw(st.booleans()),
+            "x-pre-copy-dirty-page-tracking": draw(st.sampled_from(["on", "off", "auto"])),
         }
         if profile.has_device_dirty_page_tracking_property:
             props["x-device-dirty-page-tracking"] = draw(st.sampled_from(["on", "off", "auto"]))

@@ -18,7 +18,7 @@ The mapping, model action family -> executor call:
 ``CpuWrite(page)``         ``cpu_write([page])``
 ``DmaWrite(dev, page)``    ``dma_write(dev, [page])`` (no vIOMMU: IOVA = page)
 ``SendPage(page)``         ``send([page])`` (pre-copy and the rest sent at stop-copy alike)
-``LogSync``, ``FinalSync`` ``log_sync()``
+``SetupSync``, ``LogSync``, ``FinalSync`` ``log_sync()``
 ``Switchover``             ``stop_vcpus()`` (vm_stop: the vCPUs stop first)
 ``KernelStep(dev)``,       ``stop_devices([dev])`` when the step takes the source device out
 ``DeviceFault(dev, ..)``,  of the states that allow DMA (RUNNING, RUNNING_P2P, PRE_COPY,
@@ -72,7 +72,7 @@ from model.scenario import Scenario
 
 # Families the executor mirrors (see the module doc for what each becomes).
 EXECUTOR_CALLS: tuple[str, ...] = (
-    "MigrateStart", "MigrateRetry", "CpuWrite", "DmaWrite", "SendPage", "LogSync",
+    "MigrateStart", "MigrateRetry", "CpuWrite", "DmaWrite", "SendPage", "SetupSync", "LogSync",
     "FinalSync", "Switchover", "KernelStep", "DeviceFault", "DeviceReset", "Complete",
     "Cancel", "MigrationFails",
 )
@@ -209,6 +209,7 @@ class Conformance:
             "CpuWrite": lambda a, b, n: self._call("cpu_write", [self._page(a)]),
             "DmaWrite": lambda a, b, n: self._call("dma_write", self._dev(a), [self._page(a)]),
             "SendPage": lambda a, b, n: self._call("send", [self._page(a)]),
+            "SetupSync": lambda a, b, n: self._call("log_sync"),
             "LogSync": lambda a, b, n: self._call("log_sync"),
             "FinalSync": lambda a, b, n: self._call("log_sync"),
             "Switchover": lambda a, b, n: self._call("stop_vcpus"),

@@ -6,7 +6,7 @@ it timed on a guest of realistic size (:func:`timed_config`).  Both go through t
 rules here:
 
 * the method: QEMU's choice (:func:`model.decision.tracking.decide`), except that where
-  the profile gates log_sync on "tracking started" (``log_sync_needs_tracking_started``,
+  the profile gates log_sync on "tracking started" (``all_dirty_unreachable``,
   QEMU 10.0+) the all-dirty fallback is never reached, which the executor calls "none"
   (:func:`executor_method`);
 * the devices (:func:`device_loads`): the guest is cut into ``[vm].pages`` equal regions,
@@ -67,7 +67,7 @@ def executor_method(scenario: Scenario, decision: TrackingDecision) -> str:
     QEMU chose reports nothing: the executor's method "none".  The abstract model reads the
     same flag (``ModelConfig.all_dirty_reports``).
     """
-    if decision.method is Method.ALL_DIRTY and scenario.profile.log_sync_needs_tracking_started:
+    if decision.method is Method.ALL_DIRTY and scenario.profile.all_dirty_unreachable:
         return NO_VFIO_REPORT
     return str(decision.method.value)
 

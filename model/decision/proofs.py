@@ -258,5 +258,6 @@ def _eval_device(m: z3.ModelRef, d: DeviceTerms) -> dict[str, Any]:
         "x-device-dirty-page-tracking": ON_OFF_AUTO[val(d.x_device_dirty).as_long()],
         "p2p": z3.is_true(val(d.p2p)),
         "pins": z3.is_true(val(d.pins)),
+        "iommu_dirty_tracking": z3.is_true(val(d.iommu_dt)),
     }
 

@@ -48,6 +48,7 @@ from model.decision.space import (
     Term,
 )
 from model.decision.tracking import (
+    BACKGROUND_SNAPSHOT,
     BLOCKER_CODES,
     MIGRATION_DISABLED,
     MULTIPLE_DEVICES,
@@ -98,6 +99,10 @@ class Realized:
     all_p2p: Bool  # every device has VFIO_MIGRATION_P2P
     # the first blocker QEMU installed (index into BLOCKER_CODES; -1: none yet)
     first: Term = z3.IntVal(-1)
+    # iommufd hwpts (tracking.hwpt_dirty_tracking): the newest hwpt of the container
+    # (HWPT_NONE / HWPT_DIRTY / HWPT_PLAIN) and whether a dirty-capable one exists
+    newest_hwpt: Term = z3.IntVal(0)
+    container_dirty: Bool = z3.BoolVal(False)
 
     def blocker(self, code: str) -> Bool:
         return self.blockers[BLOCKER_CODES.index(code)]
@@ -108,10 +113,13 @@ class Realized:
         return out
 
 
+HWPT_NONE, HWPT_DIRTY, HWPT_PLAIN = range(3)
+
+
 def initial() -> Realized:
     t, f = z3.BoolVal(True), z3.BoolVal(False)
     return Realized(z3.IntVal(0), z3.IntVal(0), t, f, f, tuple(f for _ in BLOCKER_CODES),
-                    t, f, t, t, t)
+                    t, f, t, t, t, z3.IntVal(-1), z3.IntVal(HWPT_NONE), f)
 
 
 def symbolic_realized(tag: str) -> tuple[Realized, Bool]:
@@ -129,9 +137,12 @@ def symbolic_realized(tag: str) -> tuple[Realized, Bool]:
         all_dma_logging=z3.Bool(f"all_dma_logging@{tag}"),
         all_p2p=z3.Bool(f"all_p2p@{tag}"),
         first=z3.Int(f"first@{tag}"),
+        newest_hwpt=z3.Int(f"newest_hwpt@{tag}"),
+        container_dirty=z3.Bool(f"container_dirty@{tag}"),
     )
     dom = z3.And(r.seen >= 0, r.seen <= 2, r.migratable >= 0, r.migratable <= 2,
-                 r.first >= -1, r.first < len(BLOCKER_CODES))
+                 r.first >= -1, r.first < len(BLOCKER_CODES),
+                 r.newest_hwpt >= HWPT_NONE, r.newest_hwpt <= HWPT_PLAIN)
     return r, dom
 
 
@@ -144,9 +155,17 @@ def device_dirty_tracking_enabled(p: Profile, d: DeviceTerms) -> Bool:
     return z3.And(d.dma_logging, d.mode != OFF, z3.Not(off_by_property))
 
 
-def iommu_dirty_tracking(p: Profile, g: GlobalTerms) -> Bool:
-    """tracking.iommu_dirty_tracking(): a dirty-capable iommufd hwpt (9.1, dddfd8d667)."""
-    return z3.And(g.iommufd, g.hw_dirty, z3.BoolVal(p.iommufd_hw_dirty_tracking))
+def attach_hwpt(p: Profile, g: GlobalTerms, s: Realized, d: DeviceTerms) -> tuple[Bool, Term]:
+    """tracking.hwpt_dirty_tracking() for one more device: whether its hwpt is
+    dirty-capable, and the container's newest hwpt afterwards (5b1e96e654).  A capable
+    device joins the newest hwpt (or allocates a dirty one); any other ends on a plain one."""
+    on = z3.And(g.iommufd, z3.BoolVal(p.iommufd_hw_dirty_tracking))
+    dirty = z3.And(on, d.iommu_dt, s.newest_hwpt != HWPT_PLAIN)
+    newest = z3.If(z3.Not(on), s.newest_hwpt,
+                   z3.If(d.iommu_dt,
+                         z3.If(s.newest_hwpt == HWPT_NONE, z3.IntVal(HWPT_DIRTY), s.newest_hwpt),
+                         z3.IntVal(HWPT_PLAIN)))
+    return dirty, newest
 
 
 def realize_step(p: Profile, g: GlobalTerms, s: Realized, d: DeviceTerms,
@@ -154,6 +173,7 @@ def realize_step(p: Profile, g: GlobalTerms, s: Realized, d: DeviceTerms,
     """QEMU realizes one more device: tracking._realize_8_0() / tracking._realize()."""
     muts = frozenset(mutations)
     dt = device_dirty_tracking_enabled(p, d)
+    hwpt_dirty, newest_hwpt = attach_hwpt(p, g, s, d)
     live = z3.Not(s.stopped)
     off, on, auto = d.mode == OFF, d.mode == ON, d.mode == AUTO
     runs = z3.And(live, z3.Not(off))  # vfio_migration_init() runs: a migration object
@@ -175,12 +195,14 @@ def realize_step(p: Profile, g: GlobalTerms, s: Realized, d: DeviceTerms,
     else:
         # 3. a usable dirty-tracking method: DMA logging, or from 9.1 a dirty-capable
         #    iommufd hwpt (8bbcb64a71, f48b472450).
-        usable = z3.Or(dt, z3.And(z3.BoolVal(p.auto_accepts_iommu_dirty_tracking),
-                                  iommu_dirty_tracking(p, g)))
+        usable = z3.Or(dt, z3.And(z3.BoolVal(p.auto_accepts_iommu_dirty_tracking), hwpt_dirty))
         no_dirty = z3.And(runs, z3.Not(usable))
         new[NO_DIRTY_TRACKING] = z3.And(no_dirty, auto)  # blocker; the device stays migratable
-        large = z3.And(no_dirty, on, z3.BoolVal(p.type1_large_ram_blocker), z3.Not(g.iommufd),
-                       g.large_ram)  # realize error (master, 46c7633114)
+        # vfio_dirty_tracking_exceed_limit() (master, 46c7633114): type1 beyond 8 TiB; an
+        # iommufd container with a dirty-capable hwpt has the limit 0 (sizes never set).
+        container_dirty = z3.Or(s.container_dirty, hwpt_dirty)
+        exceeds = z3.Or(z3.And(g.type1, g.large_ram), z3.And(g.iommufd, container_dirty))
+        large = z3.And(no_dirty, on, z3.BoolVal(p.type1_large_ram_blocker), exceeds)
         new[TYPE1_LARGE_RAM] = large
         at4 = z3.And(runs, z3.Not(new[NO_DIRTY_TRACKING]), z3.Not(large))
         # 4. more than one migratable device: 8.1 any (8bbcb64a71), 8.2+ unless all have P2P
@@ -228,6 +250,8 @@ def realize_step(p: Profile, g: GlobalTerms, s: Realized, d: DeviceTerms,
         all_dma_logging=z3.And(s.all_dma_logging, d.dma_logging),
         all_p2p=z3.And(s.all_p2p, d.p2p),
         first=first,
+        newest_hwpt=newest_hwpt,
+        container_dirty=z3.Or(s.container_dirty, hwpt_dirty),
     )
 
 
@@ -257,16 +281,20 @@ def finish(p: Profile, g: GlobalTerms, s: Realized, mutations: Iterable[str] = (
     # realize blocker stopped migrate_prepare() first.
     postcopy = z3.And(g.postcopy, z3.BoolVal(p.refuses_postcopy), s.migratable >= 1,
                       z3.Not(realize_blocked))
-    blockers = tuple(z3.Or(b, postcopy) if c == POSTCOPY else b
+    # ... and then a background snapshot (8.2+, 615379764a).
+    snapshot = z3.And(g.snapshot, z3.BoolVal(p.refuses_background_snapshot), s.migratable >= 1,
+                      z3.Not(realize_blocked), z3.Not(postcopy))
+    extra = {POSTCOPY: postcopy, BACKGROUND_SNAPSHOT: snapshot}
+    blockers = tuple(z3.Or(b, extra[c]) if c in extra else b
                      for c, b in zip(BLOCKER_CODES, s.blockers, strict=True))
     mixed = z3.And(s.any_device_dt, z3.BoolVal(Mutation.DEVICE_LOGGING_FOR_MIXED_CONTAINER in muts))
     method = z3.If(z3.Or(s.all_device_dt, mixed), z3.IntVal(M_DEVICE),
-                   z3.If(z3.Not(g.iommufd), z3.IntVal(M_TYPE1),
-                         z3.If(iommu_dirty_tracking(p, g), z3.IntVal(M_IOMMUFD),
-                               z3.IntVal(M_ALL_DIRTY))))
-    pinned = z3.And(z3.Not(g.iommufd),
+                   z3.If(g.type1, z3.IntVal(M_TYPE1),
+                         z3.If(s.container_dirty, z3.IntVal(M_IOMMUFD), z3.IntVal(M_ALL_DIRTY))))
+    pinned = z3.And(g.type1,
                     z3.Or(s.all_pin, z3.BoolVal(Mutation.TYPE1_IGNORES_UNPINNED_GROUPS in muts)))
-    first = z3.If(postcopy, z3.IntVal(BLOCKER_CODES.index(POSTCOPY)), s.first)
+    first = z3.If(postcopy, z3.IntVal(BLOCKER_CODES.index(POSTCOPY)),
+                  z3.If(snapshot, z3.IntVal(BLOCKER_CODES.index(BACKGROUND_SNAPSHOT)), s.first))
     return Outcome(method, pinned, blockers, s.stopped, first)
 
 

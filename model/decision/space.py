@@ -44,7 +44,7 @@ M_DEVICE, M_TYPE1, M_IOMMUFD, M_ALL_DIRTY = range(4)
 ON_OFF_AUTO = ("on", "off", "auto")
 ON, OFF, AUTO = range(3)
 BOOL = ("no", "yes")
-BACKENDS = ("type1", "iommufd")
+BACKENDS = ("type1", "iommufd", "iommufd-compat")
 
 Bool: TypeAlias = z3.BoolRef
 Term: TypeAlias = z3.ArithRef
@@ -79,15 +79,22 @@ class DeviceTerms:
     x_device_dirty: Term  # x-device-dirty-page-tracking (9.1+)
     p2p: Bool  # VFIO_MIGRATION_P2P
     pins: Bool  # its driver pins pages (type1 pinned scope)
+    iommu_dt: Bool  # iommufd: its IOMMU has dirty tracking ([[devices]].iommu_dirty_tracking)
 
 
 @dataclass(frozen=True)
 class GlobalTerms:
     viommu: Bool
-    iommufd: Bool  # [host].iommu = "iommufd" (else type1)
-    hw_dirty: Bool  # [host].iommu_dirty_tracking
+    iommufd: Bool  # [host].iommu = "iommufd"
+    compat: Bool  # [host].iommu = "iommufd-compat" (neither: the type1 driver)
     large_ram: Bool  # guest RAM beyond type1's unmap_bitmap limit (tracking.TYPE1_RAM_LIMIT)
     postcopy: Bool  # postcopy-ram requested
+    snapshot: Bool  # a background snapshot requested
+
+    @property
+    def type1(self) -> Bool:
+        """The kernel's type1 driver (dirty support, pinned scope, the large-RAM limit)."""
+        return z3.And(z3.Not(self.iommufd), z3.Not(self.compat))
 
 
 def _flag(v: ConfigVar) -> Bool:
@@ -99,9 +106,11 @@ class ConfigSpace:
     """The settings of ``n`` devices under ``profile`` that the decision can depend on.
 
     Settings a profile does not have are left out (fixed at QEMU's default): the iommufd
-    backend before 9.1, ``x-device-dirty-page-tracking`` before 9.1, the large-RAM limit
-    before master, postcopy before 8.2 (the scenario loader refuses it there), ``auto``
-    for 8.0's boolean ``x-enable-migration``.
+    backend before 9.0 (the compat container exists for every release), each device's
+    IOMMU dirty capability before 9.1 (QEMU reads it from 9.1; it has no effect off
+    iommufd, where :meth:`scenario` drops it), ``x-device-dirty-page-tracking`` before 9.1,
+    the large-RAM limit before master, postcopy and background snapshots before 8.2 (the
+    scenario loader refuses them there), ``auto`` for 8.0's boolean ``x-enable-migration``.
 
     ``raw``: each device has ``dma_logging`` and ``x-device-dirty-page-tracking`` as in a
     spec file.  Otherwise (the tables) the two are one column, ``device-dirty-tracking``:
@@ -119,13 +128,14 @@ class ConfigSpace:
         p = self.profile
         add = self.vars.append
         add(ConfigVar("viommu", BOOL, attr="viommu"))
-        if p.has_iommufd_backend:
-            add(ConfigVar("iommu", BACKENDS, attr="iommu"))
-            add(ConfigVar("iommu_dirty_tracking", BOOL, attr="iommu_dirty_tracking"))
+        backends = BACKENDS if p.has_iommufd_backend else ("type1", "iommufd-compat")
+        add(ConfigVar("iommu", backends, attr="iommu"))
         if p.type1_large_ram_blocker:
             add(ConfigVar("ram>8TiB", BOOL, attr="large_ram"))
         if p.refuses_postcopy:
             add(ConfigVar("postcopy", BOOL, attr="postcopy"))
+        if p.refuses_background_snapshot:
+            add(ConfigVar("background-snapshot", BOOL, attr="background_snapshot"))
         modes = (("on", "off") if p.enable_migration_property
                  is EnableMigrationProperty.EXPERIMENTAL_BOOL else ON_OFF_AUTO)
         for i in range(self.n):
@@ -139,17 +149,14 @@ class ConfigSpace:
                 add(ConfigVar(f"dev{i}.device-dirty-tracking", BOOL, i, "device-dirty-tracking"))
             add(ConfigVar(f"dev{i}.p2p", BOOL, i, "p2p"))
             add(ConfigVar(f"dev{i}.pins", BOOL, i, "pins"))
+            if p.iommufd_hw_dirty_tracking:
+                add(ConfigVar(f"dev{i}.iommu-dirty", BOOL, i, "iommu-dirty"))
 
     def var(self, key: str) -> ConfigVar | None:
         return next((v for v in self.vars if v.key == key), None)
 
     def domain(self) -> Bool:
-        cs = [v.domain() for v in self.vars]
-        iommu, hw = self.var("iommu"), self.var("iommu_dirty_tracking")
-        if iommu is not None and hw is not None:
-            # scenario loader: hardware dirty bits need iommufd (type1 has none)
-            cs.append(z3.Implies(_flag(hw), iommu.var == 1))
-        return z3.And(cs)
+        return z3.And([v.domain() for v in self.vars])
 
     def globals(self) -> GlobalTerms:
         def flag(key: str) -> Bool:
@@ -157,12 +164,15 @@ class ConfigSpace:
             return z3.BoolVal(False) if v is None else _flag(v)
 
         iommu = self.var("iommu")
+        assert iommu is not None
         return GlobalTerms(
             viommu=flag("viommu"),
-            iommufd=z3.BoolVal(False) if iommu is None else iommu.var == 1,
-            hw_dirty=flag("iommu_dirty_tracking"),
+            iommufd=iommu.var == iommu.values.index("iommufd") if "iommufd" in iommu.values
+            else z3.BoolVal(False),
+            compat=iommu.var == iommu.values.index("iommufd-compat"),
             large_ram=flag("ram>8TiB"),
             postcopy=flag("postcopy"),
+            snapshot=flag("background-snapshot"),
         )
 
     def device(self, i: int) -> DeviceTerms:
@@ -177,9 +187,11 @@ class ConfigSpace:
             x_device_dirty = z3.IntVal(ON) if xdd is None else xdd.var
         else:
             logging, x_device_dirty = _flag(get("device-dirty-tracking")), z3.IntVal(ON)
+        cap = self.var(f"dev{i}.iommu-dirty")
         return DeviceTerms(mode=get("enable-migration").var, dma_logging=logging,
                            x_device_dirty=x_device_dirty, p2p=_flag(get("p2p")),
-                           pins=_flag(get("pins")))
+                           pins=_flag(get("pins")),
+                           iommu_dt=z3.BoolVal(False) if cap is None else _flag(cap))
 
     def size(self) -> int:
         """Number of configurations (the domain, including the iommufd/hw-dirty rule)."""
@@ -199,15 +211,13 @@ class ConfigSpace:
     def configurations(self) -> Iterable[dict[str, str]]:
         """Every configuration of the space (for exhaustive tests on small spaces)."""
         for combo in itertools.product(*[v.values for v in self.vars]):
-            cfg = dict(zip([v.key for v in self.vars], combo, strict=True))
-            if cfg.get("iommu_dirty_tracking") == "yes" and cfg.get("iommu") == "type1":
-                continue
-            yield cfg
+            yield dict(zip([v.key for v in self.vars], combo, strict=True))
 
     def scenario(self, config: Mapping[str, str], mutations: Iterable[str] = ()) -> Scenario:
         """The scenario a configuration stands for (merged columns: DMA logging as given,
         x-device-dirty-page-tracking at its default)."""
         g = dict(config)
+        iommufd = g.get("iommu", "type1") == "iommufd"
         devices = []
         for i in range(self.n):
             if f"dev{i}.device-dirty-tracking" in g:
@@ -228,6 +238,8 @@ class ConfigSpace:
                     x_device_dirty_page_tracking=xdd,  # type: ignore[arg-type]
                     enable_migration=g[f"dev{i}.enable-migration"],  # type: ignore[arg-type]
                 ),
+                iommu_dirty_tracking=(g.get(f"dev{i}.iommu-dirty", "no") == "yes"
+                                      if iommufd else None),
             ))
         ram = TYPE1_RAM_LIMIT + (1 << 40) if g.get("ram>8TiB") == "yes" else VmConfig().ram
         return Scenario(
@@ -236,10 +248,10 @@ class ConfigSpace:
             description="",
             qemu=self.profile.name,
             vm=VmConfig(pages=1, viommu=g["viommu"] == "yes", ram=ram),
-            host=HostConfig(iommu=g.get("iommu", "type1"),  # type: ignore[arg-type]
-                            iommu_dirty_tracking=g.get("iommu_dirty_tracking") == "yes"),
+            host=HostConfig(iommu=g.get("iommu", "type1")),  # type: ignore[arg-type]
             devices=tuple(devices),
-            migration=MigrationConfig(postcopy=g.get("postcopy") == "yes"),
+            migration=MigrationConfig(postcopy=g.get("postcopy") == "yes",
+                                      background_snapshot=g.get("background-snapshot") == "yes"),
             check=CheckConfig(),
             mutations=frozenset(MUTATIONS[m] for m in mutations),
         )
@@ -248,22 +260,16 @@ class ConfigSpace:
 def count_configurations(space: ConfigSpace, conditions: Mapping[str, Sequence[str]]) -> int:
     """Configurations of ``space`` whose settings lie in ``conditions`` (unlisted: any)."""
     total = 1
-    special = ("iommu", "iommu_dirty_tracking")
     for v in space.vars:
-        if v.key not in special:
-            total *= len(conditions.get(v.key, v.values))
-    if space.var("iommu") is None:
-        return total
-    backends = conditions.get("iommu", BACKENDS)
-    dirty = conditions.get("iommu_dirty_tracking", BOOL)
-    pairs = sum(1 for b in backends for h in dirty if not (b == "type1" and h == "yes"))
-    return total * pairs
+        total *= len(conditions.get(v.key, v.values))
+    return total
 
 
 def symbolic_device(tag: str, profile: Profile) -> tuple[DeviceTerms, Bool]:
     """An arbitrary device (for induction) and the settings the profile allows."""
     d = DeviceTerms(z3.Int(f"mode@{tag}"), z3.Bool(f"dma_logging@{tag}"),
-                    z3.Int(f"x_device_dirty@{tag}"), z3.Bool(f"p2p@{tag}"), z3.Bool(f"pins@{tag}"))
+                    z3.Int(f"x_device_dirty@{tag}"), z3.Bool(f"p2p@{tag}"), z3.Bool(f"pins@{tag}"),
+                    z3.Bool(f"iommu_dt@{tag}"))
     modes = [ON, OFF] if (profile.enable_migration_property
                           is EnableMigrationProperty.EXPERIMENTAL_BOOL) else [ON, OFF, AUTO]
     xdd = [ON, OFF, AUTO] if profile.has_device_dirty_page_tracking_property else [ON]
@@ -272,15 +278,18 @@ def symbolic_device(tag: str, profile: Profile) -> tuple[DeviceTerms, Bool]:
 
 
 def symbolic_globals(tag: str, profile: Profile) -> tuple[GlobalTerms, Bool]:
-    g = GlobalTerms(z3.Bool(f"viommu@{tag}"), z3.Bool(f"iommufd@{tag}"), z3.Bool(f"hw_dirty@{tag}"),
-                    z3.Bool(f"large_ram@{tag}"), z3.Bool(f"postcopy@{tag}"))
-    cs = [z3.Implies(g.hw_dirty, g.iommufd)]
+    g = GlobalTerms(z3.Bool(f"viommu@{tag}"), z3.Bool(f"iommufd@{tag}"), z3.Bool(f"compat@{tag}"),
+                    z3.Bool(f"large_ram@{tag}"), z3.Bool(f"postcopy@{tag}"),
+                    z3.Bool(f"snapshot@{tag}"))
+    cs = [z3.Not(z3.And(g.iommufd, g.compat))]
     if not profile.has_iommufd_backend:
         cs.append(z3.Not(g.iommufd))
     if not profile.type1_large_ram_blocker:
         cs.append(z3.Not(g.large_ram))
     if not profile.refuses_postcopy:
         cs.append(z3.Not(g.postcopy))
+    if not profile.refuses_background_snapshot:
+        cs.append(z3.Not(g.snapshot))
     return g, z3.And(cs)
 
 

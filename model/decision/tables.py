@@ -366,8 +366,9 @@ def check_columns(profile: str | Profile, devices: int) -> bool:
     for i in range(devices):
         d = space.device(i)
         logs = device_dirty_tracking_enabled(p, DeviceTerms(z3.IntVal(ON), d.dma_logging,
-                                                            d.x_device_dirty, d.p2p, d.pins))
-        merged_devices.append(DeviceTerms(d.mode, logs, z3.IntVal(ON), d.p2p, d.pins))
+                                                            d.x_device_dirty, d.p2p, d.pins,
+                                                            d.iommu_dt))
+        merged_devices.append(DeviceTerms(d.mode, logs, z3.IntVal(ON), d.p2p, d.pins, d.iommu_dt))
     g = space.globals()
     s = initial()
     for d in merged_devices:

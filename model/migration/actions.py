@@ -94,7 +94,7 @@ S = DeviceState
 # fault to act.
 FAIR_FAMILIES: tuple[str, ...] = (
     "MigrateStart", "MigrateRefused", *ISSUE_FAMILIES, "KernelStep", "DstKernelStep",
-    "DeviceReset", "DstDeviceReset", "SendPage", "LogSync", "Switchover", "FinalSync",
+    "DeviceReset", "DstDeviceReset", "SetupSync", "SendPage", "LogSync", "Switchover", "FinalSync",
     "Complete", "LogGlobalStop", "LoadState", "DstResume", "VmResume", "MigrationFails",
 )
 FAULT_FAMILIES = ("DeviceFault", "DstDeviceFault")
@@ -177,7 +177,8 @@ class ActionBuilder:
             if cfg.p2p_actions:
                 t[cfg.key("p2p_hit", d)] = 0
         trk.log_start(t)
-        ctl.enter(t, rows, Phase.SAVE_SETUP)
+        first = self.p.plan.order[0]
+        ctl.enter(t, rows, first, phases=(first,))
 
     def _migrate_command(self) -> None:
         cfg = self.cfg
@@ -365,6 +366,20 @@ class ActionBuilder:
     # ================================================================== RAM: pages, syncs
     def _ram(self) -> None:
         cfg, trk, ctl = self.cfg, self.p.trk, self.p.ctl
+
+        def setup_guard(s: View) -> Term:
+            return s.pc == Phase.SETUP_SYNC
+
+        def setup_sync(s: View, t: Next) -> None:
+            # ram_init_bitmaps -> migration_bitmap_sync_precopy(): the sync right after
+            # log_global_start, while the migration is in SETUP.  ram_init_bitmaps() does
+            # not look at the stream's error, so it runs even with one pending (from a
+            # failed unmap query); save_setup, the next check, fails the migration.
+            trk.sync(t)
+            ctl.finish(t, s.ones(), phases=(Phase.SETUP_SYNC,))
+
+        if Phase.SETUP_SYNC in self.p.plan.order:
+            self.add("SetupSync", setup_guard, setup_sync)
         for p in range(cfg.pages):
 
             def sguard(s: View, p: int = p) -> Term:
@@ -421,13 +436,18 @@ class ActionBuilder:
                 at = final_guard(s)
                 if cfg.rounds > 0:
                     at = at | sync_guard(s)
+                if Phase.SETUP_SYNC in self.p.plan.order:
+                    at = at | (setup_guard(s) & _no_error(s))
                 return at & trk.sync_needed(s)
 
             def qfail(s: View, t: Next) -> None:
                 # A dirty-bitmap query fails: QEMU sets the stream's error
                 # (migration_file_set_error in vfio_listener_log_sync, 236e0a45f5) and the
-                # migration fails rather than continue with a bitmap missing pages.
+                # migration fails rather than continue with a bitmap missing pages.  In
+                # SETUP, ram_init_bitmaps() goes on and the error is seen at save_setup.
                 t.mig_error = 1
+                if Phase.SETUP_SYNC in self.p.plan.order:
+                    ctl.finish(t, s.pc == Phase.SETUP_SYNC, phases=(Phase.SETUP_SYNC,))
 
             self.add("DirtyQueryFails", qguard, qfail)
 

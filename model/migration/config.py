@@ -57,6 +57,8 @@ class ModelConfig:
     precopy_opt_out: tuple[bool, ...]  # per device: x-pre-copy-dirty-page-tracking=off
     p2p_dma: tuple[bool, ...]  # per device: may initiate P2P DMA to a peer
     mutations: frozenset[Mutation]
+    # per device: its iommufd hwpt is dirty-capable, so the IOMMU records its DMA
+    hwpt_dirty: tuple[bool, ...] = ()
 
     # ------------------------------------------------------------------ derived views
     @property
@@ -128,9 +130,10 @@ class ModelConfig:
         ``dirty_pages_started`` when the container has no dirty support.  So from 10.0 the
         all-dirty branch of ``vfio_container_query_dirty_bitmap()`` is never reached and a
         device without any tracking (allowed with ``enable-migration=on``) has its writes
-        reported by nobody: the profile flag ``log_sync_needs_tracking_started``.
+        reported by nobody: the profile's ``log_sync_gate`` and
+        ``unsupported_container_counts_as_started`` (:attr:`Profile.all_dirty_unreachable`).
         """
-        return not self.profile.log_sync_needs_tracking_started
+        return not self.profile.all_dirty_unreachable
 
     @property
     def sync_suppressing_states(self) -> np.ndarray:
@@ -197,4 +200,6 @@ def make_config(
         ),
         p2p_dma=tuple(d.p2p_dma for d in scenario.devices),
         mutations=frozenset(scenario.mutations),
+        hwpt_dirty=(decision.hwpt_dirty if decision.hwpt_dirty
+                    else tuple(decision.method is Method.IOMMUFD_HW for _ in scenario.devices)),
     )

@@ -226,7 +226,9 @@ class Trackers:
             if cfg.viommu:
                 logged = logged & bit(x[self.cfg.key("log_range", dev)], iova)
             out[key] = x[key] | where(logged, 1 << iova, 0)
-        if cfg.method is Method.IOMMUFD_HW:
+        if cfg.method is Method.IOMMUFD_HW and cfg.hwpt_dirty[dev]:
+            # Only a dirty-capable hwpt records the write; a device on a plain hwpt of the
+            # same container is written down nowhere (docs/sources.md#qemu-iommufd-hwpt).
             key = self.cfg.key("iommu_dirty", cfg.space_of(dev))
             out[key] = x[key] | where(on, 1 << iova, 0)
         return out

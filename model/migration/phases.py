@@ -155,6 +155,7 @@ class Phase(IntEnum):
     FAIL_LOG_STOP = 20  # migration_cleanup -> ram_save_cleanup -> log_global_stop
     FAIL_SAVE_CLEANUP = 21  # vfio_save_cleanup: STOP_COPY -> STOP, close fd
     FAIL_NOTIFY = 22  # vfio_migration_state_notifier(PRECOPY_FAILED): -> RUNNING
+    SETUP_SYNC = 23  # ram_init_bitmaps: the first migration_bitmap_sync_precopy (8.0, 10.0+)
 
 
 PHASE_NAMES = (
@@ -162,7 +163,7 @@ PHASE_NAMES = (
     "final_sync", "send_rest", "save_complete", "save_complete_stop", "complete",
     "log_global_stop", "save_cleanup", "load_state", "dst_vm_start_prepare",
     "dst_vm_start", "dst_resume", "vm_start_prepare", "vm_start", "vm_resume",
-    "fail_log_global_stop", "fail_save_cleanup", "migration_notifier",
+    "fail_log_global_stop", "fail_save_cleanup", "migration_notifier", "setup_sync",
 )
 NPH = len(Phase)
 
@@ -228,6 +229,28 @@ def _prepare_target(q: int) -> int:
     return int(S.PRE_COPY_P2P) if q == S.PRE_COPY else int(S.RUNNING_P2P)
 
 
+def _success_order(cfg: ModelConfig) -> list[Phase]:
+    """The phases of the successful path, in order (the mutations that move or drop
+    the final sync, the profile's SETUP sync and save_complete STOP)."""
+    prof = cfg.profile
+    switch: list[Phase] = []
+    early_sync = cfg.has(Mutation.SYNC_BEFORE_DEVICES_STOP)
+    if early_sync:
+        switch.append(Phase.FINAL_SYNC)
+    switch += [Phase.VM_STOP_PREPARE, Phase.VM_STOP]
+    if not early_sync and not cfg.has(Mutation.NO_FINAL_SYNC):
+        switch.append(Phase.FINAL_SYNC)
+    switch += [Phase.SEND_REST, Phase.SAVE_COMPLETE]
+    if not prof.stop_copy_to_stop_in_cleanup:
+        switch.append(Phase.SAVE_COMPLETE_STOP)
+    switch += [Phase.COMPLETE, Phase.LOG_STOP, Phase.SAVE_CLEANUP, Phase.LOAD_STATE,
+               Phase.DST_START_PREPARE, Phase.DST_START, Phase.DST_RESUME]
+    # ram_init_bitmaps() syncs once right after log_global_start; VFIO's part runs where
+    # the profile's log_sync gate is open in SETUP (8.0, 10.0+; not 8.1-9.2, ff180c6bd7).
+    setup = [Phase.SETUP_SYNC] if prof.setup_sync_reaches_vfio else []
+    return [*setup, Phase.SAVE_SETUP, Phase.LOAD_SETUP, Phase.ACTIVE, *switch]
+
+
 class PhasePlan:
     """The phase order and the per-(phase, device, cached state) request tables."""
 
@@ -235,20 +258,7 @@ class PhasePlan:
         self.cfg = cfg
         prof = cfg.profile
         D = cfg.devices
-        # ---- order of the successful path
-        switch: list[Phase] = []
-        early_sync = cfg.has(Mutation.SYNC_BEFORE_DEVICES_STOP)
-        if early_sync:
-            switch.append(Phase.FINAL_SYNC)
-        switch += [Phase.VM_STOP_PREPARE, Phase.VM_STOP]
-        if not early_sync and not cfg.has(Mutation.NO_FINAL_SYNC):
-            switch.append(Phase.FINAL_SYNC)
-        switch += [Phase.SEND_REST, Phase.SAVE_COMPLETE]
-        if not prof.stop_copy_to_stop_in_cleanup:
-            switch.append(Phase.SAVE_COMPLETE_STOP)
-        switch += [Phase.COMPLETE, Phase.LOG_STOP, Phase.SAVE_CLEANUP, Phase.LOAD_STATE,
-                   Phase.DST_START_PREPARE, Phase.DST_START, Phase.DST_RESUME]
-        order = [Phase.SAVE_SETUP, Phase.LOAD_SETUP, Phase.ACTIVE, *switch]
+        order = _success_order(cfg)
         fail = [Phase.FAIL_START_PREPARE, Phase.FAIL_START, Phase.FAIL_RESUME,
                 Phase.FAIL_LOG_STOP, Phase.FAIL_SAVE_CLEANUP, Phase.FAIL_NOTIFY, Phase.IDLE]
         self.next = np.arange(NPH, dtype=np.int64)
@@ -299,10 +309,12 @@ class PhasePlan:
                 tgt[Phase.FAIL_START, d, q] = S.RUNNING
                 tgt[Phase.DST_START, d, q] = S.RUNNING
                 tgt[Phase.FAIL_NOTIFY, d, q] = S.RUNNING
-        # vfio_migration_set_state() makes no ioctl for the state QEMU already caches.
-        for q in range(8):
-            same = tgt[:, :, q] == q
-            tgt[:, :, q][same] = -1
+        # vfio_migration_set_state() makes no ioctl for the state QEMU already caches (9.1+,
+        # 64366eddf1); before, the SET goes to the kernel, whose driver loop takes no arc.
+        if prof.set_state_skips_cached:
+            for q in range(8):
+                same = tgt[:, :, q] == q
+                tgt[:, :, q][same] = -1
         self.tgt = tgt
         self.rec = rec
 
@@ -382,6 +394,11 @@ class Control:
             cur = minimum(t["cursor"], self.D - 1)
             q = self.cached_at_cursor(t)
             work = where(dev, lookup_nd(self.has_target, pc, cur, q), work)
+        if self.cfg.profile.dst_vm_start_failure_aborts:
+            # patch only: a failed SET of vm_start aborted the incoming migration, so the
+            # destination's remaining vm_start units have nothing to do.
+            start = (pc == Phase.DST_START_PREPARE) | (pc == Phase.DST_START) | (pc == Phase.DST_RESUME)
+            work = where(all_of([start, t["dst_run"] == DstRun.LOAD_FAILED]), False, work)
         send = pc == Phase.SEND_REST
         if is_any(send):
             # ram_save_complete sends pages while the migration bitmap has any: with an
@@ -455,10 +472,13 @@ class Control:
             raise_err = all_of([err, rows, lookup_bool(RAISES_ERROR, pc)])
             if is_any(raise_err):
                 t["mig_error"] = where(raise_err, 1, t["mig_error"])
-            dst_fail = all_of([err, rows, pc == Phase.LOAD_SETUP])
+            failing = pc == Phase.LOAD_SETUP
+            if self.cfg.profile.dst_vm_start_failure_aborts:
+                failing = failing | (pc == Phase.DST_START_PREPARE) | (pc == Phase.DST_START)
+            dst_fail = all_of([err, rows, failing])
             if is_any(dst_fail):
-                # The incoming side fails its load (qemu_loadvm_state_setup); the
-                # destination QEMU exits and its VM never runs.
+                # The incoming side fails its load (qemu_loadvm_state_setup), or (patch
+                # only) its vm_start; the destination QEMU exits and its VM never runs.
                 t["dst_run"] = where(dst_fail, DstRun.LOAD_FAILED, t["dst_run"])
         if self._symbolic(t, rows):
             self._by_unit(t, rows, self._finish_here, phases, dev)
