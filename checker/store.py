@@ -139,6 +139,22 @@ class StateStore:
             targets[si] = gidx_u[group]
         return base + np.arange(k, dtype=np.int64), targets
 
+    def renumber(self, base: int, order: np.ndarray) -> np.ndarray:
+        """Put the states stored from index ``base`` on in ``order`` (the state at
+        ``base + order[k]`` moves to ``base + k``); return the new position of each
+        (``moved[old - base] = new - base``).  The explorer uses it to keep a BFS level in
+        the order a whole-level expansion would give, however the level was cut in chunks;
+        parents of the moved states lie before ``base`` and stay valid."""
+        k = self.n - base
+        moved = np.empty(k, dtype=np.int64)
+        moved[order] = np.arange(k, dtype=np.int64)
+        for name in ("rows", "parent", "action"):
+            arr = getattr(self, name)
+            arr[base : self.n] = arr[base : self.n][order]
+        inblock = self.vidx >= base
+        self.vidx[inblock] = base + moved[self.vidx[inblock] - base]
+        return moved
+
     def path(self, idx: int) -> list[tuple[int, int]]:
         """``[(state index, action id)]`` from an initial state to ``idx`` (action -1 at init)."""
         out = []
