@@ -97,6 +97,7 @@ def tcommit(rms: int = 3) -> Spec:
         actions=actions,
         invariants={"TCTypeOK": layout.type_ok, "TCConsistent": consistent},
         end_states=decided,
+        type_invariant="TCTypeOK",
         description="Lamport's transaction commit (tlaplus/Examples TCommit.tla).",
     )
 
@@ -188,5 +189,6 @@ def two_phase(rms: int = 3, broken: str | None = None) -> Spec:
         # spec still enables a RMRcv*Msg self-loop, so no state is a deadlock.  Without
         # TMAbort, a state where every RM aborted is a legitimate end.
         end_states=decided if broken == "no-abort-message" else None,
+        type_invariant="TPTypeOK",
         description="Lamport's two-phase commit (tlaplus/Examples TwoPhase.tla).",
     )
