@@ -32,7 +32,7 @@ from typing import Any
 
 import z3
 
-from model.contract import Mutation
+from model.contract import BLOCKER_CODES, Mutation
 from model.decision.space import (
     AUTO,
     M_ALL_DIRTY,
@@ -48,7 +48,6 @@ from model.decision.space import (
     Term,
 )
 from model.decision.tracking import (
-    BLOCKER_CODES,
     MIGRATION_DISABLED,
     MULTIPLE_DEVICES,
     MULTIPLE_DEVICES_WITHOUT_P2P,

@@ -180,7 +180,7 @@ def build_spec(
     liveness: dict[str, Any] = ({Property.MIGRATION_ENDS: migration_ends(families)}
                                 if Property.MIGRATION_ENDS in chosen else {})
     witnesses: dict[str, Any] = (
-        {Property.MIGRATION_CAN_COMPLETE: can_complete}
+        {Property.MIGRATION_CAN_COMPLETE: can_complete(parts)}
         if Property.MIGRATION_CAN_COMPLETE in chosen and not decision.blocked
         else {}
     )
