@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import sys
 import time
@@ -30,6 +31,7 @@ from rich.table import Table
 
 from cli.errors import UserError
 from cli.load import load_migration
+from cli.options import writable_file
 from model.concrete.executor import METHODS, Executor, ExecutorError, RunConfig
 from model.concrete.plan import GuestLoad, executor_method, timed_config, unexercised_mutations
 from model.concrete.results import MigrationResult, RoundStats, RunStatus
@@ -54,7 +56,7 @@ def parse_size(option: str, text: str) -> int:
     unit = _BINARY.get(m[2].lower()) if m else None
     if m is None or unit is None:
         raise UserError(f"{option}: cannot read {text!r}; use {SIZE_HELP} (e.g. 64GiB)")
-    return int(round(float(m[1]) * unit))
+    return int(round(_finite(option, text, float(m[1]) * unit)))
 
 
 def parse_rate(option: str, text: str) -> float:
@@ -66,9 +68,9 @@ def parse_rate(option: str, text: str) -> float:
         bits = re.fullmatch(r"([kKmMgGtT]?)(bps|bit/s|b/s)", unit)
         if bits is not None:
             prefix = _BIT_PREFIX[bits[1].lower()]
-            return value * prefix / 8
+            return _finite(option, text, value * prefix / 8)
         if unit.endswith("/s") and unit[:-2].lower() in _BINARY and unit[:-2]:
-            return value * _BINARY[unit[:-2].lower()]
+            return _finite(option, text, value * _BINARY[unit[:-2].lower()])
     raise UserError(
         f"{option}: cannot read {text!r}; use bits per second (Mbps, Gbps, Gbit/s) or bytes "
         "per second (MiB/s, GiB/s, MB/s), e.g. 10Gbps or 256MiB/s"
@@ -82,7 +84,13 @@ def parse_duration(option: str, text: str) -> float:
     if m is None or scale is None:
         raise UserError(f"{option}: cannot read {text!r}; use a number with us, ms, s or min "
                         "(e.g. 300ms)")
-    return float(m[1]) * scale
+    return _finite(option, text, float(m[1]) * scale)
+
+
+def _finite(option: str, text: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise UserError(f"{option}: {text!r} is too large a number")
+    return value
 
 
 def human_bytes(n: float) -> str:
@@ -255,12 +263,18 @@ def write_plot(path: Path, results: list[tuple[str, MigrationResult]], downtime_
 
 
 class _ProgressFeed:
-    """Turns executor status reports into a rich progress bar (throttled)."""
+    """Turns executor status reports into a rich progress bar (throttled) on a terminal,
+    and into a plain line every 2 s elsewhere (``plain``: where to print them)."""
 
-    def __init__(self, progress: Progress, label: str, max_rounds: int) -> None:
+    PLAIN_EVERY = 2.0
+
+    def __init__(self, progress: Progress, label: str, max_rounds: int, plain: Console | None = None) -> None:
         self.progress = progress
         self.task = progress.add_task(label, total=max(1, max_rounds), info="")
+        self.label = label
+        self.plain = plain
         self.last = 0.0
+        self.last_line = time.monotonic()
         self.round = -1
         self.round_start = 1
 
@@ -268,6 +282,11 @@ class _ProgressFeed:
         if st.round != self.round:
             self.round, self.round_start = st.round, max(1, st.pages_remaining)
         now = time.monotonic()
+        if self.plain is not None and now - self.last_line >= self.PLAIN_EVERY:
+            self.last_line = now
+            self.plain.print(f"Progress({self.label}: round {st.round}/{st.max_rounds}, "
+                             f"t={human_seconds(st.time_s)}, dirty {st.pages_remaining:,}, {st.phase})",
+                             markup=False)
         if now - self.last < 0.1 and st.phase == "pre-copy":
             return
         self.last = now
@@ -357,6 +376,7 @@ def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: st
                     step=step, stop_latency=stop_latency, seed=seed)
     if not Path(spec).is_file():
         raise UserError(f"{spec}: no such spec file")
+    writable_file(plot, "--plot")
     scenario = load_migration(Path(spec), "simulate").scenario
     plan = build_plan(scenario, opts, list(dict.fromkeys(methods)))
     # Piped output (CI logs, files) gets a fixed width wide enough for the tables.
@@ -367,13 +387,16 @@ def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: st
         sys.exit(1)
     for note in _notes(plan, overridden=bool(methods), as_json=as_json):
         err.print(f"note: {note}")
-    results = _run_all(plan, show_progress=not no_progress and err.is_terminal, err=err)
-    if plot is not None:
+    results, interrupted = _run_all(plan, show_progress=not no_progress and err.is_terminal, err=err,
+                                    plain=not no_progress and not err.is_terminal)
+    if plot is not None and results:
         write_plot(plot, results, opts.downtime_limit)
     if as_json:
-        click.echo(json.dumps(_json_doc(plan, opts, results), indent=2))
-    else:
+        click.echo(json.dumps({**_json_doc(plan, opts, results), "interrupted": interrupted}, indent=2))
+    elif results:
         _report_text(plan, results, out)
+    if interrupted:
+        sys.exit(130)
     lost = any(not r.all_arrived for _, r in results)
     stuck = require_convergence and any(not r.converged for _, r in results)
     sys.exit(1 if lost or stuck else 0)
@@ -423,7 +446,9 @@ def _notes(plan: Plan, *, overridden: bool, as_json: bool) -> list[str]:
     return notes
 
 
-def _run_all(plan: Plan, show_progress: bool, err: Console) -> list[tuple[str, MigrationResult]]:
+def _run_all(plan: Plan, show_progress: bool, err: Console,
+             plain: bool = False) -> tuple[list[tuple[str, MigrationResult]], bool]:
+    """The runs, one per method, and whether Ctrl-C stopped them (the finished ones are kept)."""
     results: list[tuple[str, MigrationResult]] = []
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                         TimeElapsedColumn(), console=err, disable=not show_progress, transient=True)
@@ -431,7 +456,7 @@ def _run_all(plan: Plan, show_progress: bool, err: Console) -> list[tuple[str, M
         with progress:
             for how, cfg in plan.configs:
                 feed: Callable[[RunStatus], None] = _ProgressFeed(progress, cfg.method,
-                                                                  cfg.max_rounds)
+                                                                  cfg.max_rounds, err if plain else None)
                 ex: Executor | None = None
                 try:
                     ex = Executor(cfg)
@@ -443,8 +468,8 @@ def _run_all(plan: Plan, show_progress: bool, err: Console) -> list[tuple[str, M
                     ex = None  # noqa: F841 - release the bitmaps before the next method
     except KeyboardInterrupt:
         err.print(f"interrupted after {len(results)} of {len(plan.configs)} simulation(s)")
-        sys.exit(130)
-    return results
+        return results, True
+    return results, False
 
 
 def _report_blocked(plan: Plan, as_json: bool, out: Console) -> None:
