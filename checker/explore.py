@@ -7,6 +7,8 @@ invariants checked on those transitions, the state constraint and the symmetry r
 applied, and the chunk's deadlocks found; it reads the visited set but never changes it, so
 chunks can be expanded on worker threads.  :meth:`Explorer.merge` deduplicates the
 candidates against the visited set and checks invariants and witnesses on the new states.
+Within a chunk the actions run on a pool of threads (``workers``, checker/parallel.py),
+their results taken in action order, so the candidates are those of one thread.
 Limits (states, seconds, memory), Ctrl-C and progress are looked at between chunks; chunks
 are sized to take a fraction of a second.
 
@@ -51,7 +53,9 @@ import numpy as np
 from checker.interrupt import INTERRUPT
 from checker.lang.layout import Next, Overflow, View, apply_checked
 from checker.lang.spec import Action, Spec, as_mask
+from checker.liveness import LiveGraph
 from checker.liveness import check_liveness as liveness_violation
+from checker.parallel import Workers, available_cores, power_of_two_at_most
 from checker.result import (
     Limit,
     Outcome,
@@ -102,6 +106,15 @@ class Limits:
 NO_LIMITS = Limits()
 
 
+class _OverMemory(Exception):
+    """The memory limit was reached after the search (building the graph, liveness)."""
+
+
+def _rss_mb() -> float:
+    """The process's peak resident set, in MB (for the phase figures)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def current_rss_mb() -> float:
     """The process's resident set now (not its peak), in MB."""
     try:
@@ -109,7 +122,7 @@ def current_rss_mb() -> float:
             pages = int(f.read().split()[1])
         return pages * resource.getpagesize() / (1024.0 * 1024.0)
     except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        return _rss_mb()
 
 
 @dataclass
@@ -194,6 +207,7 @@ class Explorer:
         progress: Progress | None = None,
         progress_every: float = 1.5,
         first: bool = False,
+        workers: int | None = None,
     ) -> None:
         self.spec = spec
         self.layout = spec.layout
@@ -207,7 +221,11 @@ class Explorer:
         self.progress = progress
         self.progress_every = progress_every
         self.first = first
-        self.store = StateStore(self.layout.words, self.layout.bits)
+        # Threads: a chunk's actions in parallel (checker/parallel.py) and the hash table
+        # in shards; the result is the same for any number (see parallel.py).
+        self.workers = Workers(workers if workers is not None else available_cores())
+        shards = power_of_two_at_most(self.workers.count)
+        self.store = StateStore(self.layout.words, self.layout.bits, threads=shards)
         self.stats = Stats()
         self.coverage = np.zeros(len(self.actions), dtype=np.int64)
         self.witnessed: dict[str, int | None] = {name: None for name in spec.witnesses}
@@ -224,6 +242,10 @@ class Explorer:
         self._t0 = time.perf_counter()
         self._last_progress = self._t0
         self._rss0 = current_rss_mb()
+        # Where the time and memory went, for benchmarks (bench/explore.py): seconds per
+        # phase and the process's peak RSS in MB at the end of each.
+        self.phase_seconds: dict[str, float] = {}
+        self.peak_mb: dict[str, float] = {}
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._t0
@@ -247,6 +269,10 @@ class Explorer:
                 self.complete = frontier is not None and self.stopped is None
         except KeyboardInterrupt:
             self.stopped = (Limit.INTERRUPTED, None)
+        finally:
+            self.workers.close()
+        self.phase_seconds["search"] = self.elapsed()
+        self.peak_mb["search"] = _rss_mb()
         return self.finish()
 
     def failed(self, exc: BaseException) -> Result:
@@ -341,8 +367,7 @@ class Explorer:
             np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64),
             np.zeros(n_actions, dtype=np.int64), np.zeros(n_actions, dtype=np.int64),
         )
-        for k in range(n_actions):
-            fired = self._fire(k, view, c0, lo)
+        for k, fired in enumerate(self.workers.in_order(lambda k: self._fire(k, view, c0, lo), n_actions, n)):
             enabled |= fired.enabled
             cand.coverage[k] = int(np.count_nonzero(fired.enabled))
             cand.generated[k] = len(fired.succ)
@@ -503,7 +528,12 @@ class Explorer:
         if level.chunks > 1:
             order = np.argsort(np.concatenate([e[3] for e in level.edges]), kind="stable")
             src, dst, act = src[order], dst[order], act[order]
-        self._edges.append((src, dst, act))
+        # int32, 12 bytes an edge; self-loops only when the graph itself is wanted
+        # (liveness ignores them)
+        if not self.keep_graph:
+            moves = src != dst
+            src, dst, act = src[moves], dst[moves], act[moves]
+        self._edges.append((src.astype(np.int32), dst.astype(np.int32), act.astype(np.int32)))
 
     def _close_checks(
         self, level: _Level, new_idx: np.ndarray, moved: np.ndarray | None = None
@@ -575,7 +605,7 @@ class Explorer:
             return np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
 
         return StateGraph(
-            rows=self.store.rows[: self.store.n].copy(),
+            rows=self.store.rows[: self.store.n],
             src=cat(0, np.int64),
             dst=cat(1, np.int64),
             act=cat(2, np.int32),
@@ -590,14 +620,22 @@ class Explorer:
         if not self._figures_fixed:
             self.stats.distinct = self.store.n
         self.stats.seconds = self.elapsed()
+        self.stats.fingerprints = self.store.fingerprints
+        self.stats.fingerprint_collisions = self.store.collisions
+        self.store.drop_table()
         properties = {name: "ok" if self.complete else "unchecked"
                       for name in [*spec.invariants, *spec.action_invariants]}
-        graph = self.graph() if self.want_edges and self.complete else None
+        graph = self.graph() if self.keep_graph and self.complete else None
         if self.complete:
             self._witness_verdicts(properties)
             if self.check_liveness and spec.liveness and not (self.first and self.violations):
-                assert graph is not None
-                self._liveness_verdicts(graph, properties)
+                t = time.perf_counter()
+                try:
+                    self._liveness_verdicts(graph, properties)
+                except _OverMemory:
+                    self.stopped = (Limit.MEMORY, self.limits.memory_mb)
+                self.phase_seconds["liveness"] = time.perf_counter() - t
+                self.peak_mb["liveness"] = _rss_mb()
         self.stats.seconds = self.elapsed()
         outcome = self._outcome()
         result = self._result(outcome, properties)
@@ -644,7 +682,14 @@ class Explorer:
             message = f"witness {name}: no reachable state satisfies it (the check would pass vacuously)"
             self.violations[name] = ((AFTER_SEARCH, 0, i), Violation(name, PropertyKind.WITNESS, message))
 
-    def _liveness_verdicts(self, graph: StateGraph, properties: dict[str, str]) -> None:
+    def _memory(self, phase: str) -> None:
+        """Raise :class:`_OverMemory` when this exploration's memory grew over
+        ``--max-memory`` (current RSS, as during the search)."""
+        limit = self.limits.memory_mb
+        if limit is not None and current_rss_mb() - self._rss0 > limit:
+            raise _OverMemory(phase)
+
+    def _liveness_verdicts(self, graph: StateGraph | None, properties: dict[str, str]) -> None:
         """Each liveness property on the whole graph, unless a limit or Ctrl-C comes first
         (then they stay unchecked)."""
         self.stats.phase = "liveness"
@@ -652,10 +697,18 @@ class Explorer:
         for name in self.spec.liveness:
             properties[name] = "unchecked"
         try:
+            self._memory("liveness")
+            if graph is not None:
+                live = LiveGraph.of(graph)
+            else:
+                rows = self.store.rows[: self.store.n]
+                live = LiveGraph.build(rows, self._edges, self.labels, self.families, self.init_idx,
+                                       release=True)
+            self._memory("liveness")
             for i, (name, prop) in enumerate(self.spec.liveness.items()):
                 if self._should_stop():
                     return
-                lv = liveness_violation(self.spec, graph, name, prop)
+                lv = liveness_violation(self.spec, live, name, prop, self._memory)
                 properties[name] = "ok" if lv is None else "violated"
                 if lv is not None:
                     self.violations[name] = ((AFTER_SEARCH, 1, i), lv)
@@ -672,9 +725,11 @@ def explore(
     progress: Progress | None = None,
     progress_every: float = 1.5,
     first: bool = False,
+    workers: int | None = None,
 ) -> Result:
     """Explore every reachable state of ``spec`` and check its properties: every violated
-    property with its own shortest counterexample, or (``first``) only the first."""
+    property with its own shortest counterexample, or (``first``) only the first
+    (``workers`` threads, default one per core; the result does not depend on it)."""
     return Explorer(
         spec,
         limits=limits,
@@ -683,4 +738,5 @@ def explore(
         progress=progress,
         progress_every=progress_every,
         first=first,
+        workers=workers,
     ).run()

@@ -17,137 +17,177 @@ not-Q states.  Following TLA+'s ``WF_vars(A)``, steps that leave the state uncha
 (self-loops) neither count as taking A nor as A being enabled.  Actions whose successors
 a state constraint discarded are not seen (as in TLC, liveness under a constraint is
 checked on the constrained graph).
+
+The graph is compressed once (:class:`LiveGraph`, rows of out-edges by source) and every
+property is then a few linear passes of compiled code (``checker/digraph.py``): the
+fairness groups as bits per action and per state, a breadth-first search for the region,
+Tarjan's components inside it, and which of them are fair.  Only building the lasso of a
+counterexample walks states one by one in Python, and only inside one component.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import breadth_first_order, connected_components
 
+from checker import digraph
 from checker.lang.layout import View
 from checker.lang.spec import Eventually, LeadsTo, Liveness, Predicate, Spec, as_mask
 from checker.result import PropertyKind, StateGraph, TraceStep, Violation
 
+MemoryCheck = Callable[[str], None]  # raises when the process is over its memory limit
 
-def _mask(spec: Spec, graph: StateGraph, pred: Predicate) -> np.ndarray:
-    out = np.zeros(len(graph.rows), dtype=bool)
+
+def _no_check(phase: str) -> None:
+    return None
+
+
+def _mask(spec: Spec, rows: np.ndarray, pred: Predicate) -> np.ndarray:
+    out = np.zeros(len(rows), dtype=bool)
     step = 1 << 18
-    for lo in range(0, len(graph.rows), step):
-        rows = graph.rows[lo : lo + step]
-        out[lo : lo + len(rows)] = as_mask(pred(View(spec.layout, rows)), len(rows))
+    for lo in range(0, len(rows), step):
+        part = rows[lo : lo + step]
+        out[lo : lo + len(part)] = as_mask(pred(View(spec.layout, part)), len(part))
     return out
 
 
 @dataclass
-class _Edges:
-    """Edges (source, destination, action id) of the graph or of a part of it."""
+class LiveGraph:
+    """The reachable graph as rows of state-changing out-edges (self-loops dropped: they
+    neither take nor enable an action under ``WF_vars``), shared by every property."""
 
-    src: np.ndarray
-    dst: np.ndarray
+    rows: np.ndarray
+    indptr: np.ndarray
+    col: np.ndarray
     act: np.ndarray
+    labels: list[str]
+    families: list[str]
+    init: np.ndarray
+    _head: np.ndarray | None = field(default=None, repr=False)
 
-    def select(self, keep: np.ndarray) -> _Edges:
-        return _Edges(self.src[keep], self.dst[keep], self.act[keep])
+    @classmethod
+    def build(
+        cls,
+        rows: np.ndarray,
+        edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        labels: list[str],
+        families: list[str],
+        init: np.ndarray,
+        release: bool = False,
+    ) -> LiveGraph:
+        """From batches of (source, destination, action) edges (``release``: emptying the
+        list as they are placed, see :func:`checker.digraph.compress`)."""
+        indptr, col, eact = digraph.compress(len(rows), edges, release)
+        return cls(rows, indptr, col, eact, labels, families, init)
+
+    @classmethod
+    def of(cls, graph: StateGraph) -> LiveGraph:
+        edges = [(graph.src, graph.dst, graph.act)]
+        return cls.build(graph.rows, edges, graph.labels, graph.families, graph.init)
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.indptr.nbytes + self.col.nbytes + self.act.nbytes)
+
+    def out(self, s: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = int(self.indptr[s]), int(self.indptr[s + 1])
+        return self.col[lo:hi], self.act[lo:hi]
+
+    def head(self, target: int) -> list[int]:
+        """A shortest path from an initial state to ``target`` over every edge (the BFS
+        from the initial states is computed once)."""
+        if self._head is None:
+            everywhere = np.ones(self.n, dtype=bool)
+            self._head = digraph.bfs(self.indptr, self.col, np.unique(self.init), everywhere, -1)[1]
+        return _path_from_pred(self._head, target)
+
+    def label(self, s: int, d: int) -> str:
+        """The action of the first edge found from ``s`` to ``d``."""
+        cols, acts = self.out(s)
+        return self.labels[int(acts[np.flatnonzero(cols == d)[0]])]
 
 
-def _fairness(graph: StateGraph, name: str, prop: Liveness, edges: _Edges) -> tuple[np.ndarray, np.ndarray]:
-    """``member[j, a]``: action id ``a`` belongs to fairness group ``j``; ``enabled[s, j]``:
-    group ``j`` has a non-stuttering step from state ``s``."""
+def _fairness(graph: LiveGraph, name: str, prop: Liveness) -> tuple[np.ndarray, np.ndarray]:
+    """``amask[a]``: the fairness groups action ``a`` belongs to, as bits (64 a word);
+    ``full``: every group's bit."""
     # Each name in ``fair`` is one weak-fairness group: an action family (every instance
     # of it together) or one action instance by its full label ("KernelStep(dev=0)").
-    member = np.zeros((len(prop.fair), len(graph.labels)), dtype=bool)
+    words = max(1, (len(prop.fair) + 63) // 64)
+    amask = np.zeros((len(graph.labels), words), dtype=np.uint64)
+    full = np.zeros(words, dtype=np.uint64)
     for j, group in enumerate(prop.fair):
-        member[j] = [f == group or lab == group for f, lab in zip(graph.families, graph.labels, strict=True)]
-        if not member[j].any():
+        bit = np.uint64(1 << (j % 64))
+        member = [f == group or lab == group for f, lab in zip(graph.families, graph.labels, strict=True)]
+        if not any(member):
             raise ValueError(f"liveness {name}: fairness names {group!r}, which is no action family or label")
-    enabled = np.zeros((len(graph.rows), len(prop.fair)), dtype=bool)
-    for j in range(len(prop.fair)):
-        sel = member[j, edges.act]
-        enabled[edges.src[sel], j] = True
-    return member, enabled
+        amask[np.flatnonzero(member), j // 64] |= bit
+        full[j // 64] |= bit
+    return amask, full
 
 
-def _region(n: int, sources: np.ndarray, edges: _Edges) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The states reachable from ``sources`` over ``edges`` (a mask), the BFS predecessor
-    of each (the sources' is the virtual root ``n``) and their distance from the sources."""
-    s_all = np.concatenate([edges.src, np.full(len(sources), n)])
-    d_all = np.concatenate([edges.dst, sources])
-    adj = csr_matrix((np.ones(len(s_all), dtype=np.int8), (s_all, d_all)), shape=(n + 1, n + 1))
-    order, pred = breadth_first_order(adj, n, directed=True, return_predecessors=True)
-    region = np.zeros(n + 1, dtype=bool)
-    region[order] = True
-    return region[:n], pred, _bfs_dist(order, pred, n)
-
-
-def _fair_components(
-    n: int, region: np.ndarray, edges: _Edges, member: np.ndarray, enabled: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The strongly connected components of the region (``comp`` per state) and which of
-    them are fair: they have an internal edge, and every fairness group is taken inside
-    or disabled in one of their states."""
-    sub = csr_matrix((np.ones(len(edges.src), dtype=np.int8), (edges.src, edges.dst)), shape=(n, n))
-    ncomp, comp = connected_components(sub, directed=True, connection="strong")
-    internal = comp[edges.src] == comp[edges.dst]
-    sizes = np.bincount(comp[region], minlength=ncomp)
-    has_edge = np.zeros(ncomp, dtype=bool)
-    has_edge[comp[edges.src[internal]]] = True
-    ok = has_edge & (sizes > 0)
-    for j in range(member.shape[0]):
-        taken = np.zeros(ncomp, dtype=bool)
-        taken[comp[edges.src[internal & member[j, edges.act]]]] = True
-        disabled = np.zeros(ncomp, dtype=bool)
-        disabled[comp[np.flatnonzero(region & ~enabled[:, j])]] = True
-        ok &= taken | disabled
-    return comp, ok
+def _sources(spec: Spec, graph: LiveGraph, prop: Liveness, goal: np.ndarray) -> np.ndarray:
+    if isinstance(prop, Eventually):
+        return np.unique(graph.init[~goal[graph.init]])
+    if isinstance(prop, LeadsTo):
+        return np.flatnonzero(_mask(spec, graph.rows, prop.trigger) & ~goal)
+    raise TypeError(prop)  # pragma: no cover - typing guard
 
 
 def _nearest(candidates: np.ndarray, dist: np.ndarray) -> int:
     return int(candidates[np.argmin(dist[candidates])])
 
 
-def check_liveness(spec: Spec, graph: StateGraph, name: str, prop: Liveness) -> Violation | None:
-    n = len(graph.rows)
-    goal = _mask(spec, graph, prop.predicate)
-    if isinstance(prop, Eventually):
-        sources = graph.init[~goal[graph.init]]
-    elif isinstance(prop, LeadsTo):
-        sources = np.flatnonzero(_mask(spec, graph, prop.trigger) & ~goal)
-    else:  # pragma: no cover - typing guard
-        raise TypeError(prop)
+def check_liveness(
+    spec: Spec,
+    graph: StateGraph | LiveGraph,
+    name: str,
+    prop: Liveness,
+    memory: MemoryCheck = _no_check,
+) -> Violation | None:
+    g = graph if isinstance(graph, LiveGraph) else LiveGraph.of(graph)
+    goal = _mask(spec, g.rows, prop.predicate)
+    sources = _sources(spec, g, prop, goal)
     if len(sources) == 0:
         return None
-    edges = _Edges(graph.src, graph.dst, graph.act).select(graph.src != graph.dst)  # no stuttering
-    member, enabled = _fairness(graph, name, prop, edges)
+    amask, full = _fairness(g, name, prop)
+    en = digraph.enabled_groups(g.indptr, g.act, amask)
+    memory("liveness")
     # Region: reachable from the sources through not-goal states.
-    inner = edges.select(~goal[edges.src] & ~goal[edges.dst])
-    region, pred, dist = _region(n, sources, inner)
+    dist, pred = digraph.bfs(g.indptr, g.col, sources, ~goal, -1)
+    region = dist >= 0
+    del goal
+    memory("liveness")
 
     # (1) stuttering: a region state where no fair action is enabled
-    stuck = region & ~enabled.any(axis=1) if prop.fair else region.copy()
+    stuck = region & ~(en & full).any(axis=1) if prop.fair else region
     best: tuple[int, str, int] | None = None  # (dist, kind, state)
     if stuck.any():
         s = _nearest(np.flatnonzero(stuck), dist)
         best = (int(dist[s]), "stutter", s)
+    del stuck
     # (2) fair SCCs of the region
-    cycle_edges = inner.select(region[inner.src] & region[inner.dst])
-    if len(cycle_edges.src):
-        comp, ok = _fair_components(n, region, cycle_edges, member, enabled)
-        if ok.any():
-            s = _nearest(np.flatnonzero(region & ok[comp]), dist)
+    comp = digraph.components(g.indptr, g.col, region)
+    memory("liveness")
+    if comp.max(initial=-1) >= 0:
+        ok = digraph.fair_components(g.indptr, g.col, g.act, comp, en, amask, full)
+        fair = np.flatnonzero(region & ok[np.maximum(comp, 0)])
+        if len(fair):
+            s = _nearest(fair, dist)
             if best is None or dist[s] < best[0]:
                 best = (int(dist[s]), "cycle", s)
     if best is None:
         return None
 
     _, kind, entry = best
-    prefix = _path_from_pred(pred, entry, n)  # source ... entry, all in region
-    head = _bfs_tree_path(graph, prefix[0])  # init ... source (any path) for LeadsTo
-    trace = _to_trace(graph, head[:-1] + prefix)
+    prefix = _path_from_pred(pred, entry)  # source ... entry, all in region
+    trace = _to_trace(g, g.head(prefix[0])[:-1] + prefix)  # init ... source for LeadsTo
     what = f"eventually {name}" if isinstance(prop, Eventually) else f"{name} (leads-to)"
     fair_txt = ", ".join(prop.fair) if prop.fair else "no action"
     if kind == "stutter":
@@ -161,8 +201,8 @@ def check_liveness(spec: Spec, graph: StateGraph, name: str, prop: Liveness) -> 
             stutter=True,
         )
     loop_start = len(trace) - 1
-    cycle = _fair_cycle(comp, cycle_edges, member, enabled, entry)
-    trace.extend(_to_trace(graph, cycle)[1:])
+    cycle = _fair_cycle(g, comp, en, amask, entry)
+    trace.extend(_to_trace(g, cycle)[1:])
     return Violation(
         name,
         PropertyKind.LIVENESS,
@@ -173,65 +213,41 @@ def check_liveness(spec: Spec, graph: StateGraph, name: str, prop: Liveness) -> 
     )
 
 
-def _bfs_dist(order: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
-    dist = np.full(n + 1, np.iinfo(np.int64).max, dtype=np.int64)
-    dist[order[0]] = 0
-    for v in order[1:]:
-        dist[v] = dist[pred[v]] + 1
-    return dist[:n]
-
-
-def _path_from_pred(pred: np.ndarray, target: int, root: int) -> list[int]:
-    path = [target]
-    while True:
-        p = int(pred[path[-1]])
-        if p == root or p < 0:
-            break
-        path.append(p)
+def _path_from_pred(pred: np.ndarray, target: int) -> list[int]:
+    path = [int(target)]
+    while pred[path[-1]] >= 0:
+        path.append(int(pred[path[-1]]))
     path.reverse()
     return path
 
 
-def _bfs_tree_path(graph: StateGraph, target: int) -> list[int]:
-    """A shortest path from an initial state to ``target`` over all edges."""
-    n = len(graph.rows)
-    adj = csr_matrix(
-        (
-            np.ones(len(graph.src) + len(graph.init), dtype=np.int8),
-            (
-                np.concatenate([graph.src, np.full(len(graph.init), n)]),
-                np.concatenate([graph.dst, graph.init]),
-            ),
-        ),
-        shape=(n + 1, n + 1),
-    )
-    _, pred = breadth_first_order(adj, n, directed=True, return_predecessors=True)
-    return _path_from_pred(pred, target, n)
-
-
-def _edge_action(graph: StateGraph, s: int, d: int) -> str:
-    sel = np.flatnonzero((graph.src == s) & (graph.dst == d))
-    return graph.labels[int(graph.act[sel[0]])]
-
-
-def _to_trace(graph: StateGraph, states: list[int]) -> list[TraceStep]:
+def _to_trace(graph: LiveGraph, states: list[int]) -> list[TraceStep]:
     out = [TraceStep(None, graph.rows[states[0]].copy())]
     for a, b in zip(states, states[1:], strict=False):
-        out.append(TraceStep(_edge_action(graph, a, b), graph.rows[b].copy()))
+        out.append(TraceStep(graph.label(a, b), graph.rows[b].copy()))
     return out
 
 
 def _fair_cycle(
-    comp: np.ndarray, edges: _Edges, member: np.ndarray, enabled: np.ndarray, entry: int
+    graph: LiveGraph, comp: np.ndarray, en: np.ndarray, amask: np.ndarray, entry: int
 ) -> list[int]:
-    """A cycle from ``entry`` through the component that takes or sees disabled each fair family."""
+    """A cycle from ``entry`` through its component that takes or sees disabled each
+    fairness group."""
     c = comp[entry]
-    inside = edges.select((comp[edges.src] == c) & (comp[edges.dst] == c))
-    es, ed, ea = inside.src, inside.dst, inside.act
+    members = np.flatnonzero(comp == c)
     succ: dict[int, list[int]] = {}
-    for s, d in zip(es.tolist(), ed.tolist(), strict=True):
-        succ.setdefault(s, []).append(d)
-    members = set(es.tolist()) | set(ed.tolist())
+    taken_by: dict[int, set[tuple[int, int]]] = {}
+    ngroups = amask.shape[1] * 64
+    for s in members.tolist():
+        cols, acts = graph.out(s)
+        inside = comp[cols] == c
+        succ[s] = cols[inside].tolist()
+        for d, a in zip(cols[inside].tolist(), acts[inside].tolist(), strict=True):
+            for j in _bits(amask[a], ngroups):
+                taken_by.setdefault(j, set()).add((s, d))
+
+    def enabled(s: int, j: int) -> bool:
+        return bool(en[s, j // 64] >> np.uint64(j % 64) & np.uint64(1))
 
     def walk(start: int, goal: Callable[[int, int], bool]) -> list[int]:
         prev = {start: start}
@@ -255,27 +271,27 @@ def _fair_cycle(
         return [start]
 
     def into_disabled(j: int) -> Callable[[int, int], bool]:
-        return lambda u, v: not enabled[v, j]
+        return lambda u, v: not enabled(v, j)
 
     def along(taken: set[tuple[int, int]]) -> Callable[[int, int], bool]:
         return lambda u, v: (u, v) in taken
 
     path = [entry]
-    for j in range(member.shape[0]):
-        if any(not enabled[m, j] for m in members):
-            if not enabled[path[-1], j]:
+    full = np.bitwise_or.reduce(amask, axis=0)
+    for j in _bits(full, ngroups):
+        if any(not enabled(m, j) for m in members.tolist()):
+            if not enabled(path[-1], j):
                 continue
             seg = walk(path[-1], into_disabled(j))
         else:
-            taken = {
-                (s, d)
-                for s, d, a in zip(es.tolist(), ed.tolist(), ea.tolist(), strict=True)
-                if member[j, a]
-            }
-            seg = walk(path[-1], along(taken))
+            seg = walk(path[-1], along(taken_by.get(j, set())))
         path.extend(seg[1:])
     back = walk(path[-1], lambda u, v: v == entry)
     path.extend(back[1:])
     if len(path) == 1:  # entry has a successor in the component; close the loop
         path.extend(walk(entry, lambda u, v: v == entry)[1:])
     return path
+
+
+def _bits(words: np.ndarray, limit: int) -> list[int]:
+    return [j for j in range(limit) if int(words[j // 64]) >> (j % 64) & 1]

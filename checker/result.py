@@ -122,10 +122,31 @@ class Stats:
     seconds: float = 0.0
     frontier: int = 0  # states waiting to be expanded (rest of this level and the next)
     phase: str = "search"  # "search", then "liveness" (what the progress callback reports)
+    # The visited set keys states wider than one word by a 64-bit fingerprint; every
+    # match is confirmed against the stored state, so collisions are only counted.
+    fingerprints: bool = False
+    fingerprint_collisions: int = 0
 
     @property
     def states_per_second(self) -> float:
         return self.distinct / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def collision_probability(self) -> float:
+        """TLC's calculated ("optimistic") probability that an unverified 64-bit
+        fingerprint set would have merged two distinct states of this run:
+        ``distinct * (generated - distinct) / 2**64``."""
+        return self.distinct * max(0, self.generated - self.distinct) / float(1 << 64)
+
+    def fingerprint_report(self) -> str | None:
+        """One line in TLC's manner, or None when the states themselves were the keys."""
+        if not self.fingerprints:
+            return None
+        return (
+            f"64-bit fingerprints, each match checked against the stored state: "
+            f"{self.fingerprint_collisions} collisions found and kept apart; an unchecked "
+            f"fingerprint set (TLC's) would risk one with probability {self.collision_probability:.1e}"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {

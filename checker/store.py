@@ -1,64 +1,113 @@
 """The visited set: every distinct state once, with its BFS parent and the action id.
 
-States are rows of ``words`` uint64.  Deduplication works on one uint64 *key* per state:
-the state itself when it fits one word, otherwise a 64-bit fingerprint of its words.
-Unlike TLC, fingerprints are never trusted blindly: every fingerprint match is verified
-against the stored row, and a real collision raises :class:`FingerprintCollision` instead
-of silently dropping a state.
+States are rows of ``words`` uint64, numbered in the order they were found (so one BFS
+level is one contiguous block).  Deduplication is an open-addressing hash table over one
+64-bit key per state (``checker/hashset.py``): the state itself when it fits one word,
+otherwise a fingerprint of its words, always confirmed against the stored row so that no
+state is ever lost to a fingerprint collision.  The table is split into shards by hash,
+one per thread; new states are numbered in candidate order whatever the number of
+shards, so the store is the same with one thread or several.
 
-The visited keys are kept as one sorted array (with the global index of each key beside
-it); a BFS level is merged in with ``searchsorted`` + ``insert`` (a linear copy, no
-re-sort).  Measured on TwoPhase with 8 RMs this beat a per-level list of sorted chunks and
-numpy's structured/void sorts (see bench/explore.py).
+Memory per state: the row (8 bytes a word), the parent (4) and the action id (4), and the
+table's 12 bytes a slot at a load between 0.35 and 0.7.  :meth:`StateStore.drop_table`
+gives the table back once the search is over (liveness needs only rows and edges).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
-_M1 = np.uint64(0x9E3779B97F4A7C15)
-_M2 = np.uint64(0xBF58476D1CE4E5B9)
-_M3 = np.uint64(0x94D049BB133111EB)
+from checker import hashset
+
+MAX_STATES = (1 << 31) - 2  # store indices, parents and pending entries are int32
+_MAX_LOAD = 0.7
+_MIN_SLOTS = 1 << 10
+_PARALLEL_CANDIDATES = 1 << 15  # fewer candidates are probed shard after shard in one thread
 
 
-class FingerprintCollision(RuntimeError):
-    pass
+class StoreFull(RuntimeError):
+    """More distinct states than int32 indices can number."""
 
 
 def fingerprint(rows: np.ndarray) -> np.ndarray:
-    """A 64-bit mix (splitmix64 finaliser) of each multi-word row."""
-    with np.errstate(over="ignore"):
-        h = np.zeros(len(rows), dtype=np.uint64)
-        for w in range(rows.shape[1]):
-            x = rows[:, w] ^ (h * _M1 + np.uint64(w + 1))
-            x = (x ^ (x >> np.uint64(30))) * _M2
-            x = (x ^ (x >> np.uint64(27))) * _M3
-            h = x ^ (x >> np.uint64(31))
-    return h
+    """The 64-bit key of each row (the row itself when it is one word)."""
+    return hashset.keys_of(np.ascontiguousarray(rows, dtype=np.uint64))
+
+
+class _Shard:
+    """One thread's part of the hash table."""
+
+    def __init__(self, slots: int) -> None:
+        self.table = hashset.table(slots)
+        self.count = 0
+        self.collisions = 0
+
+    @property
+    def room(self) -> int:
+        return int(len(self.table) * _MAX_LOAD) - self.count
+
+    def grow(self, slot_of: np.ndarray) -> None:
+        new = hashset.table(2 * len(self.table))
+        hashset.rehash(self.table, new, slot_of)
+        self.table = new
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.table.nbytes)
 
 
 class StateStore:
-    def __init__(self, words: int, bits: int, capacity: int = 1 << 12) -> None:
+    """The visited states.  ``threads`` > 1 splits the table into that many shards
+    (a power of two) probed in parallel."""
+
+    def __init__(self, words: int, bits: int, capacity: int = 1 << 12, threads: int = 1) -> None:
+        if threads < 1 or threads & (threads - 1):
+            raise ValueError(f"threads must be a power of two, got {threads}")
         self.words = words
         self.bits = bits
         self.n = 0
         self.rows = np.zeros((capacity, words), dtype=np.uint64)
-        self.parent = np.zeros(capacity, dtype=np.int64)
+        self.parent = np.zeros(capacity, dtype=np.int32)
         self.action = np.zeros(capacity, dtype=np.int32)
-        self.vkeys = np.zeros(0, dtype=np.uint64)
-        self.vidx = np.zeros(0, dtype=np.int64)
+        self.threads = threads
+        self._shift = 64 - (threads.bit_length() - 1) if threads > 1 else 64
+        self._shards: list[_Shard] | None = [_Shard(_MIN_SLOTS) for _ in range(threads)]
+        self._pool = ThreadPoolExecutor(threads) if threads > 1 else None
+        self._collisions = 0
 
-    # ------------------------------------------------------------------ keys
+    @property
+    def collisions(self) -> int:
+        """Fingerprint matches that were distinct states (both kept, only counted)."""
+        return sum(s.collisions for s in self._shards) if self._shards else self._collisions
+
+    @property
+    def fingerprints(self) -> bool:
+        """Whether keys are fingerprints (states wider than one word) or the states."""
+        return self.words > 1
+
     def keys(self, rows: np.ndarray) -> np.ndarray:
-        if self.words == 1:
-            return rows[:, 0]
         return fingerprint(rows)
 
     @property
     def nbytes(self) -> int:
-        return (
-            self.rows.nbytes + self.parent.nbytes + self.action.nbytes + self.vkeys.nbytes + self.vidx.nbytes
-        )
+        """Bytes held for the states stored (arrays at their used length) and the table."""
+        per_state = self.rows.itemsize * self.words + self.parent.itemsize + self.action.itemsize
+        return self.n * per_state + self.table_nbytes
+
+    @property
+    def table_nbytes(self) -> int:
+        return sum(s.nbytes for s in self._shards) if self._shards else 0
+
+    def drop_table(self) -> None:
+        """Free the hash table: no more states can be added after this."""
+        self._collisions = self.collisions
+        self._shards = None
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def _grow(self, need: int) -> None:
         cap = len(self.rows)
@@ -68,7 +117,7 @@ class StateStore:
             cap *= 2
         for name in ("rows", "parent", "action"):
             old = getattr(self, name)
-            new = np.zeros((cap,) + old.shape[1:], dtype=old.dtype)
+            new = np.empty((cap,) + old.shape[1:], dtype=old.dtype)
             new[: self.n] = old[: self.n]
             setattr(self, name, new)
 
@@ -76,68 +125,74 @@ class StateStore:
     def add(
         self, rows: np.ndarray, parents: np.ndarray, actions: np.ndarray, want_targets: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Add candidate states; return the indices of the new ones (in candidate order).
+        """Add candidate states; return the indices of the new ones (in candidate order:
+        a state found several times keeps its first candidate's parent and action).
 
-        With ``want_targets``, also return for every candidate the global index of its
+        With ``want_targets``, also return for every candidate the store index of its
         state (new or already visited), for the edge list.
         """
+        if self._shards is None:
+            raise RuntimeError("the hash table was dropped; the store is read-only")
         g = len(rows)
         if g == 0:
             return np.zeros(0, dtype=np.int64), (np.zeros(0, dtype=np.int64) if want_targets else None)
+        if self.n + g > MAX_STATES:
+            raise StoreFull(f"more than {MAX_STATES} states")
+        rows = np.ascontiguousarray(rows, dtype=np.uint64)
         keys = self.keys(rows)
-        ib = max(1, int(g).bit_length())
-        if self.words == 1 and self.bits + ib <= 64:
-            # One sort of (key, candidate index) packed into a word: 5x faster than argsort.
-            comb = (keys << np.uint64(ib)) | np.arange(g, dtype=np.uint64)
-            comb.sort()
-            sk = comb >> np.uint64(ib)
-            si = (comb & np.uint64((1 << ib) - 1)).astype(np.int64)
-        else:
-            si = np.argsort(keys, kind="stable")
-            sk = keys[si]
-        first = np.ones(g, dtype=bool)
-        first[1:] = sk[1:] != sk[:-1]
-        group = np.cumsum(first) - 1  # group id of each sorted candidate
-        uk = sk[first]
-        ui = si[first]  # first candidate of each distinct key
-        if self.words > 1:
-            # Same fingerprint must mean the same state.
-            same = np.all(rows[si] == rows[ui[group]], axis=1)
-            if not same.all():
-                raise FingerprintCollision("two distinct states share a 64-bit fingerprint")
-        nv = len(self.vkeys)
-        pos = np.searchsorted(self.vkeys, uk)
-        found = np.zeros(len(uk), dtype=bool)
-        inb = pos < nv
-        found[inb] = self.vkeys[pos[inb]] == uk[inb]
-        if self.words > 1 and found.any():
-            old = self.vidx[pos[found]]
-            if not np.all(self.rows[old] == rows[ui[found]], axis=1).all():
-                raise FingerprintCollision("a new state shares a 64-bit fingerprint with a visited one")
-        new = ~found
-        new_ui = ui[new]
-        order = np.argsort(new_ui, kind="stable")
-        new_cand = new_ui[order]  # new states in candidate (BFS) order
-        k = len(new_cand)
+        hashes = hashset.slots_of(keys)
+        out = np.empty(g, dtype=np.int64)
+        stored = self.rows[: self.n]
+        par = g >= _PARALLEL_CANDIDATES
+        parents = np.ascontiguousarray(parents, dtype=np.int64)
+        slot_of = np.empty(g, dtype=np.int64)
+        self._each_shard(
+            lambda k, sh: self._probe(k, sh, keys, hashes, rows, stored, parents, out, slot_of), par
+        )
         base = self.n
+        new_cand = hashset.number_new(out, base)  # out now holds every candidate's index
+        k = len(new_cand)
+        self._each_shard(
+            lambda s, sh: hashset.settle(sh.table, slot_of, hashes, s, self._shift, new_cand, out), par
+        )
         self._grow(base + k)
         self.rows[base : base + k] = rows[new_cand]
         self.parent[base : base + k] = parents[new_cand]
         self.action[base : base + k] = actions[new_cand]
         self.n = base + k
-        # global index of each distinct key (sorted-key order)
-        gidx_u = np.empty(len(uk), dtype=np.int64)
-        gidx_u[found] = self.vidx[pos[found]]
-        new_keyorder_idx = np.empty(k, dtype=np.int64)
-        new_keyorder_idx[order] = base + np.arange(k, dtype=np.int64)
-        gidx_u[new] = new_keyorder_idx
-        self.vkeys = np.insert(self.vkeys, pos[new], uk[new])
-        self.vidx = np.insert(self.vidx, pos[new], gidx_u[new])
-        targets = None
-        if want_targets:
-            targets = np.empty(g, dtype=np.int64)
-            targets[si] = gidx_u[group]
-        return base + np.arange(k, dtype=np.int64), targets
+        return base + np.arange(k, dtype=np.int64), (out if want_targets else None)
+
+    def _each_shard(self, job: Callable[[int, _Shard], None], parallel: bool) -> None:
+        shards = self._shards
+        assert shards is not None
+        if self._pool is None or not parallel:
+            for k, sh in enumerate(shards):
+                job(k, sh)
+            return
+        for f in [self._pool.submit(job, k, sh) for k, sh in enumerate(shards)]:
+            f.result()
+
+    def _probe(
+        self,
+        k: int,
+        shard: _Shard,
+        keys: np.ndarray,
+        hashes: np.ndarray,
+        rows: np.ndarray,
+        stored: np.ndarray,
+        parents: np.ndarray,
+        out: np.ndarray,
+        slot_of: np.ndarray,
+    ) -> None:
+        i = 0
+        while i < len(keys):
+            i, nnew, coll = hashset.probe_shard(
+                shard.table, keys, hashes, rows, stored, parents, k, self._shift, i, shard.room, out, slot_of
+            )
+            shard.count += nnew
+            shard.collisions += coll
+            if i < len(keys):
+                shard.grow(slot_of)
 
     def renumber(self, base: int, order: np.ndarray) -> np.ndarray:
         """Put the states stored from index ``base`` on in ``order`` (the state at
@@ -151,8 +206,11 @@ class StateStore:
         for name in ("rows", "parent", "action"):
             arr = getattr(self, name)
             arr[base : self.n] = arr[base : self.n][order]
-        inblock = self.vidx >= base
-        self.vidx[inblock] = base + moved[self.vidx[inblock] - base]
+        assert self._shards is not None, "the hash table was dropped"
+        for shard in self._shards:  # the table's entries follow their states
+            idx = shard.table["idx"]
+            inblock = idx >= base
+            idx[inblock] = base + moved[idx[inblock] - base]
         return moved
 
     def path(self, idx: int) -> list[tuple[int, int]]:

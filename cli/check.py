@@ -44,13 +44,13 @@ Checked = tuple[Target, Verdict]
 
 
 def explore_target(t: Target, limits: Limits, *, first: bool = False, quiet: bool = False,
-                   keep_graph: bool = False) -> Result:
+                   keep_graph: bool = False, workers: int | None = None) -> Result:
     """Explore one spec; an exception is this spec's ``error`` outcome, not the run's end."""
     explorer: Explorer | None = None
     try:
         with SearchProgress(t.name) as show:
             explorer = Explorer(t.spec, limits=limits, progress=None if quiet else show, first=first,
-                                keep_graph=keep_graph)
+                                keep_graph=keep_graph, workers=workers)
             return explorer.run()
     except Exception as exc:  # noqa: BLE001 - one spec's failure never ends a multi-spec run
         if explorer is not None:
@@ -141,6 +141,12 @@ def result_json(target: Target, c: Verdict, trace_format: str) -> dict[str, Any]
     help="Stop a spec when the process's memory grew by this much while exploring it (exit 3).",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Threads for the search (default: one per core); the result is the same for any N.",
+)
+@click.option(
     "--quiet", "-q", is_flag=True,
     help="No progress, no table, no traces: one line per spec that did not match, with the reason.",
 )
@@ -154,6 +160,7 @@ def check(
     max_states: int | None,
     max_seconds: float | None,
     max_memory: float | None,
+    workers: int | None,
     quiet: bool,
 ) -> None:
     """Check SPEC files or directories (default: specs/) and compare each with its expect."""
@@ -170,7 +177,10 @@ def check(
         for t in targets:
             if not quiet:
                 err.print(f"[dim]Checking {escape(t.name)} ({escape(str(t.path))}) ...[/dim]")
-            r = explore_target(t, limits, first=first, quiet=quiet)
+            r = explore_target(t, limits, first=first, quiet=quiet, workers=workers)
+            fingerprints = r.stats.fingerprint_report()
+            if fingerprints is not None and not quiet:
+                err.print(f"[dim]{escape(t.name)}: {fingerprints}[/dim]")
             results.append((t, t.judge(r)))
             if r.outcome == Outcome.INTERRUPTED:
                 interrupted = True

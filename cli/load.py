@@ -5,9 +5,11 @@ load spec files go through :func:`load_target`, which reads and parses each file
 
 * an engine-validation example (``example = "TwoPhase"``, :mod:`checker.examples.loader`)
   gives its spec and expectation;
-* anything else is a VFIO migration scenario (:mod:`model.scenario`): QEMU's
-  dirty-tracking decision is taken here, once (:func:`model.decision.tracking.decide`), and
-  handed to :func:`model.migration.spec.build_spec`, so what the CLI shows about the
+* anything else is a VFIO migration scenario (:mod:`model.scenario`): its VMM's decision is
+  taken here, once (QEMU: :func:`model.decision.tracking.decide`, handed to
+  :func:`model.migration.spec.build_spec`; cloud-hypervisor:
+  :func:`model.cloud_hypervisor.decision.decide`, handed to
+  :func:`model.cloud_hypervisor.spec.build_spec`), so what the CLI shows about the
   tracking method and the blockers is the decision the model executes.
 
 The scenario's ``[check]`` holds plain validated values (``expect`` and the pins; ``model/``
@@ -30,6 +32,9 @@ from checker.result import Result
 from checker.verdict import NO_VIOLATION, Expectation, Pins, Verdict, judge
 from cli.errors import UserError
 from cli.limits import stopped_by
+from model.cloud_hypervisor import decision as ch_decision
+from model.cloud_hypervisor import spec as ch_spec
+from model.cloud_hypervisor.decision import ChDecision
 from model.decision.tracking import TrackingDecision, decide
 from model.migration.spec import build_spec
 from model.scenario import PIN_KEYS, Scenario, SpecError, read_toml, scenario_from_dict
@@ -39,10 +44,20 @@ DEFAULT_SPECS = Path("specs")
 
 @dataclass(frozen=True)
 class Migration:
-    """What a VFIO migration scenario adds to its spec: the scenario and QEMU's decision."""
+    """What a VFIO migration scenario adds to its spec: the scenario and its VMM's decision
+    (QEMU's blockers and tracking method, or cloud-hypervisor's refusals)."""
 
     scenario: Scenario
-    decision: TrackingDecision
+    decision: TrackingDecision | ChDecision
+
+    @property
+    def vmm(self) -> str:
+        return self.scenario.vmm
+
+    @property
+    def tracking_method(self) -> str | None:
+        method = self.decision.method
+        return method if method is None or isinstance(method, str) else method.value
 
 
 class BrokenTarget(RuntimeError):
@@ -72,7 +87,10 @@ class Target:
         if self.example is not None:
             return self.example
         assert self.migration is not None
-        return build_spec(self.migration.scenario, decision=self.migration.decision)
+        scenario, decision = self.migration.scenario, self.migration.decision
+        if isinstance(decision, ChDecision):
+            return ch_spec.build_spec(scenario, decision=decision)
+        return build_spec(scenario, decision=decision)
 
     @property
     def facts(self) -> dict[str, object]:
@@ -92,7 +110,7 @@ class Target:
 
     @property
     def tracking_method(self) -> str | None:
-        return None if self.migration is None else self.migration.decision.method.value
+        return None if self.migration is None else self.migration.tracking_method
 
     def judge(self, result: Result) -> Verdict:
         return judge(self.expectation, result, name=self.name, path=self.path, blocked=self.blocked,
@@ -159,7 +177,9 @@ def load_target(path: Path) -> Target:
     except SpecError as exc:
         raise UserError(str(exc)) from None
     try:
-        decision = decide(scenario)
+        decision: TrackingDecision | ChDecision = (
+            ch_decision.decide(scenario) if scenario.is_cloud_hypervisor else decide(scenario)
+        )
     except Exception as exc:  # noqa: BLE001 - a bug in the model, reported for this spec only
         return Target(path, scenario.name, expectation_of(scenario), error=f"{type(exc).__name__}: {exc}")
     return Target(path, scenario.name, expectation_of(scenario), Migration(scenario, decision))

@@ -27,6 +27,7 @@ from checker.report.pages import SpecEntry, index_page, machine_readable, spec_p
 from checker.report.site import OutsideRoot, Site, compare_site, write_site
 from checker.result import Outcome, Result
 from checker.verdict import Verdict
+from cli import report_ch
 from cli import report_vfio as vfio
 from cli.check import explore_target
 from cli.errors import UserError
@@ -39,7 +40,10 @@ DEFAULT_OUTPUT = Path("reports")
 SITE_TITLE = "vfio-migcheck: VFIO live migration, checked"
 NAV_TITLES = {"fsm": "Device FSM", "executor": "Executor", "proofs": "z3 tables and proofs"}
 ENGINE_GROUP = "Engine validation (TLC reference specs)"
-MIGRATION_GROUP = "Migration scenarios"
+# The index lists the migration scenarios by VMM, then the engine's reference specs.
+VMM_GROUPS = {"qemu": "Migration scenarios: QEMU",
+              "cloud-hypervisor": "Migration scenarios: cloud-hypervisor"}
+GROUP_ORDER = (*VMM_GROUPS.values(), ENGINE_GROUP)
 
 
 def display_path(path: Path) -> str:
@@ -92,7 +96,7 @@ def _check_entry(t: Target, *, quiet: bool, max_states: int | None) -> tuple[Spe
     entry = SpecEntry(
         name=t.name,
         file=display_path(t.path),
-        group=ENGINE_GROUP if t.migration is None else MIGRATION_GROUP,
+        group=ENGINE_GROUP if t.migration is None else VMM_GROUPS[t.migration.vmm],
         description=t.spec.description,
         spec=t.spec,
         result=r,
@@ -134,10 +138,10 @@ def _machine_readable_section() -> Section:
 
 
 INTRO = (
-    "Every shipped spec explored exhaustively: the scenario, QEMU's dirty-tracking choice and "
-    "blockers, each property's result, action coverage, shortest counterexamples and the state "
-    "graph. Statistics are TLC's (distinct and generated states, depth); no wall times, so "
-    "the pages are reproducible."
+    "Every shipped spec explored exhaustively: the scenario, its VMM's dirty-tracking choice and "
+    "blockers (QEMU's, or cloud-hypervisor's refusals), each property's result, action coverage, "
+    "shortest counterexamples and the state graph. Statistics are TLC's (distinct and "
+    "generated states, depth); no wall times, so the pages are reproducible."
 )
 
 
@@ -154,11 +158,22 @@ class _VfioPages:
         if t.migration is None:
             return
         scenario, decision = t.migration.scenario, t.migration.decision  # decided once, in cli.load
+        if scenario.is_cloud_hypervisor:
+            entry.blocks = [report_ch.scenario_section(scenario, decision),
+                            report_ch.decision_section(decision)]
+            entry.summary = report_ch.summary_columns(scenario, decision)
+            self.extra_json[t.name] = {
+                "tracking_method": t.migration.tracking_method,
+                "blocked_by": list(decision.blocked_by),
+                "vmm": scenario.vmm,
+                "cloud_hypervisor": scenario.cloud_hypervisor,
+            }
+            return
         entry.blocks = [vfio.scenario_section(scenario), vfio.tracking_section(scenario, decision)]
         entry.summary = vfio.summary_columns(scenario, decision)
         self.specs.append(vfio.VfioSpec(scenario, decision, entry))
         self.extra_json[t.name] = {
-            "tracking_method": decision.method.value,
+            "tracking_method": t.migration.tracking_method,
             "blocked_by": list(decision.blocked_by),
             "qemu": scenario.qemu,
         }
@@ -183,7 +198,9 @@ class _VfioPages:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return tuple(vfio.SUMMARY_COLUMNS) if self.specs else ()
+        # every VMM's columns; the index shows in each group those its specs fill
+        qemu_profile, *rest = vfio.SUMMARY_COLUMNS
+        return tuple(dict.fromkeys([qemu_profile, *report_ch.SUMMARY_COLUMNS, *rest]))
 
 
 def build_site(paths: tuple[str, ...], *, quiet: bool, max_states: int | None) -> tuple[Site, list[Verdict]]:
@@ -197,8 +214,8 @@ def build_site(paths: tuple[str, ...], *, quiet: bool, max_states: int | None) -
         checked.append(c)
         pages.add(t, entry)
         entries.append(entry)
-    # Migration scenarios first, then the engine's reference specs.
-    entries.sort(key=lambda e: (e.group != MIGRATION_GROUP, e.file))
+    # Migration scenarios first, QEMU's then cloud-hypervisor's, then the engine's specs.
+    entries.sort(key=lambda e: (GROUP_ORDER.index(e.group), e.file))
     for e in entries:
         site.pages.append(spec_page(site, e))
     pages.add_pages(site)

@@ -345,6 +345,9 @@ neither devices nor container can track; see model/concrete/executor.py).
                    "their stop.")
 @click.option("--method", "methods", multiple=True, type=click.Choice(METHODS),
               help="Override QEMU's tracking method; repeat to compare methods.")
+@click.option("--timeout-strategy", type=click.Choice(("cancel", "ignore")), default=None,
+              help="cloud-hypervisor: what its timeout (--max-rounds iterations) does "
+                   "[default: cancel].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Workload random seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -356,8 +359,8 @@ neither devices nor container can track; see model/concrete/executor.py).
 def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: str,
              dma_rate: str, dma_set: str, stop_copy_size: str, bandwidth: str,
              downtime_limit: str, max_rounds: int, step: str, stop_latency: str,
-             methods: tuple[str, ...], seed: int, as_json: bool, plot: Path | None,
-             require_convergence: bool, no_progress: bool) -> None:
+             methods: tuple[str, ...], timeout_strategy: str | None, seed: int, as_json: bool,
+             plot: Path | None, require_convergence: bool, no_progress: bool) -> None:
     """Run a concrete migration of SPEC's VM on packed page bitmaps.
 
     Sends a guest of realistic size page by page over a link, while the vCPUs and the
@@ -378,6 +381,16 @@ def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: st
         raise UserError(f"{spec}: no such spec file")
     writable_file(plot, "--plot")
     scenario = load_migration(Path(spec), "simulate").scenario
+    if scenario.is_cloud_hypervisor:
+        from cli.simulate_ch import simulate_ch
+
+        simulate_ch(scenario, opts, methods=methods, timeout_strategy=timeout_strategy or "cancel",
+                    as_json=as_json, plot=plot, require_convergence=require_convergence,
+                    helpers=sys.modules[__name__])
+        return
+    if timeout_strategy is not None:
+        raise UserError("--timeout-strategy: a cloud-hypervisor option (QEMU has no migration "
+                        "timeout); this spec is QEMU's")
     plan = build_plan(scenario, opts, list(dict.fromkeys(methods)))
     # Piped output (CI logs, files) gets a fixed width wide enough for the tables.
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)

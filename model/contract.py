@@ -54,6 +54,7 @@ class Property(StrEnum):
     P2P_QUIESCED_BEFORE_STOP = ("P2PQuiescedBeforeStop", PropertyKind.INVARIANT)
     SOURCE_RECOVERS = ("SourceRecovers", PropertyKind.INVARIANT)
     DESTINATION_STARTS_LOADED = ("DestinationStartsLoaded", PropertyKind.INVARIANT)
+    NO_SPLIT_BRAIN = ("NoSplitBrain", PropertyKind.INVARIANT)
     VCPUS_STOPPED_FOR_STOP_COPY = ("VcpusStoppedForStopCopy", PropertyKind.INVARIANT)
     MIGRATION_ENDS = ("MigrationEnds", PropertyKind.LIVENESS)
     MIGRATION_CAN_COMPLETE = ("MigrationCanComplete", PropertyKind.WITNESS)

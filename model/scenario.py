@@ -12,6 +12,10 @@ file, the key and what is allowed, e.g.::
 Keys are written as ``[table].key``; ``[devices.N]`` is the N-th ``[[devices]]`` entry,
 counted from 0 in file order; top-level keys are written bare (``qemu``).
 
+``vmm`` (default ``"qemu"``) picks the VMM whose flow is checked: QEMU (a ``qemu`` profile)
+or cloud-hypervisor (``cloud_hypervisor = "ae44c297"``, the code at one commit).  Keys only
+one VMM has (:mod:`model.vmm`) are errors with the other.
+
 Decisions taken here (documented for spec writers):
 
 * ``qemu`` defaults to ``"master"``; ``name`` to the file stem; ``[vm].pages`` to 2,
@@ -56,6 +60,16 @@ from model.contract import (
 )
 from model.profiles import PROFILE_NAMES, EnableMigrationProperty, Profile, get_profile
 from model.spec_file import SpecError, one_line, read_toml
+from model.vmm import (
+    CH_DEFAULT_PROFILE,
+    CH_PROFILES,
+    CLOUD_HYPERVISOR,
+    QEMU,
+    VMMS,
+    ch_migration_problem,
+    foreign_key,
+    keys_for,
+)
 
 # --- vocabulary and bounds ----------------------------------------------------------------
 
@@ -102,6 +116,7 @@ class DeviceConfig:
     pins: tuple[int, ...]  # sorted pages its driver pins through vfio_pin_pages()
     p2p_dma: bool  # may initiate P2P DMA to another device of the VM
     properties: DeviceProperties = DeviceProperties()
+    migration: bool = True  # cloud-hypervisor: VFIO migration v2 supported (STOP_COPY)
 
     @property
     def has_p2p(self) -> bool:
@@ -118,6 +133,7 @@ class VmConfig:
     viommu: bool = False
     cpu_writes: bool = True
     ram: int = DEFAULT_RAM  # bytes of guest RAM (only the type1 large-RAM limit reads it)
+    paused: bool = False  # cloud-hypervisor: the VM is paused when the migration starts
 
 
 @dataclass(frozen=True)
@@ -134,6 +150,10 @@ class MigrationConfig:
     query_faults: bool = False
     attempts: int = 1
     postcopy: bool = False
+    # cloud-hypervisor's send-migration options and one failure class
+    local: bool = False  # local=on: memory handed over as file descriptors, not copied
+    preserve_source: bool = False  # preserve_source=on: the source VM is kept (paused)
+    late_errors: bool = False  # an error reaches the source after the destination resumed
 
 
 @dataclass(frozen=True)
@@ -188,10 +208,17 @@ class Scenario:
     migration: MigrationConfig
     check: CheckConfig
     mutations: frozenset[Mutation]
+    vmm: str = QEMU  # "qemu" | "cloud-hypervisor" (model.vmm)
+    cloud_hypervisor: str | None = None  # the cloud-hypervisor profile (vmm = "cloud-hypervisor")
 
     @property
     def profile(self) -> Profile:
+        """The QEMU behaviour profile (QEMU scenarios only)."""
         return get_profile(self.qemu)
+
+    @property
+    def is_cloud_hypervisor(self) -> bool:
+        return self.vmm == CLOUD_HYPERVISOR
 
     def device(self, name: str) -> DeviceConfig:
         for dev in self.devices:
@@ -228,16 +255,16 @@ def load_scenarios(paths_or_dirs: Iterable[str | Path]) -> list[Scenario]:
     return scenarios
 
 
-_TOP_KEYS = ("name", "description", "qemu", "vm", "host", "devices", "migration", "check",
-             "mutations")
-_VM_KEYS = ("pages", "viommu", "cpu_writes", "ram")
+_TOP_KEYS = ("name", "description", "vmm", "qemu", "cloud_hypervisor", "vm", "host", "devices",
+             "migration", "check", "mutations")
+_VM_KEYS = ("pages", "viommu", "cpu_writes", "ram", "paused")
 _HOST_KEYS = ("iommu", "iommu_dirty_tracking")
 _DEVICE_KEYS = ("name", "features", "dma_logging", "dma_pages", "pins", "p2p_dma",
-                "properties")
+                "properties", "migration")
 _PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-tracking",
                   "enable-migration")
 _MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults", "attempts",
-                   "postcopy")
+                   "postcopy", "local", "preserve_source", "late_errors")
 _CHECK_KEYS = ("invariants", "expect", *PIN_KEYS, "tracking_method", "blocked_by")
 
 
@@ -245,32 +272,49 @@ def scenario_from_dict(data: Mapping[str, Any], path: str | Path) -> Scenario:
     """Validate parsed TOML (``data``) of the file ``path`` into a :class:`Scenario`."""
     path = Path(path)
     top = _Table(path, None, data)
-    top.only(_TOP_KEYS)
+    vmm = top.choice("vmm", QEMU, VMMS, what="VMM")
+    _check_vmm_keys(top, vmm)
+    top.only(keys_for(vmm, "", _TOP_KEYS))
 
     name = top.name("name", path.stem)
     description = top.text("description", "")
     qemu = top.choice("qemu", "master", PROFILE_NAMES, what="profile", suggest=False)
+    ch = (top.choice("cloud_hypervisor", CH_DEFAULT_PROFILE, tuple(CH_PROFILES),
+                     what="cloud-hypervisor profile") if vmm == CLOUD_HYPERVISOR else None)
     profile = get_profile(qemu)
 
-    vm = _load_vm(top.table("vm"))
+    vm = _load_vm(top.table("vm"), vmm)
     host = _load_host(top.table("host"), profile)
-    devices = _load_devices(top, vm, profile)
-    migration = _load_migration(top.table("migration"), profile)
+    devices = _load_devices(top, vm, profile, vmm)
+    migration = _load_migration(top.table("migration"), profile, vmm)
     check = _load_check(top.table("check"))
     mutations = _load_mutations(top.table("mutations"))
     return Scenario(path=path, name=name, description=description, qemu=qemu, vm=vm,
                     host=host, devices=devices, migration=migration, check=check,
-                    mutations=mutations)
+                    mutations=mutations, vmm=vmm, cloud_hypervisor=ch)
 
 
-def _load_vm(t: _Table) -> VmConfig:
-    t.only(_VM_KEYS)
+def _check_vmm_keys(top: _Table, vmm: str) -> None:
+    """A key that only the other VMM has is an error naming it (model.vmm)."""
+    tables: list[tuple[str, _Table]] = [("", top)]
+    tables += [(name, top.table(name)) for name in ("vm", "migration") if name in top.data]
+    for entry in top.array_of_tables("devices"):
+        tables.append(("devices", entry))
+    for kind, table in tables:
+        found = foreign_key(vmm, kind, [str(k) for k in table.data])
+        if found is not None:
+            table.fail(*found)
+
+
+def _load_vm(t: _Table, vmm: str) -> VmConfig:
+    t.only(keys_for(vmm, "vm", _VM_KEYS))
     pages = t.integer("pages", DEFAULT_PAGES, 1, MAX_PAGES)
     ram = t.size("ram", DEFAULT_RAM)
     if ram < pages * PAGE_SIZE:
         t.fail("ram", f"{ram} bytes is less than vm.pages = {pages} pages of {PAGE_SIZE} bytes")
     return VmConfig(pages=pages, viommu=t.boolean("viommu", False),
-                    cpu_writes=t.boolean("cpu_writes", True), ram=ram)
+                    cpu_writes=t.boolean("cpu_writes", True), ram=ram,
+                    paused=t.boolean("paused", False))
 
 
 def _load_host(t: _Table, profile: Profile) -> HostConfig:
@@ -286,7 +330,8 @@ def _load_host(t: _Table, profile: Profile) -> HostConfig:
     return HostConfig(iommu=iommu, iommu_dirty_tracking=dirty)  # type: ignore[arg-type]
 
 
-def _load_devices(top: _Table, vm: VmConfig, profile: Profile) -> tuple[DeviceConfig, ...]:
+def _load_devices(top: _Table, vm: VmConfig, profile: Profile,
+                  vmm: str) -> tuple[DeviceConfig, ...]:
     entries = top.array_of_tables("devices")
     if not entries:
         top.fail("devices", "at least one [[devices]] entry is required")
@@ -295,7 +340,7 @@ def _load_devices(top: _Table, vm: VmConfig, profile: Profile) -> tuple[DeviceCo
     devices: list[DeviceConfig] = []
     seen: dict[str, int] = {}
     for index, t in enumerate(entries):
-        dev = _load_device(t, index, len(entries), vm, profile)
+        dev = _load_device(t, index, len(entries), vm, profile, vmm)
         if dev.name in seen:
             t.fail("name", f'duplicate device name "{dev.name}" (also [devices.{seen[dev.name]}])')
         seen[dev.name] = index
@@ -304,8 +349,8 @@ def _load_devices(top: _Table, vm: VmConfig, profile: Profile) -> tuple[DeviceCo
 
 
 def _load_device(t: _Table, index: int, count: int, vm: VmConfig,
-                 profile: Profile) -> DeviceConfig:
-    t.only(_DEVICE_KEYS)
+                 profile: Profile, vmm: str) -> DeviceConfig:
+    t.only(keys_for(vmm, "devices", _DEVICE_KEYS))
     name = t.name("name", f"dev{index}")
     features = t.string_set(
         "features", FEATURES, what="feature", hint=" (VFIO_MIGRATION_STOP_COPY is implied)",
@@ -319,7 +364,8 @@ def _load_device(t: _Table, index: int, count: int, vm: VmConfig,
         t.fail("p2p_dma", "true needs another device to target (the VM has one device)")
     props = _load_properties(t.table("properties"), profile)
     return DeviceConfig(name=name, features=features, dma_logging=t.boolean("dma_logging", False),
-                        dma_pages=dma_pages, pins=pins, p2p_dma=p2p_dma, properties=props)
+                        dma_pages=dma_pages, pins=pins, p2p_dma=p2p_dma, properties=props,
+                        migration=t.boolean("migration", True))
 
 
 def _load_properties(t: _Table, profile: Profile) -> DeviceProperties:
@@ -341,21 +387,28 @@ def _load_properties(t: _Table, profile: Profile) -> DeviceProperties:
                             enable_migration=enable)  # type: ignore[arg-type]
 
 
-def _load_migration(t: _Table, profile: Profile) -> MigrationConfig:
-    t.only(_MIGRATION_KEYS)
+def _load_migration(t: _Table, profile: Profile, vmm: str) -> MigrationConfig:
+    t.only(keys_for(vmm, "migration", _MIGRATION_KEYS))
     postcopy = t.boolean("postcopy", False)
-    if postcopy and not profile.refuses_postcopy:
+    if postcopy and vmm == QEMU and not profile.refuses_postcopy:
         t.fail("postcopy", f"QEMU {profile.name} does not refuse postcopy with VFIO devices "
                            "(the destination fails; refused since 8.2, bf7ef7a2da) and "
                            "postcopy is not modelled")
-    return MigrationConfig(
+    config = MigrationConfig(
         precopy_rounds=t.integer("precopy_rounds", 1, 0, MAX_PRECOPY_ROUNDS),
         cancel=t.boolean("cancel", False),
         device_faults=t.boolean("device_faults", False),
         query_faults=t.boolean("query_faults", False),
         attempts=t.integer("attempts", 1, 1, MAX_ATTEMPTS),
         postcopy=postcopy,
+        local=t.boolean("local", False),
+        preserve_source=t.boolean("preserve_source", False),
+        late_errors=t.boolean("late_errors", False),
     )
+    problem = ch_migration_problem(config) if vmm == CLOUD_HYPERVISOR else None
+    if problem is not None:
+        t.fail(*problem)
+    return config
 
 
 def _load_check(t: _Table) -> CheckConfig:

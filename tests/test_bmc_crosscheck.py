@@ -35,7 +35,7 @@ SMALL = {
     "twophase-broken-liveness", "auto-without-dirty-tracking-blocked",
     "mutation-allow-viommu-device-tracking-rule", "mutation-no-recovery-on-cancel",
     "two-vfs-8.1-blocked", "two-vfs-without-p2p-blocked", "viommu-10.2-blocks-every-device",
-    "viommu-device-tracking-blocked",
+    "viommu-device-tracking-blocked", "ch-viommu-refused", "ch-preserve-source-unmigratable",
 }
 
 

@@ -207,7 +207,8 @@ def test_contract_names() -> None:
     assert PROPERTY_NAMES == (
         "TypeOK", "NoPageLost", "DirtyTrackingSound", "NoDeviceTrackingWithViommu",
         "LegalDeviceArcs", "P2PQuiescedBeforeStop", "SourceRecovers",
-        "DestinationStartsLoaded", "VcpusStoppedForStopCopy", "MigrationEnds", "MigrationCanComplete",
+        "DestinationStartsLoaded", "NoSplitBrain", "VcpusStoppedForStopCopy", "MigrationEnds",
+        "MigrationCanComplete",
     )
     assert set(MUTATIONS) == {
         "no_final_sync", "sync_before_devices_stop", "allow_viommu_device_tracking",
@@ -225,7 +226,8 @@ def test_contract_names() -> None:
         "TypeOK": "invariant", "NoPageLost": "invariant", "DirtyTrackingSound": "invariant",
         "NoDeviceTrackingWithViommu": "invariant", "LegalDeviceArcs": "action-invariant",
         "P2PQuiescedBeforeStop": "invariant", "SourceRecovers": "invariant",
-        "DestinationStartsLoaded": "invariant", "VcpusStoppedForStopCopy": "invariant",
+        "DestinationStartsLoaded": "invariant", "NoSplitBrain": "invariant",
+        "VcpusStoppedForStopCopy": "invariant",
         "MigrationEnds": "liveness", "MigrationCanComplete": "witness",
     }
 
@@ -296,9 +298,11 @@ DEV = {"name": "vf0"}
     ("data", "expected"),
     [
         # unknown keys, with the allowed ones and a close match
-        ({"vmm": {}, "devices": [DEV]},
-         "vmm: unknown key; allowed: name, description, qemu, vm, host, devices, migration, "
+        ({"vms": {}, "devices": [DEV]},
+         "vms: unknown key; allowed: name, description, vmm, qemu, vm, host, devices, migration, "
          "check, mutations; did you mean 'vm'?"),
+        ({"vmm": {}, "devices": [DEV]},
+         'vmm: expected a string, one of "qemu", "cloud-hypervisor", got a table'),
         ({"devices": [{"name": "vf0", "dma_loging": True}]},
          "[devices.0].dma_loging: unknown key; allowed: name, features, dma_logging, dma_pages, "
          "pins, p2p_dma, properties; did you mean 'dma_logging'?"),

@@ -197,7 +197,11 @@ class Layout:
 
     def column(self, rows: np.ndarray, key: str) -> Column:
         s = self.slot(key)
-        return ((rows[:, s.word] >> np.uint64(s.shift)) & np.uint64(s.mask)).astype(np.int64)
+        # One temporary: shift into a fresh array, mask in place, and read it as int64
+        # (a field has at most 63 bits, so the value is the same).
+        col: np.ndarray = np.right_shift(rows[:, s.word], np.uint64(s.shift))
+        np.bitwise_and(col, np.uint64(s.mask), out=col)
+        return col.view(np.int64)
 
     def unpack(self, row: np.ndarray) -> dict[str, Any]:
         """One packed state as ``{name: rendered value}`` (indexed fields become lists)."""

@@ -520,7 +520,7 @@ class Executor:
         bw = c.bandwidth
         threshold = bw * c.downtime_limit
         budget = max(1, int(bw * c.step / PAGE_SIZE))
-        load = _Load(self, np.random.default_rng(c.seed))
+        load = WorkloadWriter(self, np.random.default_rng(c.seed))
         t = 0.0
         self.setup()
         rounds = [self._round(0, t, 0, 0, 0)]
@@ -613,8 +613,10 @@ class Executor:
             raise ExecutorError(f"action out of order: {what}")
 
 
-class _Load:
-    """Applies the workload's writes for an interval (rates → page writes)."""
+class WorkloadWriter:
+    """Applies the workload's writes for an interval (rates → page writes): the vCPUs'
+    while they run, each device's while it runs (also used by cloud-hypervisor's timed run,
+    model/cloud_hypervisor/concrete.py)."""
 
     def __init__(self, ex: Executor, rng: np.random.Generator) -> None:
         self.ex = ex

@@ -87,6 +87,7 @@ from model.migration.phases import (
     SrcRun,
     Status,
 )
+from model.protocol.kernel import hangs, next_step, take_arc
 
 S = DeviceState
 
@@ -233,8 +234,7 @@ class ActionBuilder:
         """(current, goal, next step) of the request of device ``d`` on ``side``."""
         k = x[self.cfg.key(f"{SIDE_PREFIX[side]}kstate", d)]
         goal = self.p.ctl.goal(x, d, side)
-        nxt = lookup_nd(self.cfg.step[d], k, maximum(goal, 0))
-        return k, goal, nxt
+        return k, goal, next_step(self.cfg.step[d], k, goal)
 
     def _walking(self, s: View, d: int, side: str) -> Term:
         kind = Kind.SRC_DEV if side == "src" else Kind.DST_DEV
@@ -266,26 +266,23 @@ class ActionBuilder:
                     k, goal, nxt = self._walk(s, d, side)
                     # STEP_LOOP / STEP_UNDEFINED / a step to the current state: the
                     # ioctl never returns (the driver loop spins): no step is enabled.
-                    hung = (k != goal) & ((nxt <= -2) | (nxt == k))
-                    return self._walking(s, d, side) & ~hung
+                    return self._walking(s, d, side) & ~hangs(k, goal, nxt)
 
                 def step(s: View, t: Next, d: int = d, side: str = side,
                          pre: str = pre, kind: Kind = kind) -> None:
                     k, goal, nxt = self._walk(s, d, side)
                     req = s.req
-                    at_goal = k == goal
-                    refused = ~at_goal & (nxt < 0)
+                    # One driver step (model/protocol/kernel.py); on the destination the
+                    # RESUMING -> STOP arc validates what was written and the SET fails on
+                    # invalid or missing data (uAPI vfio.h).
+                    loaded = s[cfg.key("dst_loaded", d)] if side == "dst" else None
+                    arc = take_arc(k, goal, nxt, loaded)
                     if side == "dst":
-                        # RESUMING -> STOP: the driver validates what was written and the
-                        # SET fails on invalid or missing data (uAPI vfio.h).
-                        validating = ~at_goal & (k == S.RESUMING) & (nxt == S.STOP)
-                        refused = refused | (validating & (s[cfg.key("dst_loaded", d)] == 0))
                         valid = cfg.key("dst_valid", d)
-                        t[valid] = where(validating & ~refused, 1, s[valid])
-                    moved = ~at_goal & ~refused
-                    k2 = where(moved, nxt, k)
-                    t[cfg.key(f"{pre}kstate", d)] = k2
-                    reached = at_goal | (moved & (k2 == goal))
+                        t[valid] = where(arc.validated, 1, s[valid])
+                    refused, moved = arc.refused, arc.moved
+                    t[cfg.key(f"{pre}kstate", d)] = arc.state
+                    reached = arc.reached
                     q = s[cfg.key(f"{pre}qstate", d)]
                     t[cfg.key(f"{pre}qstate", d)] = where(reached, goal, q)
                     t["req"] = where(reached, Req.IDLE, req)

@@ -16,9 +16,10 @@ import numpy as np
 
 from model.contract import Mutation
 from model.decision.tracking import Method, TrackingDecision
-from model.fsm.kernel.step import KernelStepFunction, step_table
-from model.fsm.uapi import DeviceState, MigFlag, direct_arc_matrix
+from model.fsm.kernel.step import KernelStepFunction
+from model.fsm.uapi import DeviceState, MigFlag
 from model.profiles import Profile
+from model.protocol.kernel import device_flags, device_tables
 from model.scenario import Scenario
 
 S = DeviceState
@@ -28,16 +29,6 @@ PER_DEVICE = frozenset({
     "kstate", "qstate", "data_fd", "p2p_hit", "dma_log", "log_range",
     "dst_kstate", "dst_qstate", "dst_fd", "dst_loaded", "dst_valid",
 })
-
-
-def page_names(pages: int) -> tuple[str, ...]:
-    """Names of the modelled guest pages, as bit sets show them in traces."""
-    return tuple(f"p{i}" for i in range(pages))
-
-
-def iova_names(pages: int) -> tuple[str, ...]:
-    """Names of the IOVAs a device may use (one per page-sized IOVA slot)."""
-    return tuple(f"iova{i}" for i in range(pages))
 
 
 def state_mask(names: frozenset[str] | set[str]) -> np.ndarray:
@@ -183,14 +174,9 @@ def make_config(
     scenario: Scenario, decision: TrackingDecision, kernel: KernelStepFunction
 ) -> ModelConfig:
     """Derive the model constants from a validated scenario and QEMU's decision."""
-    flags: list[MigFlag] = []
-    for dev in scenario.devices:
-        f = MigFlag.STOP_COPY
-        if dev.has_p2p:
-            f |= MigFlag.P2P
-        if dev.has_pre_copy:
-            f |= MigFlag.PRE_COPY
-        flags.append(f)
+    # The kernel as each device sees it: shared with every VMM's flow (model.protocol).
+    tables = [device_tables(kernel, device_flags(d.has_p2p, d.has_pre_copy))
+              for d in scenario.devices]
     return ModelConfig(
         scenario=scenario,
         decision=decision,
@@ -198,9 +184,9 @@ def make_config(
         pages=scenario.vm.pages,
         devices=len(scenario.devices),
         names=tuple(d.name for d in scenario.devices),
-        flags=tuple(flags),
-        step=tuple(step_table(kernel, int(f)) for f in flags),
-        arcs=tuple(direct_arc_matrix(int(f)) for f in flags),
+        flags=tuple(t.flags for t in tables),
+        step=tuple(t.step for t in tables),
+        arcs=tuple(t.arcs for t in tables),
         dma_iovas=tuple(tuple(d.dma_pages) for d in scenario.devices),
         logs=tuple(
             decision.method is Method.DEVICE_DMA_LOGGING and d.name in decision.logging_devices

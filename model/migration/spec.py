@@ -16,7 +16,7 @@ kernel's device FSM), the destination host, the guest and its VFIO devices.
   one arc per transition, so a patched ``vfio_mig_get_next_state()`` changes the model.
 * Which tracking method QEMU uses, and what blocks migration, is decided by
   :func:`model.decision.tracking.decide`; the model only executes that decision.
-* Properties (:mod:`model.migration.props`) carry the contract names.
+* Properties (:mod:`model.protocol.props`, shared by every VMM) carry the contract names.
 
 Mutations (``[mutations]`` in a spec) are deliberate bugs: ``no_final_sync``,
 ``sync_before_devices_stop``, ``skip_p2p_prepare``, ``retry_keeps_cleared_bits`` and
@@ -31,13 +31,12 @@ from typing import Any
 
 from checker.lang.layout import Layout
 from checker.lang.spec import Spec
-from model.contract import INVARIANTS, Property
 from model.decision.tracking import TrackingDecision, decide
 from model.fsm.kernel.builtin import default_kernel
 from model.fsm.kernel.step import KernelStepFunction
 from model.fsm.uapi import STATE_NAMES, DeviceState
 from model.migration.actions import ActionBuilder, Parts
-from model.migration.config import ModelConfig, iova_names, make_config, page_names
+from model.migration.config import ModelConfig, make_config
 from model.migration.dirty import Trackers
 from model.migration.phases import (
     DST_RUN_NAMES,
@@ -48,13 +47,9 @@ from model.migration.phases import (
     Control,
     PhasePlan,
 )
-from model.migration.props import (
-    can_complete,
-    end_states,
-    invariants,
-    legal_device_arcs,
-    migration_ends,
-)
+from model.migration.view import QemuView
+from model.protocol import props
+from model.protocol.pages import declare_pages, iova_names, page_names
 from model.scenario import Scenario
 
 S = DeviceState
@@ -88,9 +83,7 @@ def declare_layout(cfg: ModelConfig) -> Layout:
     lay.var("dst_fd", 1, count=D, doc="destination device: QEMU holds a data_fd")
     lay.var("dst_loaded", 1, count=D, doc="destination device: its state was written")
     lay.var("dst_valid", 1, count=D, doc="destination device: RESUMING -> STOP validated it")
-    lay.var("stale", flags=pages, doc="pages whose destination copy is stale (ground truth)")
-    lay.var("bitmap", flags=pages, doc="QEMU's migration bitmap")
-    lay.var("kvm_dirty", flags=pages, doc="KVM dirty log (vCPU writes)")
+    declare_pages(lay, P, bitmap="QEMU's migration bitmap")
     iovas = iova_names(P)
     if cfg.uses_device_logging:
         lay.var("dma_log", flags=iovas, count=D, doc="device DMA log, by IOVA")
@@ -136,20 +129,7 @@ def initial_state(cfg: ModelConfig) -> dict[str, Any]:
 
 def applicable(cfg: ModelConfig) -> tuple[str, ...]:
     """The properties that mean something for this scenario ("all that apply")."""
-    names = [*INVARIANTS, Property.LEGAL_DEVICE_ARCS, Property.MIGRATION_ENDS,
-             Property.MIGRATION_CAN_COMPLETE]
-    if not cfg.viommu:
-        names.remove(Property.NO_DEVICE_TRACKING_WITH_VIOMMU)
-    if not cfg.p2p_actions:
-        names.remove(Property.P2P_QUIESCED_BEFORE_STOP)
-    if cfg.blocked:
-        names.remove(Property.MIGRATION_CAN_COMPLETE)
-    return tuple(names)
-
-
-def _selected(scenario: Scenario, cfg: ModelConfig) -> set[str]:
-    wanted = scenario.check.invariants
-    return set(applicable(cfg)) if wanted is None else set(wanted)
+    return props.applicable(QemuView(cfg, Trackers(cfg)))
 
 
 def build_spec(
@@ -172,27 +152,19 @@ def build_spec(
     layout = declare_layout(cfg)
     actions = ActionBuilder(parts).build()
 
-    chosen = _selected(scenario, cfg)
-    invs = {k: v for k, v in invariants(parts).items() if k in chosen}
-    action_invs: dict[str, Any] = ({Property.LEGAL_DEVICE_ARCS: legal_device_arcs(parts)}
-                                   if Property.LEGAL_DEVICE_ARCS in chosen else {})
+    # The properties are the shared ones (model.protocol.props), read through QEMU's view.
+    view = QemuView(cfg, parts.trk)
     families = list(dict.fromkeys(a.family for a in actions))
-    liveness: dict[str, Any] = ({Property.MIGRATION_ENDS: migration_ends(families)}
-                                if Property.MIGRATION_ENDS in chosen else {})
-    witnesses: dict[str, Any] = (
-        {Property.MIGRATION_CAN_COMPLETE: can_complete(parts)}
-        if Property.MIGRATION_CAN_COMPLETE in chosen and not decision.blocked
-        else {}
-    )
+    checks = props.checks(view, props.selected(view, scenario.check.invariants), families)
     return Spec(
         name=scenario.name,
         layout=layout,
         init=[initial_state(cfg)],
         actions=actions,
-        invariants=invs,
-        action_invariants=action_invs,
-        liveness=liveness,
-        witnesses=witnesses,
-        end_states=end_states(parts),
+        invariants=checks.invariants,
+        action_invariants=checks.action_invariants,
+        liveness=checks.liveness,
+        witnesses=checks.witnesses,
+        end_states=view.end_state,
         description=scenario.description,
     )

@@ -1,0 +1,524 @@
+/* The explorer's compiled kernels: the visited set's hash table (checker/hashset.py) and
+ * the graph algorithms of liveness (checker/digraph.py).  Built by pip from this file
+ * (setup.py); the Python modules named above document what each function computes and
+ * check every array's type and length before calling in, so the C side trusts them.
+ *
+ * Arrays arrive through the buffer protocol (numpy arrays, C-contiguous); every function
+ * releases the GIL while it works, so the explorer's threads run them in parallel.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EMPTY (-1)
+
+static const uint64_t M1 = 0x9E3779B97F4A7C15ull;
+static const uint64_t M2 = 0xBF58476D1CE4E5B9ull;
+static const uint64_t M3 = 0x94D049BB133111EBull;
+
+/* One slot of the hash table: the key and the store index (or pending entry) of its
+ * state, packed in 12 bytes so that a probe touches one cache line (mostly). */
+#pragma pack(push, 4)
+typedef struct {
+    uint64_t key;
+    int32_t idx;
+} Slot;
+#pragma pack(pop)
+
+#define PREFETCH_AHEAD 12
+
+static inline uint64_t mix(uint64_t x) {
+    x = (x ^ (x >> 30)) * M2;
+    x = (x ^ (x >> 27)) * M3;
+    return x ^ (x >> 31);
+}
+
+/* ------------------------------------------------------------------ buffers */
+typedef struct {
+    Py_buffer view[12];
+    int n;
+} Buffers;
+
+static void release(Buffers *b) {
+    for (int i = 0; i < b->n; i++) PyBuffer_Release(&b->view[i]);
+    b->n = 0;
+}
+
+/* The data of `obj` as a C-contiguous buffer of `itemsize`-byte items; NULL on error. */
+static void *take(Buffers *b, PyObject *obj, Py_ssize_t itemsize, int writable, Py_ssize_t *len) {
+    Py_buffer *v = &b->view[b->n];
+    int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, v, flags) < 0) return NULL;
+    b->n++;
+    if (v->itemsize != itemsize) {
+        PyErr_Format(PyExc_TypeError, "expected items of %zd bytes, got %zd", itemsize, v->itemsize);
+        return NULL;
+    }
+    if (len) *len = v->len / itemsize;
+    return v->buf;
+}
+
+#define TAKE(var, type, obj, writable, lenp)                                  \
+    type *var = (type *)take(&bufs, obj, sizeof(type), writable, lenp);      \
+    if (!var) goto fail;
+
+/* ------------------------------------------------------------------ hash table */
+
+static PyObject *keys_of(PyObject *self, PyObject *args) {
+    PyObject *o_rows, *o_out;
+    Py_ssize_t words, n;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OnO", &o_rows, &words, &o_out)) return NULL;
+    TAKE(rows, uint64_t, o_rows, 0, NULL);
+    TAKE(out, uint64_t, o_out, 1, &n);
+    Py_BEGIN_ALLOW_THREADS
+    if (words == 1) {
+        memcpy(out, rows, (size_t)n * sizeof *out);
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint64_t h = 0;
+            for (Py_ssize_t w = 0; w < words; w++) h = mix(rows[i * words + w] ^ (h * M1 + (uint64_t)(w + 1)));
+            out[i] = h;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(&bufs);
+    Py_RETURN_NONE;
+fail:
+    release(&bufs);
+    return NULL;
+}
+
+static PyObject *slots_of(PyObject *self, PyObject *args) {
+    PyObject *o_keys, *o_out;
+    Py_ssize_t n;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OO", &o_keys, &o_out)) return NULL;
+    TAKE(keys, uint64_t, o_keys, 0, NULL);
+    TAKE(out, uint64_t, o_out, 1, &n);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) out[i] = mix(keys[i] * M1);
+    Py_END_ALLOW_THREADS
+    release(&bufs);
+    Py_RETURN_NONE;
+fail:
+    release(&bufs);
+    return NULL;
+}
+
+static inline int same(const uint64_t *a, const uint64_t *b, Py_ssize_t words) {
+    for (Py_ssize_t w = 0; w < words; w++)
+        if (a[w] != b[w]) return 0;
+    return 1;
+}
+
+static PyObject *probe_shard(PyObject *self, PyObject *args) {
+    PyObject *o_table, *o_keys, *o_hashes, *o_cand, *o_stored, *o_parents, *o_out, *o_slot;
+    Py_ssize_t words, shard, shift, start, room, cap, n, nparents, nstored;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OOOOOOnnnnnOO", &o_table, &o_keys, &o_hashes, &o_cand, &o_stored, &o_parents,
+                          &words, &shard, &shift, &start, &room, &o_out, &o_slot))
+        return NULL;
+    TAKE(table, Slot, o_table, 1, &cap);
+    TAKE(keys, uint64_t, o_keys, 0, &n);
+    TAKE(hashes, uint64_t, o_hashes, 0, NULL);
+    TAKE(cand, uint64_t, o_cand, 0, NULL);
+    TAKE(stored, uint64_t, o_stored, 0, &nstored);
+    TAKE(parents, int64_t, o_parents, 0, &nparents);
+    TAKE(out, int64_t, o_out, 1, NULL);
+    TAKE(slot_of, int64_t, o_slot, 1, NULL);
+    Py_ssize_t i = start, nnew = 0, collisions = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const uint64_t mask = (uint64_t)cap - 1;
+    const int single = shift >= 64;
+    const int exact = words == 1;
+    nstored /= words;
+    for (; i < n; i++) {
+        /* the slot a later candidate will read, fetched while this one is probed */
+        if (i + PREFETCH_AHEAD < n) __builtin_prefetch(&table[hashes[i + PREFETCH_AHEAD] & mask], 1, 1);
+        uint64_t h = hashes[i];
+        if (!single && (h >> shift) != (uint64_t)shard) continue;
+        /* a step that leaves the state unchanged lands on its parent: no probe needed */
+        if (nparents && parents[i] >= 0 && parents[i] < nstored && same(cand + i * words, stored + parents[i] * words, words)) {
+            out[i] = parents[i];
+            continue;
+        }
+        if (nnew >= room) break;
+        uint64_t k = keys[i], s = h & mask;
+        for (;;) {
+            int64_t j = table[s].idx;
+            if (j == EMPTY) {
+                table[s].key = k;
+                table[s].idx = (int32_t)(-2 - i);
+                out[i] = -2 - i;
+                slot_of[i] = (int64_t)s;
+                nnew++;
+                break;
+            }
+            if (table[s].key == k) {
+                if (exact) { out[i] = j; break; }
+                const uint64_t *other = j >= 0 ? stored + j * words : cand + (-2 - j) * words;
+                if (same(cand + i * words, other, words)) { out[i] = j; break; }
+                collisions++;
+            }
+            s = (s + 1) & mask;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(&bufs);
+    return Py_BuildValue("nnn", i, nnew, collisions);
+fail:
+    release(&bufs);
+    return NULL;
+}
+
+static PyObject *number_new(PyObject *self, PyObject *args) {
+    PyObject *o_out, *o_new;
+    Py_ssize_t base, g, k = 0;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OnO", &o_out, &base, &o_new)) return NULL;
+    TAKE(out, int64_t, o_out, 1, &g);
+    TAKE(newc, int64_t, o_new, 1, NULL);
+    Py_BEGIN_ALLOW_THREADS
+    /* in candidate order: a new state gets the next number; a repeat of a state new in
+     * this batch takes the number of its first candidate (earlier, so already set) */
+    for (Py_ssize_t i = 0; i < g; i++) {
+        int64_t j = out[i];
+        if (j == -2 - i) {
+            out[i] = base + k;
+            newc[k++] = i;
+        } else if (j < 0) {
+            out[i] = out[-2 - j];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(&bufs);
+    return PyLong_FromSsize_t(k);
+fail:
+    release(&bufs);
+    return NULL;
+}
+
+static PyObject *settle(PyObject *self, PyObject *args) {
+    PyObject *o_table, *o_slot, *o_hashes, *o_new, *o_out;
+    Py_ssize_t shard, shift, m;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OOOnnOO", &o_table, &o_slot, &o_hashes, &shard, &shift, &o_new, &o_out))
+        return NULL;
+    TAKE(table, Slot, o_table, 1, NULL);
+    TAKE(slot_of, int64_t, o_slot, 0, NULL);
+    TAKE(hashes, uint64_t, o_hashes, 0, NULL);
+    TAKE(newc, int64_t, o_new, 0, &m);
+    TAKE(out, int64_t, o_out, 0, NULL);
+    Py_BEGIN_ALLOW_THREADS
+    const int single = shift >= 64;
+    for (Py_ssize_t q = 0; q < m; q++) {
+        int64_t i = newc[q];
+        if (!single && (hashes[i] >> shift) != (uint64_t)shard) continue;
+        table[slot_of[i]].idx = (int32_t)out[i];
+    }
+    Py_END_ALLOW_THREADS
+    release(&bufs);
+    Py_RETURN_NONE;
+fail:
+    release(&bufs);
+    return NULL;
+}
+
+static PyObject *rehash(PyObject *self, PyObject *args) {
+    PyObject *o_old, *o_new, *o_slot;
+    Py_ssize_t cap, ncap;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OOO", &o_old, &o_new, &o_slot)) return NULL;
+    TAKE(old, Slot, o_old, 0, &cap);
+    TAKE(nt, Slot, o_new, 1, &ncap);
+    TAKE(slot_of, int64_t, o_slot, 1, NULL);
+    Py_BEGIN_ALLOW_THREADS
+    const uint64_t mask = (uint64_t)ncap - 1;
+    for (Py_ssize_t s = 0; s < cap; s++) {
+        if (old[s].idx == EMPTY) continue;
+        uint64_t t = mix(old[s].key * M1) & mask;
+        while (nt[t].idx != EMPTY) t = (t + 1) & mask;
+        nt[t] = old[s];
+        if (old[s].idx <= -2) slot_of[-2 - (int64_t)old[s].idx] = (int64_t)t; /* pending: it moved */
+    }
+    Py_END_ALLOW_THREADS
+    release(&bufs);
+    Py_RETURN_NONE;
+fail:
+    release(&bufs);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ graphs */
+
+static PyObject *count_out(PyObject *self, PyObject *args) {
+    PyObject *o_indptr, *o_src, *o_dst;
+    Py_ssize_t e;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OOO", &o_indptr, &o_src, &o_dst)) return NULL;
+    TAKE(indptr, int64_t, o_indptr, 1, NULL);
+    TAKE(src, int32_t, o_src, 0, &e);
+    TAKE(dst, int32_t, o_dst, 0, NULL);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < e; k++)
+        if (src[k] != dst[k]) indptr[src[k] + 1]++;
+    Py_END_ALLOW_THREADS
+    release(&bufs);
+    Py_RETURN_NONE;
+fail:
+    release(&bufs);
+    return NULL;
+}
+
+static PyObject *fill_out(PyObject *self, PyObject *args) {
+    PyObject *o_fill, *o_col, *o_eact, *o_src, *o_dst, *o_act;
+    Py_ssize_t e;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OOOOOO", &o_fill, &o_col, &o_eact, &o_src, &o_dst, &o_act)) return NULL;
+    TAKE(fill, int64_t, o_fill, 1, NULL);
+    TAKE(col, int32_t, o_col, 1, NULL);
+    TAKE(eact, int32_t, o_eact, 1, NULL);
+    TAKE(src, int32_t, o_src, 0, &e);
+    TAKE(dst, int32_t, o_dst, 0, NULL);
+    TAKE(act, int32_t, o_act, 0, NULL);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < e; k++) {
+        int32_t s = src[k];
+        if (s == dst[k]) continue;
+        int64_t at = fill[s]++;
+        col[at] = dst[k];
+        eact[at] = act[k];
+    }
+    Py_END_ALLOW_THREADS
+    release(&bufs);
+    Py_RETURN_NONE;
+fail:
+    release(&bufs);
+    return NULL;
+}
+
+static PyObject *enabled_groups(PyObject *self, PyObject *args) {
+    PyObject *o_indptr, *o_eact, *o_amask, *o_en;
+    Py_ssize_t words, np1;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OOOnO", &o_indptr, &o_eact, &o_amask, &words, &o_en)) return NULL;
+    TAKE(indptr, int64_t, o_indptr, 0, &np1);
+    TAKE(eact, int32_t, o_eact, 0, NULL);
+    TAKE(amask, uint64_t, o_amask, 0, NULL);
+    TAKE(en, uint64_t, o_en, 1, NULL);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t s = 0; s + 1 < np1; s++)
+        for (int64_t e = indptr[s]; e < indptr[s + 1]; e++)
+            for (Py_ssize_t w = 0; w < words; w++) en[s * words + w] |= amask[(Py_ssize_t)eact[e] * words + w];
+    Py_END_ALLOW_THREADS
+    release(&bufs);
+    Py_RETURN_NONE;
+fail:
+    release(&bufs);
+    return NULL;
+}
+
+static PyObject *bfs(PyObject *self, PyObject *args) {
+    PyObject *o_indptr, *o_col, *o_sources, *o_allowed, *o_dist, *o_pred;
+    Py_ssize_t target, np1, nsrc;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OOOOnOO", &o_indptr, &o_col, &o_sources, &o_allowed, &target, &o_dist, &o_pred))
+        return NULL;
+    TAKE(indptr, int64_t, o_indptr, 0, &np1);
+    TAKE(col, int32_t, o_col, 0, NULL);
+    TAKE(sources, int64_t, o_sources, 0, &nsrc);
+    TAKE(allowed, uint8_t, o_allowed, 0, NULL);
+    TAKE(dist, int32_t, o_dist, 1, NULL);
+    TAKE(pred, int32_t, o_pred, 1, NULL);
+    Py_ssize_t n = np1 - 1, width = 0;
+    for (Py_ssize_t s = 0; s < n; s++)
+        if (indptr[s + 1] - indptr[s] > width) width = (Py_ssize_t)(indptr[s + 1] - indptr[s]);
+    int32_t *queue = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+    int32_t *buf = malloc(sizeof(int32_t) * (size_t)(width > 0 ? width : 1));
+    if (!queue || !buf) {
+        free(queue);
+        free(buf);
+        PyErr_NoMemory();
+        goto fail;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t head = 0, tail = 0;
+    for (Py_ssize_t q = 0; q < nsrc; q++) {
+        int64_t s = sources[q];
+        if (dist[s] < 0 && allowed[s]) {
+            dist[s] = 0;
+            queue[tail++] = (int32_t)s;
+        }
+    }
+    while (head < tail) {
+        int32_t u = queue[head++];
+        if (u == target) break;
+        Py_ssize_t k = 0;
+        for (int64_t e = indptr[u]; e < indptr[u + 1]; e++) {
+            int32_t v = col[e];
+            if (dist[v] >= 0 || !allowed[v]) continue;
+            /* successors in increasing order (insertion sort: rows are short) */
+            Py_ssize_t j = k++;
+            while (j > 0 && buf[j - 1] > v) {
+                buf[j] = buf[j - 1];
+                j--;
+            }
+            buf[j] = v;
+        }
+        for (Py_ssize_t q = 0; q < k; q++) {
+            int32_t v = buf[q];
+            if (dist[v] >= 0) continue;
+            dist[v] = dist[u] + 1;
+            pred[v] = u;
+            queue[tail++] = v;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(queue);
+    free(buf);
+    release(&bufs);
+    Py_RETURN_NONE;
+fail:
+    release(&bufs);
+    return NULL;
+}
+
+static PyObject *components(PyObject *self, PyObject *args) {
+    PyObject *o_indptr, *o_col, *o_inside, *o_comp;
+    Py_ssize_t np1;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OOOO", &o_indptr, &o_col, &o_inside, &o_comp)) return NULL;
+    TAKE(indptr, int64_t, o_indptr, 0, &np1);
+    TAKE(col, int32_t, o_col, 0, NULL);
+    TAKE(inside, uint8_t, o_inside, 0, NULL);
+    TAKE(comp, int32_t, o_comp, 1, NULL);
+    Py_ssize_t n = np1 - 1;
+    size_t sz = (size_t)(n > 0 ? n : 1);
+    int32_t *index = malloc(sizeof(int32_t) * sz), *low = malloc(sizeof(int32_t) * sz);
+    int32_t *stack = malloc(sizeof(int32_t) * sz), *call = malloc(sizeof(int32_t) * sz);
+    int64_t *next = malloc(sizeof(int64_t) * sz);
+    uint8_t *onstack = calloc(sz, 1);
+    if (!index || !low || !stack || !call || !next || !onstack) {
+        free(index), free(low), free(stack), free(call), free(next), free(onstack);
+        PyErr_NoMemory();
+        goto fail;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    /* Tarjan's algorithm with an explicit DFS path (call) and per-frame edge cursor. */
+    for (Py_ssize_t s = 0; s < n; s++) index[s] = -1, comp[s] = -1;
+    int32_t counter = 0, ncomp = 0;
+    Py_ssize_t sp = 0;
+    for (Py_ssize_t root = 0; root < n; root++) {
+        if (!inside[root] || index[root] >= 0) continue;
+        Py_ssize_t depth = 0;
+        call[0] = (int32_t)root;
+        next[0] = indptr[root];
+        index[root] = low[root] = counter++;
+        stack[sp++] = (int32_t)root;
+        onstack[root] = 1;
+        while (depth >= 0) {
+            int32_t u = call[depth];
+            if (next[depth] < indptr[u + 1]) {
+                int32_t v = col[next[depth]++];
+                if (!inside[v]) continue;
+                if (index[v] < 0) {
+                    index[v] = low[v] = counter++;
+                    stack[sp++] = v;
+                    onstack[v] = 1;
+                    depth++;
+                    call[depth] = v;
+                    next[depth] = indptr[v];
+                } else if (onstack[v] && index[v] < low[u]) {
+                    low[u] = index[v];
+                }
+                continue;
+            }
+            if (low[u] == index[u]) {
+                int32_t w;
+                do {
+                    w = stack[--sp];
+                    onstack[w] = 0;
+                    comp[w] = ncomp;
+                } while (w != u);
+                ncomp++;
+            }
+            depth--;
+            if (depth >= 0 && low[u] < low[call[depth]]) low[call[depth]] = low[u];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(index), free(low), free(stack), free(call), free(next), free(onstack);
+    release(&bufs);
+    Py_RETURN_NONE;
+fail:
+    release(&bufs);
+    return NULL;
+}
+
+static PyObject *fair_components(PyObject *self, PyObject *args) {
+    PyObject *o_indptr, *o_col, *o_eact, *o_comp, *o_en, *o_amask, *o_full, *o_ok;
+    Py_ssize_t np1, words, ncomp;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OOOOOOOnO", &o_indptr, &o_col, &o_eact, &o_comp, &o_en, &o_amask, &o_full,
+                          &words, &o_ok))
+        return NULL;
+    TAKE(indptr, int64_t, o_indptr, 0, &np1);
+    TAKE(col, int32_t, o_col, 0, NULL);
+    TAKE(eact, int32_t, o_eact, 0, NULL);
+    TAKE(comp, int32_t, o_comp, 0, NULL);
+    TAKE(en, uint64_t, o_en, 0, NULL);
+    TAKE(amask, uint64_t, o_amask, 0, NULL);
+    TAKE(full, uint64_t, o_full, 0, NULL);
+    TAKE(ok, uint8_t, o_ok, 1, &ncomp);
+    uint64_t *covered = calloc((size_t)(ncomp > 0 ? ncomp : 1) * (size_t)words, sizeof(uint64_t));
+    if (!covered) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    /* ok[c] starts as "has an edge inside"; covered[c]: groups taken inside or disabled */
+    memset(ok, 0, (size_t)ncomp);
+    for (Py_ssize_t u = 0; u + 1 < np1; u++) {
+        int32_t c = comp[u];
+        if (c < 0) continue;
+        for (Py_ssize_t w = 0; w < words; w++) covered[c * words + w] |= ~en[u * words + w] & full[w];
+        for (int64_t e = indptr[u]; e < indptr[u + 1]; e++) {
+            if (comp[col[e]] != c) continue;
+            ok[c] = 1;
+            for (Py_ssize_t w = 0; w < words; w++) covered[c * words + w] |= amask[(Py_ssize_t)eact[e] * words + w];
+        }
+    }
+    for (Py_ssize_t c = 0; c < ncomp; c++)
+        for (Py_ssize_t w = 0; w < words; w++)
+            if ((covered[c * words + w] & full[w]) != full[w]) ok[c] = 0;
+    Py_END_ALLOW_THREADS
+    free(covered);
+    release(&bufs);
+    Py_RETURN_NONE;
+fail:
+    release(&bufs);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"keys_of", keys_of, METH_VARARGS, "one 64-bit key per packed row"},
+    {"slots_of", slots_of, METH_VARARGS, "the hash of each key"},
+    {"probe_shard", probe_shard, METH_VARARGS, "insert one shard's candidates"},
+    {"number_new", number_new, METH_VARARGS, "number a batch's new states in candidate order"},
+    {"settle", settle, METH_VARARGS, "give one shard's pending entries their numbers"},
+    {"rehash", rehash, METH_VARARGS, "move a shard into a larger table"},
+    {"count_out", count_out, METH_VARARGS, "out-degrees of a batch of edges"},
+    {"fill_out", fill_out, METH_VARARGS, "place a batch of edges in their rows"},
+    {"enabled_groups", enabled_groups, METH_VARARGS, "fairness groups enabled per state"},
+    {"bfs", bfs, METH_VARARGS, "breadth-first search in increasing successor order"},
+    {"components", components, METH_VARARGS, "strongly connected components (Tarjan)"},
+    {"fair_components", fair_components, METH_VARARGS, "which components are fair"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "checker._native", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }

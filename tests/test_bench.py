@@ -1,0 +1,46 @@
+"""The benchmarks run and agree: the C yardstick, the engine's CLI and (when the bench
+machine has it) TLC count TwoPhase's states alike; bench/explore.py measures a spec."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler for the yardstick")
+def test_compare_tlc_runs_the_engine_and_the_yardstick_on_the_same_states() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench/compare_tlc.py"), "--rms", "5", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    doc = json.loads(out.stdout)
+    assert doc["all_tools_agree"] and set(doc["results"]) == {"engine", "c_yardstick"}
+    assert all(r["matches_tlc"] for r in doc["results"].values())
+    assert doc["results"]["engine"]["distinct_states"] == 8832
+
+
+def test_bench_explore_measures_one_spec() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench/explore.py"),
+            "--one",
+            str(ROOT / "specs/engine/twophase-broken-liveness.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    row = json.loads(out.stdout)
+    assert row["outcome"] == "violation" and row["liveness_properties"] == 1
+    assert set(row["seconds"]) == {"load", "search", "liveness", "process"}
+    assert row["bytes_per_state"]["search"] is not None
