@@ -56,6 +56,7 @@ from checker.lang.spec import Action, Spec, as_mask
 from checker.liveness import LiveGraph
 from checker.liveness import check_liveness as liveness_violation
 from checker.parallel import Workers, available_cores, power_of_two_at_most
+from checker.reads import explain
 from checker.result import (
     Limit,
     Outcome,
@@ -93,7 +94,9 @@ class Limits:
     seconds: float | None = None
     memory_mb: float | None = None
 
-    def reached(self, distinct: int, seconds: float, growth_mb: float) -> tuple[Limit, int | float] | None:
+    def reached(
+        self, distinct: int, seconds: float, growth_mb: float = 0.0
+    ) -> tuple[Limit, int | float] | None:
         if self.states is not None and distinct >= self.states:
             return Limit.STATES, self.states
         if self.seconds is not None and seconds > self.seconds:
@@ -655,6 +658,7 @@ class Explorer:
             violations = violations[:1]
         for v in violations:
             properties[v.name] = "violated"
+            explain(self.spec, v)
         fam: dict[str, int] = {}
         for k, f in enumerate(self.families):
             fam[f] = fam.get(f, 0) + int(self.coverage[k])

@@ -98,7 +98,8 @@ class Violation:
 
     For liveness, ``trace[loop_start:]`` is the cycle the behaviour repeats
     forever (``loop_start == len(trace) - 1`` with ``stutter`` for a behaviour that stops
-    in its last state).
+    in its last state).  ``reads``: the variables (layout keys) the property reads, which
+    readers of the trace look at first (:func:`checker.reads.property_reads`).
     """
 
     name: str
@@ -107,6 +108,7 @@ class Violation:
     trace: list[TraceStep] = field(default_factory=list)
     loop_start: int | None = None
     stutter: bool = False
+    reads: tuple[str, ...] = ()
 
     @property
     def length(self) -> int:

@@ -1,10 +1,7 @@
-"""Counterexamples for people (text: only what changed per step) and for tools (ITF JSON),
-and :func:`replay`, which turns a list of action labels back into the states they visit.
-
-ITF is the Informal Trace Format that Apalache and Quint write
-(https://apalache-mc.org/docs/adr/015adr-trace.html): ``{"#meta", "vars", "states"}``,
-each state an object of variable values; integers as ``{"#bigint": "..."}``, sets as
-``{"#set": [...]}``, sequences as JSON arrays, records as objects.
+"""Counterexamples for people (text: only what changed per step, the variables the
+violated property reads first) and :func:`replay`, which turns a list of action labels
+back into the states they visit.  The same counterexample for tools is ITF JSON
+(:mod:`checker.itf`).
 """
 
 from __future__ import annotations
@@ -16,7 +13,10 @@ import numpy as np
 
 from checker.lang.layout import Field, Layout, Next, View, apply
 from checker.lang.spec import Action, Spec, as_mask
+from checker.reads import grouped
 from checker.result import TraceStep, Violation
+
+READ_MARK = "*"  # marks, in a text trace, a variable the violated property reads
 
 
 def _fmt(f: Field | None, value: Any, element: bool = False) -> str:
@@ -63,12 +63,40 @@ def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, A
     return out
 
 
+def _read_first(shown: dict[str, Any], reads: Sequence[str]) -> list[tuple[str, Any, bool]]:
+    """``(key, value, read)`` for each shown variable: those the property reads first.  An
+    indexed variable shown whole counts as read when one of its elements is."""
+    def read(key: str) -> bool:
+        return key in reads or any(r.startswith(key + "[") for r in reads)
+
+    items = [(k, v, read(k)) for k, v in shown.items()]
+    return [i for i in items if i[2]] + [i for i in items if not i[2]]
+
+
+def _values_at(layout: Layout, state: dict[str, Any], reads: Sequence[str]) -> str:
+    """``k = v`` for each variable the property reads, in the given state."""
+    parts = []
+    for key in reads:
+        name, _, index = key.partition("[")
+        value = state[name] if not index else state[name][int(index.rstrip("]"))]
+        parts.append(f"{key} = {format_value(layout, key, value)}")
+    return ", ".join(parts)
+
+
 def render_text(violation: Violation, layout: Layout, *, full: bool = False) -> str:
-    """A step-by-step trace: the action with its parameters, then what it changed."""
-    lines = [f"{violation.message}", f"Counterexample: {violation.length} states"]
+    """A step-by-step trace: the action with its parameters, then what it changed, the
+    variables the violated property reads first (marked); the last line gives their
+    values where the property fails."""
+    reads = violation.reads
+    lines = [f"{violation.message}"]
+    head = f"Counterexample: {violation.length} states"
+    if reads:
+        head += f"; {violation.name} reads {', '.join(grouped(layout, reads))} (marked {READ_MARK})"
+    lines.append(head)
     prev: dict[str, Any] | None = None
+    state: dict[str, Any] = {}
     for i, step in enumerate(violation.trace):
-        state = step.state(layout)
+        state = layout.display(step.row)
         shown = state if (full or prev is None) else changes(prev, state)
         marker = ""
         if violation.loop_start is not None and i == violation.loop_start:
@@ -77,47 +105,15 @@ def render_text(violation: Violation, layout: Layout, *, full: bool = False) -> 
         lines.append(f"{i + 1:>3}: {head}{marker}")
         if not shown:
             lines.append("       (no variable changed)")
-        for name, value in shown.items():
-            lines.append(f"       {name} = {format_value(layout, name, value)}")
+        for name, value, read in _read_first(shown, reads):
+            lines.append(f"     {READ_MARK if read else ' '} {name} = {format_value(layout, name, value)}")
         prev = state
     if violation.loop_start is not None and not violation.stutter:
         lines.append(f"     back to state {violation.loop_start + 1}")
+    if reads and violation.trace:
+        where = "in the last state" if violation.loop_start is None else "in the last state of the loop"
+        lines.append(f"     {violation.name} reads, {where}: {_values_at(layout, state, reads)}")
     return "\n".join(lines)
-
-
-def _itf_scalar(f: Field, value: Any) -> Any:
-    if f.flags is not None:
-        return {"#set": list(value)}
-    if isinstance(value, bool | str):
-        return value
-    return {"#bigint": str(int(value))}
-
-
-def _itf_value(f: Field, value: Any) -> Any:
-    if f.count > 1:
-        return [_itf_scalar(f, v) for v in value]
-    return _itf_scalar(f, value)
-
-
-def to_itf(violation: Violation, layout: Layout, *, spec_name: str) -> dict[str, Any]:
-    """The counterexample as an ITF trace (with the action of each step in ``#meta``)."""
-    states = []
-    for i, step in enumerate(violation.trace):
-        raw = step.state(layout)
-        st: dict[str, Any] = {f.name: _itf_value(f, raw[f.name]) for f in layout.fields}
-        st["#meta"] = {"index": i, "action": step.action or "Init"}
-        states.append(st)
-    meta: dict[str, Any] = {
-        "format": "ITF",
-        "format-description": "https://apalache-mc.org/docs/adr/015adr-trace.html",
-        "source": spec_name,
-        "description": violation.message,
-        "violated": violation.name,
-    }
-    out: dict[str, Any] = {"#meta": meta, "vars": [f.name for f in layout.fields], "states": states}
-    if violation.loop_start is not None:
-        out["loop"] = violation.loop_start
-    return out
 
 
 class ReplayError(ValueError):

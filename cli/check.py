@@ -1,9 +1,9 @@
 """``vfio-migcheck check``: explore each spec, compare with its ``expect``, report.
 
-Control flow (what is printed, and how, is in the printing helpers at the end):
+The control flow is here; what is printed, and where, is :mod:`cli.output`.
 
-* Output paths (``--json``, ``--junit``) are checked before any spec is explored, and every
-  spec file is validated before any is explored (exit 2, one line).
+* Output paths (``--json``, ``--junit``, ``--itf-out``) are checked before any spec is
+  explored, and every spec file is validated before any is explored (exit 2, one line).
 * Each spec is explored for every violated property (``--first``: only up to the first,
   as TLC does without ``-continue``) and judged (:mod:`checker.verdict`).  A spec whose
   exploration raises is reported with outcome ``error`` and its message; the others go on.
@@ -19,39 +19,75 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from checker.explore import Explorer, Limits
+from checker.explore import Explorer, Limits, Progress
 from checker.junit import junit_tree
 from checker.lang.layout import Layout
-from checker.result import Outcome, Result, Stats, Violation
-from checker.trace import render_text, to_itf
-from checker.verdict import ERROR, LIMIT, Verdict, exit_code
+from checker.result import Outcome, Result, Stats
+from checker.simulation import DEFAULT_DEPTH, simulate
+from checker.symmetry import SymmetryError, explore_symmetric
+from checker.verdict import exit_code
 from cli.errors import UserError
-from cli.limits import stopped_by
 from cli.load import Target, load_targets
-from cli.options import FiniteFloat, writable_file, write_text
+from cli.options import FiniteFloat, writable_dir, writable_file, write_text
+from cli.output import Checked, CheckOutput, Options, result_json
 from cli.progress import SearchProgress
 
-# A judged spec: the target (for what the front end shows about it) and its verdict.
-Checked = tuple[Target, Verdict]
+
+@dataclass(frozen=True)
+class Mode:
+    """How ``check`` explores: every state (the default), one per symmetry class, or random
+    behaviours."""
+
+    symmetry: bool = False
+    walks: int | None = None
+    seed: int = 0
+    depth: int = DEFAULT_DEPTH
+    first: bool = False
+
+    @property
+    def name(self) -> str:
+        return "simulation" if self.walks is not None else "symmetry" if self.symmetry else "exhaustive"
+
+    def describe(self) -> str:
+        if self.walks is not None:
+            return f"simulation: {self.walks:,} behaviours, seed {self.seed}, depth {self.depth}"
+        return "symmetry reduction" if self.symmetry else ""
+
+    @property
+    def pins(self) -> tuple[str, ...] | None:
+        """The pins a run in this mode can be held to: a reduced exploration has the same
+        depth and shortest counterexamples, fewer states; random behaviours have neither."""
+        if self.walks is not None:
+            return ()
+        return ("depth", "trace_length") if self.symmetry else None
+
+    def run(self, t: Target, limits: Limits, progress: Progress | None, workers: int | None = None) -> Result:
+        if self.walks is not None:
+            return simulate(t.spec, walks=self.walks, seed=self.seed, depth=self.depth, limits=limits,
+                            progress=progress)
+        if self.symmetry and t.spec.symmetry is not None and t.spec.symmetry.reduces:
+            try:
+                return explore_symmetric(t.spec, limits=limits, progress=progress, workers=workers,
+                                         first=self.first)
+            except SymmetryError as exc:
+                raise UserError(f"{t.path}: --symmetry: {exc}") from None
+        return explore_target(t, limits, progress=progress, first=self.first, workers=workers)
 
 
-def explore_target(t: Target, limits: Limits, *, first: bool = False, quiet: bool = False,
+def explore_target(t: Target, limits: Limits, *, progress: Progress | None = None, first: bool = False,
                    keep_graph: bool = False, workers: int | None = None) -> Result:
     """Explore one spec; an exception is this spec's ``error`` outcome, not the run's end."""
     explorer: Explorer | None = None
     try:
-        with SearchProgress(t.name) as show:
-            explorer = Explorer(t.spec, limits=limits, progress=None if quiet else show, first=first,
-                                keep_graph=keep_graph, workers=workers)
-            return explorer.run()
+        explorer = Explorer(t.spec, limits=limits, progress=progress, first=first, keep_graph=keep_graph,
+                            workers=workers)
+        return explorer.run()
     except Exception as exc:  # noqa: BLE001 - one spec's failure never ends a multi-spec run
         if explorer is not None:
             return explorer.failed(exc)
@@ -60,53 +96,25 @@ def explore_target(t: Target, limits: Limits, *, first: bool = False, quiet: boo
         return result
 
 
-def _violation_json(v: Violation, layout: Layout, name: str, trace_format: str) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "property": v.name,
-        "kind": v.kind,
-        "message": v.message,
-        "trace": [{"action": s.action, "state": s.state(layout)} for s in v.trace] if v.trace else None,
-    }
-    if v.loop_start is not None:
-        out["loop_start"] = v.loop_start
-    if trace_format == "itf" and v.trace:
-        out["itf"] = to_itf(v, layout, spec_name=name)
-    return out
+def _explore_one(mode: Mode, t: Target, limits: Limits, *, quiet: bool, workers: int | None) -> Result:
+    """One spec, with progress (rich on a terminal, plain lines otherwise) unless ``quiet``;
+    a spec that raised is its own ``error`` outcome."""
+    if quiet:
+        return _guarded(lambda: mode.run(t, limits, None, workers), t)
+    with SearchProgress(t.name) as show:
+        return _guarded(lambda: mode.run(t, limits, show, workers), t)
 
 
-def result_json(target: Target, c: Verdict, trace_format: str) -> dict[str, Any]:
-    """One spec's entry of ``check --json`` (docs/design.md#json); ``violated``, ``trace`` and
-    friends describe the first violation, ``violations`` every one."""
-    r = c.result
-    violations = [_violation_json(v, r.layout, c.name, trace_format) for v in r.violations]
-    first = violations[0] if violations else None
-    message = first["message"] if first else r.error if r.error else (
-        f"stopped by {stopped_by(r)}" if r.limit else None)
-    out: dict[str, Any] = {
-        "spec": c.name,
-        "file": str(c.path),
-        "outcome": c.outcome,
-        "expected": c.expectation.as_json(),
-        "matched": c.matched,
-        "reason": c.reason,
-        "violated": first["property"] if first else None,
-        "violation_kind": first["kind"] if first else None,
-        "message": message,
-        "violations": violations,
-        "stopped_by": stopped_by(r),
-        "blocked_by": target.blocked_by,
-        "tracking_method": target.tracking_method,
-        "stats": r.stats.as_dict(),
-        "properties": r.properties,
-        "coverage": r.family_coverage,
-        "never_fired": r.never_fired,
-        "trace": first["trace"] if first else None,
-    }
-    if first is not None and "loop_start" in first:
-        out["loop_start"] = first["loop_start"]
-    if first is not None and "itf" in first:
-        out["itf"] = first["itf"]
-    return out
+def _guarded(run: Any, t: Target) -> Result:
+    try:
+        result: Result = run()
+        return result
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one spec's failure never ends a multi-spec run
+        result = Result(t.name, Layout(), Outcome.ERROR, Stats())
+        result.error = f"{type(exc).__name__}: {exc}"
+        return result
 
 
 @click.command("check")
@@ -150,6 +158,26 @@ def result_json(target: Target, c: Verdict, trace_format: str) -> dict[str, Any]
     "--quiet", "-q", is_flag=True,
     help="No progress, no table, no traces: one line per spec that did not match, with the reason.",
 )
+@click.option("--verbose", "-v", is_flag=True, help="Show every counterexample, also the expected ones.")
+@click.option(
+    "--symmetry", is_flag=True,
+    help="Explore one state per class of interchangeable devices (processes) the spec declares "
+    "(TLC's SYMMETRY); distinct/generated pins are not compared.",
+)
+@click.option(
+    "--simulate", "walks", type=click.IntRange(min=1), metavar="N",
+    help="Check N random behaviours instead of every state (TLC's -simulate); no pins are "
+    "compared and liveness is not checked.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of --simulate.")
+@click.option(
+    "--depth", type=click.IntRange(min=1), default=DEFAULT_DEPTH, show_default=True,
+    help="Most states in one --simulate behaviour.",
+)
+@click.option(
+    "--itf-out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+    help="Write each counterexample as ITF JSON to DIR/SPEC.PROPERTY.itf.json.",
+)
 def check(
     paths: tuple[str, ...],
     json_out: str | None,
@@ -162,50 +190,60 @@ def check(
     max_memory: float | None,
     workers: int | None,
     quiet: bool,
+    verbose: bool,
+    symmetry: bool,
+    walks: int | None,
+    seed: int,
+    depth: int,
+    itf_out: Path | None,
 ) -> None:
-    """Check SPEC files or directories (default: specs/) and compare each with its expect."""
+    """Check SPEC files or directories (default: specs/) and compare each with its expect.
+
+    Prints one line per spec; counterexamples of unexpected outcomes (every one with
+    --verbose).  With --json - or --trace-format itf, stdout holds only that document (ITF:
+    one trace per line, every counterexample) and the lines go to stderr.
+    """
+    if symmetry and walks is not None:
+        raise UserError("--symmetry and --simulate do not combine; choose one")
     writable_file(json_out, "--json")
     writable_file(junit_out, "--junit")
     if json_out is not None and junit_out is not None and json_out == junit_out:
         raise UserError(f"--json and --junit name the same file {json_out}")
+    if itf_out is not None:
+        writable_dir(itf_out, "--itf-out")
     targets = load_targets(paths)  # every file validated before any run
-    limits = Limits(states=max_states, seconds=max_seconds, memory_mb=max_memory)
+    mode = Mode(symmetry, walks, seed, depth, first)
+    options = Options(quiet=quiet, verbose=verbose, trace_format=trace_format, full_trace=full_trace,
+                      json_to_stdout=json_out == "-", itf_out=itf_out, mode=mode.describe())
+    output = CheckOutput(targets, options)
     results: list[Checked] = []
     interrupted = False
-    err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    limits = Limits(states=max_states, seconds=max_seconds, memory_mb=max_memory)
     try:
         for t in targets:
-            if not quiet:
-                err.print(f"[dim]Checking {escape(t.name)} ({escape(str(t.path))}) ...[/dim]")
-            r = explore_target(t, limits, first=first, quiet=quiet, workers=workers)
-            fingerprints = r.stats.fingerprint_report()
-            if fingerprints is not None and not quiet:
-                err.print(f"[dim]{escape(t.name)}: {fingerprints}[/dim]")
-            results.append((t, t.judge(r)))
+            r = _explore_one(mode, t, limits, quiet=quiet, workers=workers)
+            c = t.judge(r, pins=mode.pins)
+            results.append((t, c))
+            output.finished(t, c)
             if r.outcome == Outcome.INTERRUPTED:
                 interrupted = True
                 break
     except KeyboardInterrupt:  # between explorations (building a spec, judging)
         interrupted = True
-    if json_out != "-":  # printed first: a file that cannot be written loses nothing
-        out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
-        if not out.is_terminal:
-            out.width = 160
-        if quiet:
-            for line in quiet_lines(results):
-                out.print(line, markup=False)
-        else:
-            _print_results(out, results, trace_format=trace_format, full_trace=full_trace)
-    _write_outputs(results, json_out=json_out, junit_out=junit_out, trace_format=trace_format)
+    # printed first: a file that cannot be written loses nothing
+    output.done(results, interrupted=interrupted)
     if interrupted:
-        err.print(f"Interrupted: partial results of {len(results)} of {len(targets)} spec(s) above.")
+        click.echo(f"Interrupted: partial results of {len(results)} of {len(targets)} spec(s) above.",
+                   err=True)
+    _write_outputs(results, json_out=json_out, junit_out=junit_out, trace_format=trace_format, mode=mode)
     sys.exit(exit_code([c for _, c in results], interrupted))
 
 
-def _write_outputs(results: Sequence[Checked], *, json_out: str | None, junit_out: str | None,
-                   trace_format: str) -> None:
+def _write_outputs(results: list[Checked], *, json_out: str | None, junit_out: str | None,
+                   trace_format: str, mode: Mode) -> None:
     if json_out is not None:
-        doc = {"version": 1, "results": [result_json(t, c, trace_format) for t, c in results]}
+        doc = {"version": 1, "results": [{**result_json(t, c, trace_format), "exploration": mode.name}
+                                         for t, c in results]}
         text = json.dumps(doc, indent=2, default=str)
         if json_out == "-":
             click.echo(text)
@@ -216,78 +254,3 @@ def _write_outputs(results: Sequence[Checked], *, json_out: str | None, junit_ou
             junit_tree([c for _, c in results]).write(junit_out, encoding="utf-8", xml_declaration=True)
         except OSError as exc:
             raise UserError(f"--junit {junit_out}: cannot write: {exc.strerror or exc}") from None
-
-
-# --- printing ---------------------------------------------------------------------------------
-
-
-def quiet_lines(results: Sequence[Checked]) -> list[str]:
-    """``--quiet``: one line per spec that did not match, with the reason."""
-    words = {LIMIT: "LIMIT", ERROR: "ERROR"}
-    return [f"{words.get(c.outcome, 'MISMATCH')} {c.name} ({c.path}): {c.reason or ''}"
-            for _, c in results if not c.matched]
-
-
-_COLUMNS = ("spec", "outcome", "expected", "ok", "distinct", "generated", "depth", "seconds", "method")
-_NUMERIC = ("distinct", "generated", "depth", "seconds")
-
-
-def _outcome_cell(target: Target, c: Verdict) -> str:
-    if c.result.violations:
-        cell = "violation: " + ", ".join(v.name for v in c.result.violations)
-        return cell + (f" (then {stopped_by(c.result)})" if c.result.limit else "")
-    if c.outcome == ERROR:
-        return "error"
-    if c.outcome == "blocked":
-        return "blocked: " + ", ".join(target.blocked_by)
-    if c.result.limit:
-        return f"limit: {stopped_by(c.result)}"
-    return c.outcome
-
-
-def _summary_table(results: Sequence[Checked]) -> Table:
-    table = Table(title="vfio-migcheck results", show_lines=False)
-    for col in _COLUMNS:
-        table.add_column(col, justify="right" if col in _NUMERIC else "left")
-    for t, c in results:
-        s = c.result.stats
-        table.add_row(
-            escape(c.name),
-            escape(_outcome_cell(t, c)),
-            escape(c.expectation.short()),
-            "[green]yes[/green]" if c.matched else "[red]NO[/red]",
-            f"{s.distinct:,}",
-            f"{s.generated:,}",
-            str(s.depth),
-            f"{s.seconds:.2f}",
-            t.tracking_method or "",
-        )
-    return table
-
-
-def _print_traces(out: Console, results: Sequence[Checked], *, trace_format: str, full_trace: bool) -> None:
-    """Each counterexample of each spec, the expected ones marked so."""
-    for _, c in results:
-        for v in c.result.violations:
-            expected = v.name in c.expectation.names
-            out.print(f"\n[bold]{escape(c.name)}[/bold] ({escape(str(c.path))}): {escape(v.name)} "
-                      f"{'expected' if expected else 'UNEXPECTED'}")
-            if trace_format == "itf" and v.trace:
-                out.print_json(json.dumps(to_itf(v, c.result.layout, spec_name=c.name)))
-            else:
-                out.print(render_text(v, c.result.layout, full=full_trace), markup=False)
-
-
-def _print_results(out: Console, results: Sequence[Checked], *, trace_format: str, full_trace: bool) -> None:
-    out.print(_summary_table(results))
-    _print_traces(out, results, trace_format=trace_format, full_trace=full_trace)
-    # why each complete run did not match, one line each (a stopped run shows its limit above)
-    lines = [line for line in quiet_lines(results) if not line.startswith("LIMIT ")]
-    if lines:
-        out.print()
-    for line in lines:
-        word, rest = line.split(" ", 1)
-        out.print(f"[red]{word}[/red] {escape(rest)}")
-    n_bad = sum(not c.matched for _, c in results)
-    verdict = "all outcomes match their expectations" if n_bad == 0 else f"{n_bad} spec(s) did not match"
-    out.print(f"\n{len(results)} spec(s) checked: {verdict}.")

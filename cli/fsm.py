@@ -25,10 +25,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import networkx as nx
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -61,6 +60,9 @@ from model.fsm.uapi import (
     parse_state,
     supported_states,
 )
+
+if TYPE_CHECKING:  # networkx is imported by `fsm graph` only: `fsm path` starts faster without it
+    import networkx as nx
 
 _TERMINAL = ("ok", "einval", "warn-einval")
 
@@ -194,6 +196,8 @@ def check_cmd(kernel_spec: str | None, as_json: bool, defines: tuple[str, ...]) 
 def fsm_graph(kernel: KernelStepFunction, flags: MigFlag) -> nx.DiGraph:
     """Direct arcs of the feature set (kind ``direct``) and any step the kernel takes that
     is not one (kind ``not-a-uapi-arc``); each edge lists the walks that use it."""
+    import networkx as nx
+
     g = nx.DiGraph(kernel=kernel.source, features=feature_label(flags))
     for s in supported_states(flags):
         g.add_node(s.name, value=int(s), saving_group=bool(IN_SAVING_GROUP[int(s)]))
@@ -265,6 +269,8 @@ def graph_cmd(features: str | None, kernel_spec: str | None, fmt: str,
     flags = features_option(kernel, features)
     g = fsm_graph(kernel, flags)
     if fmt == "json":
+        import networkx as nx
+
         _emit(json.dumps(nx.node_link_data(g, edges="edges"), indent=2) + "\n", output)
         return
     source = graph_dot(g)

@@ -31,6 +31,7 @@ from cli.load import load_target
 from cli.options import writable_file, write_text
 
 GRAPH_MAX_STATES = 500_000  # beyond this the graph is not explored for drawing
+GRAPH_MAX_NODES = 5_000  # a drawing with more nodes is refused without --force
 
 # Variables a migration spec's quotient keeps, in order of importance (the quotient drops
 # variables from the end when it would have too many nodes): the migration status, QEMU's
@@ -63,6 +64,15 @@ def parse_quotient(spec: Spec, text: str | None) -> list[str]:
     return keys
 
 
+def _refuse(path: Path, nodes: int, max_nodes: int, full: bool) -> None:
+    """A drawing too large to read (and to write: DOT is ~1 KB a state): exit 3."""
+    hint = ("draw the quotient graph instead (drop --full; --quotient VAR,... chooses what a node "
+            "keeps apart)" if full else "coarsen it (fewer --quotient variables, a lower --quotient-nodes)")
+    click.echo(f"error: {path}: the drawing would have {nodes:,} nodes, more than --max-nodes "
+               f"{max_nodes:,}; {hint}, or pass --force to write it anyway", err=True)
+    sys.exit(3)
+
+
 @click.command("graph")
 @click.argument("spec_file", metavar="SPEC", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["dot", "svg", "json"]), default="svg", show_default=True)
@@ -73,7 +83,7 @@ def parse_quotient(spec: Spec, text: str | None) -> list[str]:
     help="Group states by these variables (indexed ones as name[i]); default: the spec's phase "
     "and device states, or its enumerated variables.",
 )
-@click.option("--full", is_flag=True, help="Draw every state, however many.")
+@click.option("--full", is_flag=True, help="Draw every state (more than --max-nodes only with --force).")
 @click.option(
     "--full-max",
     type=click.IntRange(min=0),
@@ -82,12 +92,20 @@ def parse_quotient(spec: Spec, text: str | None) -> list[str]:
     help="Draw every state up to this many; a quotient above.",
 )
 @click.option(
-    "--max-nodes",
+    "--quotient-nodes",
     type=click.IntRange(min=1),
     default=QUOTIENT_MAX_NODES,
     show_default=True,
     help="Coarsen the quotient (drop variables from the end) above this many nodes.",
 )
+@click.option(
+    "--max-nodes",
+    type=click.IntRange(min=1),
+    default=GRAPH_MAX_NODES,
+    show_default=True,
+    help="Refuse to write a drawing with more nodes (exit 3) unless --force.",
+)
+@click.option("--force", is_flag=True, help="Write the drawing however many nodes it has.")
 @click.option(
     "--max-states",
     type=click.IntRange(min=1),
@@ -102,7 +120,9 @@ def graph(
     quotient: str | None,
     full: bool,
     full_max: int,
+    quotient_nodes: int,
     max_nodes: int,
+    force: bool,
     max_states: int,
 ) -> None:
     """Draw the reachable state graph of SPEC."""
@@ -116,6 +136,8 @@ def graph(
     if sg is None:
         click.echo(f"error: {path}: more than {max_states:,} reachable states; raise --max-states", err=True)
         sys.exit(3)
+    if (full or len(sg.rows) <= full_max) and len(sg.rows) > max_nodes and not force:
+        _refuse(path, len(sg.rows), max_nodes, full)  # before drawing: a full drawing is slow to build
     try:
         g = draw(
             sg,
@@ -124,9 +146,11 @@ def graph(
             spec=target.spec,
             quotient=keys,
             full_max=full_max,
-            max_nodes=max_nodes,
+            max_nodes=quotient_nodes,
             force="full" if full else None,
         )
+        if len(g.nodes) > max_nodes and not force:
+            _refuse(path, len(g.nodes), max_nodes, full)
         if fmt == "json":
             text = json.dumps(g.as_json(), indent=1) + "\n"
         elif fmt == "dot":

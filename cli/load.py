@@ -20,7 +20,8 @@ User errors are :class:`~cli.errors.UserError`: one line naming file and key, ex
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -112,8 +113,15 @@ class Target:
     def tracking_method(self) -> str | None:
         return None if self.migration is None else self.migration.tracking_method
 
-    def judge(self, result: Result) -> Verdict:
-        return judge(self.expectation, result, name=self.name, path=self.path, blocked=self.blocked,
+    def judge(self, result: Result, *, pins: Sequence[str] | None = None) -> Verdict:
+        """The verdict on ``result``; ``pins``: the pins to compare (None: every one stated),
+        for runs whose figures are not an exhaustive exploration's (``check --symmetry``,
+        ``--simulate``)."""
+        expectation = self.expectation
+        if pins is not None:
+            kept = {k: v for k, v in expectation.pins.stated().items() if k in pins}
+            expectation = dataclasses.replace(expectation, pins=Pins(**kept))
+        return judge(expectation, result, name=self.name, path=self.path, blocked=self.blocked,
                      stopped_by=stopped_by(result), facts=self.facts)
 
 

@@ -9,6 +9,12 @@ start-up, and Ctrl-C during it, stay cheap).  Every command runs through one wra
 * 3 a limit, or a solver that could not decide, before a verdict (the command's own);
 * 4 an internal error: one line naming it, and the traceback only with ``--debug``;
 * 130 interrupted (Ctrl-C), at start-up and in every phase of every command.
+
+A module is imported only when its command runs (or shows its own help): the commands
+need numpy, scipy, networkx, z3 and matplotlib between them, and ``vfio-migcheck --help`` needs none
+of them (bench/startup.py measures it).  The one-line summaries ``--help`` lists are kept
+here for that reason; tests/test_startup.py checks that they are the commands' own
+summaries.
 """
 
 from __future__ import annotations
@@ -21,22 +27,31 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
+from click.utils import make_default_short_help
 
-from checker.interrupt import INTERRUPT
 from cli.errors import one_line
 
 EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 2, 4, 130  # as checker.verdict (not imported: start-up)
 
-#: Sub-command name -> the module defining it and the click object's name there.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "check": ("cli.check", "check"),
-    "fsm": ("cli.fsm", "fsm"),
-    "simulate": ("cli.simulate", "simulate"),
-    "graph": ("cli.graph", "graph"),
-    "prove": ("cli.prove", "prove"),
-    "tables": ("cli.tables", "tables"),
-    "report": ("cli.report", "report"),
+# name -> (module, attribute, the summary `vfio-migcheck --help` shows)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "check": ("cli.check", "check",
+              "Check SPEC files or directories (default: specs/) and compare each with its expect."),
+    "fsm": ("cli.fsm", "fsm",
+            "The kernel's device-state FSM: walks, an audit against the uAPI, the arc graph."),
+    "simulate": ("cli.simulate", "simulate", "Run a concrete migration of SPEC's VM on packed page bitmaps."),
+    "graph": ("cli.graph", "graph", "Draw the reachable state graph of SPEC."),
+    "prove": ("cli.prove", "prove",
+              "Prove NoPageLost (through DirtyTrackingSound) for guests of ANY size by induction with "
+              "z3, one page at a time, or print the counterexample to induction."),
+    "tables": ("cli.tables", "tables",
+               "Decision tables of QEMU's dirty-tracking method and migration blockers, enumerated "
+               "with z3 over every configuration of up to --devices devices (--vmm cloud-hypervisor: "
+               "cloud-hypervisor's refusals, every configuration evaluated)."),
+    "report": ("cli.report", "report",
+               "Write HTML and Markdown reports for SPEC files or directories (default: specs/)."),
 }
+
 
 DEBUG_ENV = "VFIO_MIGCHECK_DEBUG"
 
@@ -66,18 +81,27 @@ def _add_debug(cmd: click.Command) -> click.Command:
 
 
 class Migcheck(click.Group):
-    """The top-level group: commands loaded on demand, and the one wrapper for exit codes."""
+    """The top-level group: commands imported when they are used, and the one wrapper for
+    exit codes."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
             return None
-        module, attr = COMMANDS[cmd_name]
+        module, attr, _ = entry
         cmd = getattr(importlib.import_module(module), attr)
         assert isinstance(cmd, click.Command)
         return _add_debug(cmd)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click lists commands, from the summaries above (no command is imported)."""
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [(name, make_default_short_help(summary, limit)) for name, (_, _, summary) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def main(  # type: ignore[override]
         self,
@@ -121,6 +145,8 @@ def run(command: Any) -> int:
         exc.show()  # one line: "error: ..." (cli.errors.UserError) or "Error: ..." (click)
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - the one place that turns a bug into exit code 4
+        from checker.interrupt import INTERRUPT  # not at start-up: --help imports no checker/
+
         if INTERRUPT.requested:  # what Ctrl-C broke on its way out (a z3 query, a pipe)
             click.echo("\ninterrupted", err=True)
             return EXIT_INTERRUPTED

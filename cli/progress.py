@@ -25,6 +25,10 @@ def describe(name: str, stats: Stats) -> str:
             f"queue {stats.frontier:,}, {stats.generated:,} generated, {stats.seconds:.1f} s")
 
 
+#: A search shorter than this prints no plain progress line (not even entering liveness).
+QUIET_SECONDS = 1.0
+
+
 class SearchProgress:
     """A progress callback for one spec:
     ``with SearchProgress(name) as show: explore(..., progress=show)``."""
@@ -50,7 +54,7 @@ class SearchProgress:
         text = describe(self.name, stats)
         if self._status is not None:
             self._status.update(text)
-        else:
+        elif stats.seconds >= QUIET_SECONDS:  # a log gets no lines from a spec this fast
             self.console.print(f"Progress({text})", markup=False)
 
 

@@ -62,7 +62,8 @@ def _graph_for(t: Target, r: Result, *, max_states: int):
         sg = explore_graph(t.spec, max_states=max_states)
         if sg is None:
             return None, f"more than {max_states:,} reachable states"
-    g = draw(sg, t.spec.layout, name=t.name, spec=t.spec, quotient=default_quotient(t.spec))
+    path = [step.row for step in r.violation.trace] if r.violation is not None else []
+    g = draw(sg, t.spec.layout, name=t.name, spec=t.spec, quotient=default_quotient(t.spec), path=path)
     return g, None
 
 
@@ -84,7 +85,7 @@ def _check_entry(t: Target, *, quiet: bool, max_states: int | None) -> tuple[Spe
     """Explore one spec (keeping its graph for the drawing), judge it, and make its entry."""
     if not quiet:
         click.echo(f"report: checking {t.name} ({display_path(t.path)})", err=True)
-    r = explore_target(t, Limits(states=max_states), quiet=quiet, keep_graph=True)
+    r = explore_target(t, Limits(states=max_states), keep_graph=True)
     if r.outcome == Outcome.INTERRUPTED:
         raise KeyboardInterrupt
     c = t.judge(r)

@@ -54,7 +54,7 @@ def _yes(value: bool) -> str:
 
 def scenario_section(scenario: Any) -> Section:
     from model.contract import MUTATIONS
-    from model.scenario import format_size
+    from model.units import format_size
 
     vm, host, mig = scenario.vm, scenario.host, scenario.migration
     profile = scenario.profile

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,59 +31,18 @@ from rich.table import Table
 from cli.errors import UserError
 from cli.load import load_migration
 from cli.options import writable_file
+from model import units
 from model.concrete.executor import METHODS, Executor, ExecutorError, RunConfig
 from model.concrete.plan import GuestLoad, executor_method, timed_config, unexercised_mutations
 from model.concrete.results import MigrationResult, RoundStats, RunStatus
 from model.contract import PAGE_SIZE
 from model.scenario import Scenario
+from model.units import human_bytes
 
-# --- units ----------------------------------------------------------------------------------
-
-_BINARY = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
-           "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40, "p": 1 << 50,
-           "pib": 1 << 50, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15}
-_BIT_PREFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
-_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0, "min": 60.0}
-_NUMBER = r"\s*(\d+(?:\.\d*)?|\.\d+)\s*"
-
-SIZE_HELP = "bytes, or a number with B, K/KiB, M/MiB, G/GiB, T/TiB (binary) or KB, MB, GB, TB"
+# --- units (model.units: the one parser of sizes, rates and durations) ----------------------
 
 
-def parse_size(option: str, text: str) -> int:
-    """A size in bytes: ``64GiB``, ``1.5G``, ``4096``, ``500MB`` (decimal)."""
-    m = re.fullmatch(_NUMBER + r"([A-Za-z]*)\s*", text)
-    unit = _BINARY.get(m[2].lower()) if m else None
-    if m is None or unit is None:
-        raise UserError(f"{option}: cannot read {text!r}; use {SIZE_HELP} (e.g. 64GiB)")
-    return int(round(_finite(option, text, float(m[1]) * unit)))
-
-
-def parse_rate(option: str, text: str) -> float:
-    """Bytes per second from bits (``10Gbps``, ``10Gbit/s``, ``10Gb/s``; decimal) or bytes
-    per second (``1GiB/s``, ``500MB/s``, ``4096B/s``).  A lower-case ``b`` means bits."""
-    m = re.fullmatch(_NUMBER + r"([A-Za-z/]+)\s*", text)
-    if m is not None:
-        value, unit = float(m[1]), m[2]
-        bits = re.fullmatch(r"([kKmMgGtT]?)(bps|bit/s|b/s)", unit)
-        if bits is not None:
-            prefix = _BIT_PREFIX[bits[1].lower()]
-            return _finite(option, text, value * prefix / 8)
-        if unit.endswith("/s") and unit[:-2].lower() in _BINARY and unit[:-2]:
-            return _finite(option, text, value * _BINARY[unit[:-2].lower()])
-    raise UserError(
-        f"{option}: cannot read {text!r}; use bits per second (Mbps, Gbps, Gbit/s) or bytes "
-        "per second (MiB/s, GiB/s, MB/s), e.g. 10Gbps or 256MiB/s"
-    )
-
-
-def parse_duration(option: str, text: str) -> float:
-    """Seconds: ``300ms``, ``1.5s``, ``2min``, ``100us`` (a unit is required)."""
-    m = re.fullmatch(_NUMBER + r"([A-Za-z]+)\s*", text)
-    scale = _SECONDS.get(m[2].lower()) if m else None
-    if m is None or scale is None:
-        raise UserError(f"{option}: cannot read {text!r}; use a number with us, ms, s or min "
-                        "(e.g. 300ms)")
-    return _finite(option, text, float(m[1]) * scale)
+MAX_SIZE = 1 << 44  # 16 TiB: 2**32 pages of 4 KiB, 512 MiB a bitmap
 
 
 def _finite(option: str, text: str, value: float) -> float:
@@ -93,11 +51,35 @@ def _finite(option: str, text: str, value: float) -> float:
     return value
 
 
-def human_bytes(n: float) -> str:
-    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n:.0f} B"
+def parse_size(option: str, text: str) -> int:
+    """A size in bytes (:func:`model.units.parse_size`), or a one-line error naming the flag."""
+    try:
+        size = units.parse_size(text)
+    except units.UnitError as exc:
+        raise UserError(f"{option}: {exc}") from None
+    if size > MAX_SIZE:  # the bitmaps of a larger guest would not fit in memory
+        raise UserError(f"{option}: {text!r} is too large a number (at most {human_bytes(MAX_SIZE)})")
+    return size
+
+
+def parse_rate(option: str, text: str) -> float:
+    """Bytes per second (:func:`model.units.parse_rate`), or a one-line error naming the flag."""
+    try:
+        return _finite(option, text, units.parse_rate(text))
+    except units.UnitError as exc:
+        raise UserError(f"{option}: {exc}") from None
+    except OverflowError:
+        raise UserError(f"{option}: {text!r} is too large a number") from None
+
+
+def parse_duration(option: str, text: str) -> float:
+    """Seconds (:func:`model.units.parse_duration`), or a one-line error naming the flag."""
+    try:
+        return _finite(option, text, units.parse_duration(text))
+    except units.UnitError as exc:
+        raise UserError(f"{option}: {exc}") from None
+    except OverflowError:
+        raise UserError(f"{option}: {text!r} is too large a number") from None
 
 
 def human_seconds(s: float) -> str:

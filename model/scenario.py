@@ -42,7 +42,6 @@ Decisions taken here (documented for spec writers):
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +59,7 @@ from model.contract import (
 )
 from model.profiles import PROFILE_NAMES, EnableMigrationProperty, Profile, get_profile
 from model.spec_file import SpecError, one_line, read_toml
+from model.units import UnitError, parse_size
 from model.vmm import (
     CH_DEFAULT_PROFILE,
     CH_PROFILES,
@@ -543,29 +543,6 @@ def _load_mutations(t: _Table) -> frozenset[Mutation]:
 # --- helpers ------------------------------------------------------------------------------
 
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
-               "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40,
-               "p": 1 << 50, "pib": 1 << 50}
-
-
-def parse_size(text: str) -> int | None:
-    """``"16TiB"``, ``"512 GiB"``, ``"4G"`` (binary units, as QEMU's ``-m``) in bytes."""
-    match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", text)
-    if not match:
-        return None
-    unit = _SIZE_UNITS.get(match[2].lower())
-    return None if unit is None else int(match[1]) * unit
-
-
-def format_size(size: int) -> str:
-    """Bytes in the largest binary unit that divides them: ``17592186044416`` -> ``16 TiB``."""
-    for unit, scale in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30),
-                        ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size >= scale and size % scale == 0:
-            return f"{size // scale} {unit}"
-    return f"{size} bytes"
-
-
 def _describe(value: object) -> str:
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
@@ -687,11 +664,11 @@ class _Table:
     def size(self, key: str, default: int) -> int:
         if key not in self.data:
             return default
-        value = self._get(key, (int, str), 'bytes or a size string such as "16TiB"')
-        size = value if isinstance(value, int) else parse_size(value)
-        if size is None:
-            self.fail(key, f'cannot read "{value}"; use bytes or a number with a unit '
-                           'KiB, MiB, GiB, TiB, PiB (e.g. "16TiB")')
+        value = self._get(key, (int, str), 'bytes or a size string such as "16GiB"')
+        try:
+            size = value if isinstance(value, int) else parse_size(value)
+        except UnitError as exc:
+            self.fail(key, str(exc))
         if size <= 0:
             self.fail(key, f"{size} must be positive")
         if size > MAX_RAM:

@@ -83,7 +83,7 @@ CASES: list[tuple[str, list[str], Files, str]] = [
     ("pages-nan", ["check", "{tmp}/x.toml"], {"x.toml": OK + "[vm]\npages = nan\n"},
      "[vm].pages: expected an integer, got float nan"),
     ("ram-inf", ["check", "{tmp}/x.toml"], {"x.toml": OK + "[vm]\nram = inf\n"},
-     '[vm].ram: expected bytes or a size string such as "16TiB", got float inf'),
+     '[vm].ram: expected bytes or a size string such as "16GiB", got float inf'),
     ("ram-2^65", ["check", "{tmp}/x.toml"], {"x.toml": OK + f"[vm]\nram = {2**65}\n"},
      "is more than QEMU can address"),
     ("ram-string-huge", ["check", "{tmp}/x.toml"], {"x.toml": OK + '[vm]\nram = "99999999999999999999TiB"\n'},

@@ -215,3 +215,82 @@ def test_index_renders_to_a_screenshot(server, tmp_path: Path):
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 10_000  # a blank page compresses far smaller
     assert not failures, failures
+
+
+# Loads each page in an iframe as wide as a 1400 px window and reports, for its
+# counterexample table, where the columns of the variables the violated property reads
+# are (the table's own left edge is where a reader starts).
+COLUMNS_JS = """
+const pages = %s;
+async function columns(url) {
+  const frame = document.createElement('iframe');
+  frame.style.width = '1400px'; frame.style.height = '900px'; frame.style.border = '0';
+  const ready = new Promise(r => frame.addEventListener('load', r));
+  frame.src = url;
+  document.body.appendChild(frame);
+  await ready;
+  const doc = frame.contentDocument;
+  const table = doc.querySelector('#counterexample table');
+  const heads = table ? [...table.querySelectorAll('thead th')] : [];
+  const out = {page: url, viewport: frame.contentWindow.innerWidth, marked: []};
+  heads.forEach((th, i) => {
+    if (!th.classList.contains('marked')) return;
+    const r = th.getBoundingClientRect();
+    out.marked.push({name: th.textContent, index: i, left: r.left, right: r.right});
+  });
+  frame.remove();
+  return out;
+}
+(async () => {
+  const out = [];
+  for (const p of pages) out.push(await columns(p));
+  document.getElementById('result').textContent = 'RESULT:' + JSON.stringify(out) + ':END';
+})();
+"""
+
+
+def _pages_with_counterexamples(site: Path) -> list[str]:
+    return sorted("/" + p.relative_to(site).as_posix() for p in (site / "specs").glob("*.html")
+                  if 'id="counterexample"' in p.read_text() and "<table>" in p.read_text())
+
+
+def test_the_variables_a_violated_property_reads_are_in_view_at_1400px(site: Path, server, tmp_path: Path):
+    base, failures, handler = server
+    pages = _pages_with_counterexamples(site)
+    assert pages
+    handler.harness = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>columns</title></head><body>'
+        '<pre id="result">running</pre><script>' + COLUMNS_JS % json.dumps(pages) + "</script></body></html>"
+    ).encode()
+    proc = run_chromium(["--window-size=1500,1000", "--virtual-time-budget=60000", "--dump-dom",
+                         base + HARNESS], tmp_path / "profile")
+    m = re.search(r"RESULT:(.*?):END", proc.stdout, re.S)
+    assert m, f"the harness did not finish: {proc.stdout[-500:]} {proc.stderr[-500:]}"
+    results = json.loads(html.unescape(m.group(1)))
+    assert [r["page"] for r in results] == pages
+    with_reads = [r for r in results if r["marked"]]
+    assert len(with_reads) >= len(pages) - 1  # a deadlock reads no variable
+    for r in with_reads:
+        # the explaining columns come right after "#" and "action", and all of them fit
+        assert [c["index"] for c in r["marked"]] == list(range(2, 2 + len(r["marked"]))), r
+        assert all(0 <= c["left"] and c["right"] <= r["viewport"] for c in r["marked"]), r
+        assert r["viewport"] == 1400
+    assert not failures, failures
+
+
+def test_a_counterexample_renders_to_a_screenshot_at_1400px(site: Path, server, tmp_path: Path):
+    """The page scrolled to its counterexample, in a 1400 px window (headless Chromium does
+    not follow a URL's #anchor for --screenshot, an iframe does)."""
+    base, failures, handler = server
+    pages = _pages_with_counterexamples(site)
+    page = next((p for p in pages if "mutation-no-final-sync" in p), pages[0])
+    handler.harness = (
+        '<!DOCTYPE html><html><body style="margin:0"><iframe src="' + page + '#counterexample" '
+        'style="border:0;width:1400px;height:1000px"></iframe></body></html>'
+    ).encode()
+    shot = tmp_path / "counterexample.png"
+    proc = run_chromium(["--window-size=1400,1000", "--virtual-time-budget=8000", f"--screenshot={shot}",
+                         base + HARNESS], tmp_path / "p")
+    assert shot.is_file(), proc.stderr[-500:]
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000
+    assert not failures, failures

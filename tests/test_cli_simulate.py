@@ -215,3 +215,18 @@ def test_all_dirty_fallback_per_profile(tmp_path: Path, qemu: str, reporting: st
     (r,) = doc["results"]
     assert r["method"] == reporting and (r["lost_pages"] > 0) == lost
     assert code == (1 if lost else 0)
+
+
+def test_the_readme_comparison_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's `simulate ... --method ... --plot` line, as written (run from the
+    repository, with the picture written to a temporary directory)."""
+    root = Path(__file__).resolve().parent.parent
+    lines = [line.split("#")[0].split() for line in (root / "README.md").read_text().splitlines()
+             if line.startswith("vfio-migcheck simulate") and "--method" in line]
+    assert len(lines) == 1, lines
+    args = lines[0][2:]
+    args[args.index("--plot") + 1] = str(tmp_path / "cmp.png")
+    monkeypatch.chdir(root)
+    code, out, err = run(*args, "--no-progress")
+    assert code == 0, err
+    assert "type1" in out and "device-dma-logging" in out and (tmp_path / "cmp.png").is_file()

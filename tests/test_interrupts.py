@@ -32,7 +32,11 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="signals as on L
 def start(args: list[str], *, importtime: bool = False) -> subprocess.Popen[str]:
     flags = ["-X", "importtime"] if importtime else []
     return subprocess.Popen(
-        [sys.executable, *flags, "-c", "from cli.entry import main; main()", *args],
+        # SIGINT as a terminal delivers it, also where this test runs in a shell's background
+        # job (which starts with SIGINT ignored, and the command line then keeps it so)
+        [sys.executable, *flags, "-c",
+         "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "from cli.entry import main; main()", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         env={**os.environ, "COLUMNS": "200"},
     )

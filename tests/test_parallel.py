@@ -16,7 +16,9 @@ from cli.load import load_target
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 # every shipped spec small enough to run twice here (the largest runs in bench/)
 SHIPPED = sorted(
-    p for p in [*SPECS.glob("*.toml"), *SPECS.glob("engine/*.toml")] if "three-pages" not in p.name
+    p
+    for p in [*SPECS.glob("*.toml"), *SPECS.glob("engine/*.toml"), *SPECS.glob("cloud-hypervisor/*.toml")]
+    if "three-pages" not in p.name
 )
 
 

@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checker.explore import explore
+from checker.itf import to_itf
 from checker.report.doc import Page, Para, Table, mark
 from checker.report.graphs import draw, explore_graph, full_graph, quotient_graph, render_svg, to_dot
 from checker.report.render import to_html, to_markdown
 from checker.report.results import row_values, trace_table
-from checker.trace import to_itf
 from cli.load import load_target
 from cli.main import main
 
@@ -282,8 +282,11 @@ def test_trace_table_marks_exactly_the_changed_values(twophase_violation):
     table = next(b for b in blocks if isinstance(b, Table))
     keys = table.header[2:]
     values = [row_values(r.layout, s.row) for s in v.trace]
-    # only variables that change somewhere are columns; the rest are listed once
-    for k in keys:
+    # the variables the property reads come first (shaded), then only variables that change
+    # somewhere; the rest are listed once
+    assert v.reads and tuple(keys[: len(v.reads)]) == v.reads
+    assert table.marked == frozenset(range(2, 2 + len(v.reads)))
+    for k in keys[len(v.reads):]:
         assert len({vals[k] for vals in values}) > 1
     assert len(table.rows) == v.length
     for i, row in enumerate(table.rows):
@@ -377,6 +380,39 @@ def test_graph_command_formats(tmp_path: Path):
     assert r.exit_code == 2 and "no variable 'nosuch'" in r.output and "Traceback" not in r.output
     r = run("graph", str(tmp_path / "missing.toml"))
     assert r.exit_code == 2
+
+
+def test_graph_refuses_a_drawing_above_max_nodes_without_force(tmp_path: Path):
+    spec = str(ENGINE / "twophase-3.toml")  # 288 states
+    out = tmp_path / "g.dot"
+    r = run("graph", spec, "--full", "--max-nodes", "100", "--format", "dot", "-o", str(out))
+    assert r.exit_code == 3 and not out.exists()
+    assert "288 nodes, more than --max-nodes 100; draw the quotient graph instead" in r.stderr
+    assert "--force" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run("graph", spec, "--full", "--max-nodes", "100", "--force", "--format", "dot", "-o", str(out))
+    assert r.exit_code == 0 and out.read_text().count("label=") > 288
+    # the quotient of the same graph is small: drawn as usual
+    assert run("graph", spec, "--max-nodes", "100", "--format", "dot", "-o", str(out)).exit_code == 0
+    r = run("graph", spec, "--quotient", "rmState[0],rmState[1],rmState[2],tmState", "--quotient-nodes",
+            "1000", "--max-nodes", "20", "--format", "dot")
+    assert r.exit_code == 3 and "coarsen it" in r.stderr
+
+
+def test_the_counterexample_path_is_marked_on_the_graph():
+    t = load_target(ENGINE / "twophase-broken-invariant.toml")
+    v = explore(t.spec).violation
+    sg = explore_graph(t.spec, max_states=10_000)
+    path = [s.row for s in v.trace]
+    for quotient, full_max in ((["tmState"], 0), (["tmState"], 10_000)):
+        g = draw(sg, t.spec.layout, name="x", spec=t.spec, quotient=quotient, full_max=full_max, path=path)
+        assert len(g.path) == v.length
+        on = {n.id: n.steps for n in g.nodes if n.steps}
+        assert sorted(i for steps in on.values() for i in steps) == list(range(1, v.length + 1))
+        taken = {(a, b) for a, b in zip(g.path, g.path[1:], strict=False) if a != b}
+        assert {(e.src, e.dst) for e in g.edges if e.on_path} == taken and taken
+        dot = to_dot(g)
+        assert dot.count("penwidth=2.5") == len(taken) and "counterexample: " in dot
+        assert g.as_json()["counterexample_path"] == g.path
 
 
 # ------------------------------------------------------------------- JUnit XML schema

@@ -20,9 +20,9 @@ from model.scenario import (
     SpecError,
     load_scenario,
     load_scenarios,
-    parse_size,
     scenario_from_dict,
 )
+from model.units import UnitError, parse_size
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bad_specs"
 P = "specs/x.toml"
@@ -145,8 +145,11 @@ def test_ram_sizes() -> None:
     assert scenario_from_dict(one_device(vm={"ram": "16TiB"}), P).vm.ram == 16 << 40
     assert scenario_from_dict(one_device(vm={"ram": "512 GiB"}), P).vm.ram == 512 << 30
     assert scenario_from_dict(one_device(vm={"ram": 1 << 33}), P).vm.ram == 1 << 33
-    assert parse_size("4G") == 4 << 30
-    assert parse_size("16 TB") is None and parse_size("x") is None
+    # the one size parser (model.units), as the command line's flags read sizes
+    assert scenario_from_dict(one_device(vm={"ram": "16GB"}), P).vm.ram == 16 * 10**9
+    assert parse_size("4G") == 4 << 30 and parse_size("16 TB") == 16 * 10**12
+    with pytest.raises(UnitError, match="cannot read 'x' as a size"):
+        parse_size("x")
 
 
 def test_expect_forms() -> None:
@@ -340,7 +343,7 @@ DEV = {"name": "vf0"}
         ({"devices": [DEV], "check": {"invariants": "NoPageLost"}},
          '[check].invariants: expected an array of strings, got string "NoPageLost"'),
         ({"devices": [DEV], "vm": {"ram": 1.5}},
-         '[vm].ram: expected bytes or a size string such as "16TiB", got float 1.5'),
+         '[vm].ram: expected bytes or a size string such as "16GiB", got float 1.5'),
         # unknown values
         ({"devices": [DEV], "host": {"iommu": "vfio"}},
          '[host].iommu: unknown value "vfio"; allowed: "type1", "iommufd"'),
@@ -356,9 +359,10 @@ DEV = {"name": "vf0"}
         ({"devices": [{"name": "vf0", "properties": {"x-device-dirty-page-tracking": "of"}}]},
          '[devices.0.properties].x-device-dirty-page-tracking: unknown value "of"; allowed: '
          "\"on\", \"off\", \"auto\"; did you mean 'off'?"),
-        ({"devices": [DEV], "vm": {"ram": "16 TB"}},
-         '[vm].ram: cannot read "16 TB"; use bytes or a number with a unit KiB, MiB, GiB, '
-         'TiB, PiB (e.g. "16TiB")'),
+        ({"devices": [DEV], "vm": {"ram": "16 TBs"}},
+         "[vm].ram: cannot read '16 TBs' as a size; use bytes, or a number with KiB, MiB, GiB, "
+         'TiB, PiB or K, M, G, T (binary) or KB, MB, GB, TB (decimal), e.g. "16GiB"'),
+        ({"devices": [DEV], "vm": {"ram": "0.3K"}}, "[vm].ram: '0.3K' is not a whole number of bytes"),
         ({"devices": [DEV], "vm": {"ram": 0}}, "[vm].ram: 0 must be positive"),
         ({"devices": [DEV], "vm": {"pages": 3, "ram": 8192}},
          "[vm].ram: 8192 bytes is less than vm.pages = 3 pages of 4096 bytes"),

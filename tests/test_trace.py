@@ -53,3 +53,39 @@ def test_a_label_that_is_not_enabled_is_refused_with_its_step():
     with pytest.raises(ReplayError, match=r"step 2 of the trace: no action is labelled 'Nope'"):
         replay(spec, ["Nope"])
     assert len(replay(spec, [])) == 1  # the initial state alone
+
+
+def _walks(path: Path):
+    """``(req_to before, device state after)`` of every kernel step in ``path``'s
+    counterexample that ends a SET (its ``req`` goes back to idle)."""
+    target = load_target(path)
+    spec, v = counterexample(path)
+    assert target.migration is not None
+    names = [d.name for d in target.migration.scenario.devices]
+    states = [spec.layout.display(s.row, arrays=True) for s in v.trace]
+    out = []
+    for k, step in enumerate(v.trace[1:], start=1):
+        action = step.action or ""
+        before, after = states[k - 1], states[k]
+        if "KernelStep(dev=" not in action or before["req"] == "idle" or after["req"] != "idle":
+            continue
+        dev = names.index(action.split("dev=")[1].rstrip(")"))
+        side = "dst_kstate" if action.startswith("Dst") else "kstate"
+        out.append((before["req_to"], after[side][dev]))
+    return out
+
+
+@pytest.mark.parametrize("path", [p for p in VIOLATING if load_target(p).migration is not None],
+                         ids=lambda p: p.stem)
+def test_req_to_names_the_state_the_set_in_flight_reaches(path):
+    """Both VMMs: when a kernel step ends a SET, the device is in the state ``req_to``
+    showed for it (a target, a recovery state or RUNNING after a reset)."""
+    walks = _walks(path)
+    assert all(goal == reached for goal, reached in walks), walks
+
+
+def test_req_to_is_shown_for_both_vmms():
+    qemu = _walks(ROOT / "specs" / "mutation-skip-p2p-prepare.toml")
+    ch = _walks(ROOT / "specs" / "cloud-hypervisor" / "ch-late-error-split-brain.toml")
+    assert {"STOP", "STOP_COPY"} <= {g for g, _ in qemu}
+    assert {"STOP", "STOP_COPY", "RESUMING", "RUNNING"} <= {g for g, _ in ch}

@@ -25,7 +25,7 @@ from typing import Any
 
 from checker.lang.layout import Layout, Next, View
 from checker.lang.ops import all_of, any_of
-from checker.lang.spec import Action, Effect, Eventually, Liveness, Predicate, Spec
+from checker.lang.spec import Action, Effect, Eventually, Liveness, Predicate, Spec, Symmetry
 
 RM_STATES = ("working", "prepared", "committed", "aborted")
 WORKING, PREPARED, COMMITTED, ABORTED = range(4)
@@ -58,7 +58,7 @@ def _decided(rms: int) -> Predicate:
 
 def tcommit(rms: int = 3) -> Spec:
     layout = Layout()
-    layout.var("rmState", values=RM_STATES, count=rms)
+    layout.var("rmState", values=RM_STATES, count=rms, array=True)
 
     def can_commit(s: View) -> Any:
         return _all((s.rmState[r] == PREPARED) | (s.rmState[r] == COMMITTED) for r in range(rms))
@@ -98,13 +98,15 @@ def tcommit(rms: int = 3) -> Spec:
         invariants={"TCTypeOK": layout.type_ok, "TCConsistent": consistent},
         end_states=decided,
         type_invariant="TCTypeOK",
+        # the RMs are interchangeable (TLC: SYMMETRY Permutations(RM))
+        symmetry=Symmetry(groups=(tuple(range(rms)),), elements=("rmState",)),
         description="Lamport's transaction commit (tlaplus/Examples TCommit.tla).",
     )
 
 
 def two_phase(rms: int = 3, broken: str | None = None) -> Spec:
     layout = Layout()
-    layout.var("rmState", values=RM_STATES, count=rms)
+    layout.var("rmState", values=RM_STATES, count=rms, array=True)
     layout.var("tmState", values=TM_STATES)
     layout.var("tmPrepared", flags=[f"rm{r}" for r in range(rms)])
     # msgs: one bit per possible message: Prepared(r) for each r, Commit, Abort.
@@ -190,5 +192,9 @@ def two_phase(rms: int = 3, broken: str | None = None) -> Spec:
         # TMAbort, a state where every RM aborted is a legitimate end.
         end_states=decided if broken == "no-abort-message" else None,
         type_invariant="TPTypeOK",
+        # the RMs are interchangeable (TLC: SYMMETRY Permutations(RM)): an RM's part of a
+        # state is its rmState, its bit of tmPrepared and its Prepared message
+        symmetry=Symmetry(groups=(tuple(range(rms)),), elements=("rmState",),
+                          bits={"tmPrepared": tuple(range(rms)), "msgs": tuple(range(rms))}),
         description="Lamport's two-phase commit (tlaplus/Examples TwoPhase.tla).",
     )

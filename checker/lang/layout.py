@@ -15,8 +15,9 @@ are separate fields that share a name, a width and a value domain.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -29,13 +30,27 @@ class LayoutError(ValueError):
     """A spec declared or wrote its variables wrongly (a bug in the spec, not a violation)."""
 
 
+class Kind(StrEnum):
+    """What a field's values are, for every reader of a state (traces, ITF, JSON, reports):
+    the packing is the same for all of them, the meaning is not."""
+
+    BOOL = "bool"  # one bit, FALSE/TRUE
+    INT = "int"  # a number 0 .. 2**bits - 1
+    ENUM = "enum"  # one of the named ``values``
+    SET = "set"  # a subset of the named ``flags`` (one bit per name)
+
+
 @dataclass(frozen=True)
 class Field:
     """One variable (or one element of an indexed variable).
 
-    ``values`` names each value (for traces and TypeOK); ``bits`` is derived from it when
-    not given.  ``flags`` marks a bit set (``bits`` wide, one named bit per element of
-    ``flags``), shown as a set of names in traces.
+    ``kind`` says what its values mean (:class:`Kind`): ``values`` names each value of an
+    enumeration (for traces and TypeOK; ``bits`` is derived from it when not given);
+    ``flags`` names the bits of a set; a bool is one bit; anything else is an integer,
+    whatever its width, so a counter that fits one bit in one configuration reads as a
+    number there too.  ``array`` marks a variable declared per index (one element per
+    device, say): it is a sequence in ITF and JSON even when this configuration has one
+    element, so a variable has one type in every spec.
     """
 
     name: str
@@ -44,10 +59,8 @@ class Field:
     flags: tuple[str, ...] | None = None
     count: int = 1
     doc: str = ""
-    # How a value reads in traces: True/False for a boolean, a number otherwise.  None
-    # keeps the default (a 1-bit field reads as a boolean); counters that happen to fit
-    # one bit declare boolean=False so they read as numbers in every configuration.
-    boolean: bool | None = None
+    kind: Kind = Kind.INT
+    array: bool = False
 
     @property
     def domain_size(self) -> int:
@@ -56,16 +69,56 @@ class Field:
             return len(self.values)
         return 1 << self.bits
 
+    @property
+    def is_array(self) -> bool:
+        """Whether a state shows this variable as a sequence (ITF, JSON)."""
+        return self.array or self.count > 1
+
     def render(self, value: int) -> Any:
-        """A value as a person reads it: its name, a set of flag names, or the integer."""
+        """A value as its kind reads: a name, a sorted list of flag names, a bool, an int."""
         value = int(value)
-        if self.values is not None:
+        if self.kind is Kind.ENUM:
+            assert self.values is not None
             return self.values[value] if 0 <= value < len(self.values) else f"<bad {value}>"
-        if self.flags is not None:
+        if self.kind is Kind.SET:
+            assert self.flags is not None
             return sorted(n for i, n in enumerate(self.flags) if value >> i & 1)
-        if self.boolean or (self.boolean is None and self.bits == 1):
+        if self.kind is Kind.BOOL:
             return bool(value)
         return value
+
+    def encode(self, value: Any) -> int:
+        """The packed integer of a rendered value (the inverse of :meth:`render`)."""
+        if self.kind is Kind.ENUM and isinstance(value, str):
+            assert self.values is not None
+            if value not in self.values:
+                raise LayoutError(f"variable {self.name!r}: unknown value {value!r}")
+            return self.values.index(value)
+        if self.kind is Kind.SET and not isinstance(value, int | np.integer):
+            assert self.flags is not None
+            unknown = [n for n in value if n not in self.flags]
+            if unknown:
+                raise LayoutError(f"variable {self.name!r}: unknown flag {unknown[0]!r}")
+            return sum(1 << self.flags.index(n) for n in set(value))
+        return int(value)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A value shown with every state of a trace but not stored: a function of the state
+    (as TLC's ALIAS adds expressions to its traces).  It explains a state without adding
+    to it: the explorer never sees it.  ``fn`` maps a :class:`View` to a column of
+    indices into ``values``; ``after`` names the variable it is shown after.
+    """
+
+    name: str
+    fn: Callable[[View], Any]
+    values: tuple[str, ...]
+    after: str | None = None
+    doc: str = ""
+
+    def render(self, value: int) -> str:
+        return self.values[value] if 0 <= value < len(self.values) else f"<bad {value}>"
 
 
 @dataclass(frozen=True)
@@ -90,6 +143,7 @@ class Layout:
         self._slots: dict[str, Slot] = {}
         self._by_name: dict[str, Field] = {}
         self._word_fill: list[int] = []
+        self.derived: list[Derived] = []
         declared = list(self.fields)
         self.fields = []
         for f in declared:
@@ -107,6 +161,7 @@ class Layout:
             raise LayoutError(f"field {f.name!r}: {len(f.values)} values need more than {f.bits} bits")
         if f.count < 1:
             raise LayoutError(f"field {f.name!r}: count must be >= 1")
+        _check_kind(f)
         self.fields.append(f)
         self._by_name[f.name] = f
         for i in range(f.count):
@@ -129,19 +184,45 @@ class Layout:
         flags: Sequence[str] | None = None,
         count: int = 1,
         doc: str = "",
-        boolean: bool | None = None,
+        kind: Kind | str | None = None,
+        array: bool = False,
     ) -> Field:
-        """Declare a variable.  Width comes from ``values``/``flags`` when not given."""
+        """Declare a variable.  Width comes from ``values``/``flags`` (or a bool's one bit)
+        when not given; the kind from ``values`` (enum) or ``flags`` (set), else int
+        unless ``kind="bool"`` is given."""
         vals = tuple(values) if values is not None else None
         fl = tuple(flags) if flags is not None else None
+        if kind is not None:
+            k = Kind(kind)
+        else:
+            k = Kind.ENUM if vals is not None else Kind.SET if fl is not None else Kind.INT
         if bits is None:
             if vals is not None:
                 bits = max(1, (len(vals) - 1).bit_length())
             elif fl is not None:
                 bits = max(1, len(fl))
+            elif k is Kind.BOOL:
+                bits = 1
             else:
                 raise LayoutError(f"field {name!r}: give bits, values or flags")
-        return self.add(Field(name, bits, vals, fl, count, doc, boolean))
+        return self.add(Field(name, bits, vals, fl, count, doc, k, array))
+
+    def flag(self, name: str, *, count: int = 1, doc: str = "", array: bool = False) -> Field:
+        """Declare a boolean variable (one bit)."""
+        return self.var(name, kind=Kind.BOOL, count=count, doc=doc, array=array)
+
+    def derive(
+        self, name: str, fn: Callable[[View], Any], *, values: Sequence[str], after: str | None = None,
+        doc: str = "",
+    ) -> Derived:
+        """Declare a value traces show with each state (see :class:`Derived`)."""
+        if name in self._by_name or any(d.name == name for d in self.derived):
+            raise LayoutError(f"derived value {name!r}: the name is taken")
+        if after is not None:
+            self.field(after)
+        d = Derived(name, fn, tuple(values), after, doc)
+        self.derived.append(d)
+        return d
 
     # ------------------------------------------------------------------ queries
     @property
@@ -172,7 +253,8 @@ class Layout:
     def pack(self, assignments: Iterable[Mapping[str, Any]]) -> np.ndarray:
         """Pack states given as ``{name: value}`` (indexed fields: a sequence) into rows.
 
-        Missing variables are 0.  Values may be ints or, for fields with ``values``, names.
+        Missing variables are 0.  Values may be ints or, for enumerations, names, or, for
+        sets, sequences of flag names.
         """
         rows = list(assignments)
         out = np.zeros((len(rows), self.words), dtype=np.uint64)
@@ -182,14 +264,12 @@ class Layout:
                 items = list(value) if f.count > 1 else [value]
                 if len(items) != f.count:
                     raise LayoutError(f"variable {name!r} has {f.count} elements, got {len(items)}")
-                for i, v in enumerate(items):
-                    if isinstance(v, str):
-                        if f.values is None or v not in f.values:
-                            raise LayoutError(f"variable {name!r}: unknown value {v!r}")
-                        v = f.values.index(v)
+                for i, item in enumerate(items):
+                    if isinstance(item, str) and f.kind is not Kind.ENUM:
+                        raise LayoutError(f"variable {name!r}: unknown value {item!r}")
+                    v = f.encode(item)
                     key = name if f.count == 1 else f"{name}[{i}]"
                     s = self._slots[key]
-                    v = int(v)
                     if v < 0 or v > s.mask:
                         raise LayoutError(f"variable {key!r}: value {v} does not fit {f.bits} bits")
                     out[r, s.word] |= np.uint64(v << s.shift)
@@ -203,8 +283,11 @@ class Layout:
         np.bitwise_and(col, np.uint64(s.mask), out=col)
         return col.view(np.int64)
 
-    def unpack(self, row: np.ndarray) -> dict[str, Any]:
-        """One packed state as ``{name: rendered value}`` (indexed fields become lists)."""
+    def unpack(self, row: np.ndarray, *, arrays: bool = False) -> dict[str, Any]:
+        """One packed state as ``{name: rendered value}`` (indexed fields become lists).
+
+        With ``arrays``, a variable declared per index is a list even when it has one
+        element (the typed form of ITF and JSON, :attr:`Field.is_array`)."""
         row = np.asarray(row, dtype=np.uint64).reshape(1, -1)
         out: dict[str, Any] = {}
         for f in self.fields:
@@ -212,7 +295,24 @@ class Layout:
             for i in range(f.count):
                 key = f.name if f.count == 1 else f"{f.name}[{i}]"
                 vals.append(f.render(int(self.column(row, key)[0])))
-            out[f.name] = vals[0] if f.count == 1 else vals
+            listed = f.count > 1 or (arrays and f.is_array)
+            out[f.name] = vals if listed else vals[0]
+        return out
+
+    def display(self, row: np.ndarray, *, arrays: bool = False) -> dict[str, Any]:
+        """:meth:`unpack` with the :class:`Derived` values, each after its variable."""
+        state = self.unpack(row, arrays=arrays)
+        if not self.derived:
+            return state
+        view = View(self, np.asarray(row, dtype=np.uint64).reshape(1, -1))
+        extra = {d.name: d.render(int(np.asarray(d.fn(view)).reshape(-1)[0])) for d in self.derived}
+        out: dict[str, Any] = {}
+        for name, value in state.items():
+            out[name] = value
+            for d in self.derived:
+                if d.after == name:
+                    out[d.name] = extra[d.name]
+        out.update((d.name, extra[d.name]) for d in self.derived if d.after is None)
         return out
 
     def raw(self, row: np.ndarray) -> dict[str, int]:
@@ -235,6 +335,18 @@ class Layout:
         if not checks:
             return true_like(s[self.slots[0].key] == 0) if self._slots else True
         return all_of(checks)
+
+
+def _check_kind(f: Field) -> None:
+    """A field's kind agrees with what it declares (names for an enum, flags for a set)."""
+    wants = {Kind.ENUM: (f.values is not None, f.flags is None),
+             Kind.SET: (f.flags is not None, f.values is None),
+             Kind.BOOL: (f.bits == 1, f.values is None and f.flags is None),
+             Kind.INT: (True, f.values is None and f.flags is None)}
+    ok, nothing_else = wants[f.kind]
+    if not (ok and nothing_else):
+        raise LayoutError(f"field {f.name!r}: kind {f.kind} does not fit its declaration "
+                          "(enum: values, set: flags, bool: one bit, int: neither)")
 
 
 class _Indexed:

@@ -15,8 +15,11 @@ parameterised family), and named properties:
                         CONSTRAINT does;
 * ``end_states``        states with no successor that are *meant* to end a behaviour (not
                         deadlocks);
-* ``canonical``         optional symmetry reduction: maps packed rows to a canonical
-                        representative;
+* ``canonical``         optional state reduction: maps packed rows to a canonical
+                        representative (the explorer applies it to every state);
+* ``symmetry``          the spec's interchangeable indices
+                        (:class:`Symmetry`), which ``check
+                        --symmetry`` turns into a ``canonical`` (:mod:`checker.symmetry`).
 * ``type_invariant``    the name a value that does not fit its variable's field is
                         reported under (default ``TypeOK``).
 
@@ -91,6 +94,46 @@ class LeadsTo:
 Liveness = Eventually | LeadsTo
 
 
+@dataclass(frozen=True)
+class Symmetry:
+    """Interchangeable indices (``groups``) and the variables that hold each index's part,
+    for a symmetry reduction (TLC's ``SYMMETRY Permutations(S)``; :mod:`checker.symmetry`
+    turns it into a canonical form, ``check --symmetry`` explores one state per class).
+
+    An index's part of a state is, for each declared variable, its element ``name[i]``, its
+    block ``name[i*n] .. name[i*n+n-1]``, or its bit ``i`` of a set variable.  Two states
+    that differ only by a permutation of the indices of one group are one class, when both
+    satisfy ``when`` (a spec whose behaviour depends on the order of its indices in some
+    states, such as a loop over them, declares the states where it does not); two indices
+    are swapped only where their ``fixed`` variables agree.  The reduction is sound only if
+    the spec treats the indices of a group alike (the same constants, one action family for
+    all of them, properties that name no index, weak fairness by family): the declaration
+    is the spec author's claim, tests/test_symmetry.py checks it on the shipped specs.
+
+    ``elements``: variables with one element per index; ``blocks``: variables with
+    ``n`` consecutive elements per index (name -> n); ``bits``: set variables with one bit
+    per index (name -> the bit of each index, in index order); ``fixed``: the variables of
+    ``elements`` that must agree for two indices to be swapped (they stay in place, the
+    rest of the two parts is exchanged); ``when``: the states in which the indices are
+    interchangeable (None: every state).
+    """
+
+    groups: tuple[tuple[int, ...], ...]
+    elements: tuple[str, ...] = ()
+    blocks: Mapping[str, int] = field(default_factory=dict)
+    bits: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    fixed: tuple[str, ...] = ()
+    when: Predicate | None = None
+
+    @property
+    def reduces(self) -> bool:
+        """Whether some group has two or more indices (else the reduction does nothing)."""
+        return any(len(g) > 1 for g in self.groups)
+
+    def holds(self, view: View) -> Any:
+        return True if self.when is None else self.when(view)
+
+
 @dataclass
 class Spec:
     """A transition system the explorer can check.  Subclass it or fill it in."""
@@ -106,6 +149,7 @@ class Spec:
     constraint: Predicate | None = None
     end_states: Predicate | None = None
     canonical: Callable[[np.ndarray], np.ndarray] | None = None
+    symmetry: Symmetry | None = None
     check_deadlock: bool = True
     # The name under which a successor assigning a variable a value outside its field is
     # reported (the explorer cannot store it): the spec's type invariant, TLA+'s TypeOK.

@@ -87,6 +87,7 @@ class Table:
     numeric: frozenset[int] = frozenset()  # right-aligned column indices
     row_kinds: Sequence[str] | None = None  # per-row CSS class: "", "loop", "bad", ...
     nowrap: frozenset[int] = frozenset()  # columns whose cells do not wrap (HTML)
+    marked: frozenset[int] = frozenset()  # columns to draw the eye to (shaded; bold header in Markdown)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from its SVG, so the same graph gives the same bytes on every run.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from checker.lang.spec import Spec, as_mask
 from checker.report.results import format_value, row_values
 
 FULL_GRAPH_MAX_STATES = 60  # draw every state up to this many
+PATH_COLOUR = "#c25400"  # the counterexample's nodes and edges (dark orange: red means violating)
 QUOTIENT_MAX_NODES = 80  # a quotient with more nodes is coarsened (fewer variables)
 
 
@@ -44,6 +46,7 @@ class GNode:
     ends: int  # states without successors
     internal: int  # transitions inside the node (quotient only; dropped as edges)
     tooltip: str = ""
+    steps: tuple[int, ...] = ()  # the counterexample's states (numbered from 1) in this node
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class GEdge:
     src: int
     dst: int
     actions: tuple[tuple[str, int], ...]  # (action or family, transitions), sorted
+    on_path: bool = False  # the counterexample takes it
 
 
 @dataclass
@@ -62,6 +66,7 @@ class DrawnGraph:
     transitions: int
     quotient: tuple[str, ...] | None = None  # the variables of a quotient
     notes: list[str] = field(default_factory=list)
+    path: list[int] = field(default_factory=list)  # the node of each counterexample state
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -79,13 +84,16 @@ class DrawnGraph:
                     "violating": n.bad,
                     "end_states": n.ends,
                     "internal_transitions": n.internal,
+                    "counterexample_states": list(n.steps),
                 }
                 for n in self.nodes
             ],
             "edges": [
-                {"src": e.src, "dst": e.dst, "actions": [{"action": a, "count": c} for a, c in e.actions]}
+                {"src": e.src, "dst": e.dst, "actions": [{"action": a, "count": c} for a, c in e.actions],
+                 "counterexample": e.on_path}
                 for e in self.edges
             ],
+            "counterexample_path": self.path,
         }
 
 
@@ -188,7 +196,7 @@ def quotient_graph(
         if nend[c]:
             lines.append(f"{int(nend[c]):,} without successor")
         if internal[c]:
-            lines.append(f"{int(internal[c]):,} steps inside")
+            lines.append(f"{int(internal[c]):,} step" + ("s" if internal[c] != 1 else "") + " inside")
         nodes.append(
             GNode(
                 c, tuple(lines), int(sizes[c]), bool(is_init[c]), int(nbad[c]), int(nend[c]), int(internal[c])
@@ -201,8 +209,6 @@ def explore_graph(spec: Spec, *, max_states: int) -> Any:
     """The reachable graph of ``spec`` with its properties switched off, so that a spec
     whose check stops at a violation can still be drawn (violating states included).
     ``None`` when the graph has more than ``max_states`` states."""
-    import dataclasses
-
     from checker.explore import Limits, explore
 
     bare = dataclasses.replace(
@@ -230,12 +236,15 @@ def draw(
     full_max: int = FULL_GRAPH_MAX_STATES,
     max_nodes: int = QUOTIENT_MAX_NODES,
     force: str | None = None,
+    path: Sequence[np.ndarray] = (),
 ) -> DrawnGraph:
     """The full graph when small (or ``force="full"``), else a quotient over ``quotient``
-    (coarsened by dropping variables from the end until at most ``max_nodes`` nodes)."""
+    (coarsened by dropping variables from the end until at most ``max_nodes`` nodes).
+    ``path``: the states of a counterexample, marked on the drawing (:func:`mark_path`)."""
     n = len(graph.rows)
     if force == "full" or (force is None and n <= full_max):
-        return full_graph(graph, layout, name=name, spec=spec, label_keys=quotient)
+        g = full_graph(graph, layout, name=name, spec=spec, label_keys=quotient)
+        return mark_path(g, _full_nodes(graph.rows, path)) if len(path) else g
     keys = list(quotient)
     dropped: list[str] = []
     while keys and count_classes(layout, graph.rows, keys) > max_nodes:
@@ -243,6 +252,55 @@ def draw(
     g = quotient_graph(graph, layout, keys, name=name, spec=spec)
     if dropped:
         g.notes.append(f"Coarsened to at most {max_nodes} nodes: not distinguished by {', '.join(dropped)}.")
+    return mark_path(g, _quotient_nodes(layout, graph.rows, keys, path)) if len(path) else g
+
+
+def _full_nodes(rows: np.ndarray, path: Sequence[np.ndarray]) -> list[int]:
+    where = {row.tobytes(): i for i, row in enumerate(np.asarray(rows, dtype=np.uint64))}
+    return [where[np.asarray(r, dtype=np.uint64).tobytes()] for r in path]
+
+
+def _quotient_nodes(
+    layout: Layout, rows: np.ndarray, keys: Sequence[str], path: Sequence[np.ndarray]
+) -> list[int]:
+    """The quotient node of each state of ``path`` (numbered as :func:`quotient_classes`)."""
+    _, values = quotient_classes(layout, rows, keys)
+    node = {tuple(v): c for c, v in enumerate(values.tolist())}
+    trace = np.stack([np.asarray(r, dtype=np.uint64) for r in path])
+    cols = [layout.column(trace, k).tolist() for k in keys]
+    return [node[tuple(c[i] for c in cols)] for i in range(len(trace))]
+
+
+def _ranges(steps: Sequence[int]) -> str:
+    """``1, 3-5, 9`` for the sorted numbers ``steps``."""
+    out: list[str] = []
+    start = prev = steps[0]
+    for n in [*steps[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ", ".join(out)
+
+
+def mark_path(g: DrawnGraph, nodes: Sequence[int]) -> DrawnGraph:
+    """``g`` with a counterexample marked: ``nodes`` is the node of each of its states in
+    order; each node on it is labelled with the state numbers it holds, each edge the path
+    takes is flagged."""
+    g.path = list(nodes)
+    steps: dict[int, list[int]] = {}
+    for i, n in enumerate(nodes):
+        steps.setdefault(n, []).append(i + 1)
+    g.nodes = [
+        dataclasses.replace(n, steps=tuple(steps[n.id]),
+                            lines=(*n.lines, f"counterexample: {_ranges(steps[n.id])}"))
+        if n.id in steps else n
+        for n in g.nodes
+    ]
+    taken = {(a, b) for a, b in zip(nodes, nodes[1:], strict=False) if a != b}
+    g.edges = [dataclasses.replace(e, on_path=True) if (e.src, e.dst) in taken else e for e in g.edges]
     return g
 
 
@@ -279,10 +337,13 @@ def to_dot(g: DrawnGraph) -> str:
             attrs.append("penwidth=2")
         if n.ends:
             attrs.append("peripheries=2")
+        if n.steps:
+            attrs.append(f'color="{PATH_COLOUR}", penwidth=3')
         out.append(f"  n{n.id} [{', '.join(attrs)}];")
     for e in g.edges:
         text = [a if c == 1 else f"{a} ×{c:,}" for a, c in e.actions]
-        out.append(f"  n{e.src} -> n{e.dst} [label={_label(text)}];")
+        path = f', color="{PATH_COLOUR}", fontcolor="{PATH_COLOUR}", penwidth=2.5' if e.on_path else ""
+        out.append(f"  n{e.src} -> n{e.dst} [label={_label(text)}{path}];")
     out.append("}")
     return "\n".join(out) + "\n"
 
@@ -315,7 +376,13 @@ def legend(g: DrawnGraph) -> str:
         else f"All {g.states:,} reachable states and {g.transitions:,} transitions "
         "(hover a state for its variables)"
     )
+    path = (
+        " Orange border and orange edges: the path of the counterexample (each node names its "
+        "states, numbered as in the table above)."
+        if g.path
+        else ""
+    )
     return (
         f"{what}. Blue, thick border: initial; double border: has states without successors; "
-        "red: contains states that violate an invariant."
+        f"red: contains states that violate an invariant.{path}"
     )

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from checker.itf import to_itf
 from checker.lang.spec import Spec
 from checker.report.doc import (
     Block,
@@ -31,7 +32,6 @@ from checker.report.graphs import DrawnGraph, GraphError, legend, render_svg, to
 from checker.report.results import outcome_badge, results_sections
 from checker.report.site import Site
 from checker.result import Result
-from checker.trace import to_itf
 
 
 @dataclass

@@ -54,6 +54,7 @@ caption { caption-side: top; text-align: left; font-style: italic; padding: .2em
 tr.loop td { border-top: 3px solid #8a6d00; }
 tr.bad td { background: #fdecec; }
 mark { background: #ffe27a; padding: 0 .2em; border-radius: 2px; }
+th.marked { background: #d9e6f5; } td.marked { background: #eef4fb; }
 .ok, .bad, .warn, .muted { font-size: 12px; font-weight: 600; padding: .05em .5em;
                            border-radius: 9px; white-space: nowrap; }
 .ok { background: #dff3e4; color: #155724; } .bad { background: #fbe0e0; color: #8a1c1c; }
@@ -167,14 +168,17 @@ def _table_html(page: Page, t: Table) -> list[str]:
     if t.caption:
         out.append(f"<caption>{_h(t.caption)}</caption>")
     if any(t.header):
-        out.append("<thead><tr>" + "".join(f"<th>{_h(c)}</th>" for c in t.header) + "</tr></thead>")
+        marked = ' class="marked"'
+        heads = "".join(f"<th{marked if i in t.marked else ''}>{_h(c)}</th>" for i, c in enumerate(t.header))
+        out.append(f"<thead><tr>{heads}</tr></thead>")
     out.append("<tbody>")
     for r, row in enumerate(t.rows):
         kind = t.row_kinds[r] if t.row_kinds else ""
         cls = f' class="{kind}"' if kind else ""
         cells = []
         for c, cell in enumerate(row):
-            classes = " ".join(k for k, on in (("num", c in t.numeric), ("nowrap", c in t.nowrap)) if on)
+            flags = (("num", c in t.numeric), ("nowrap", c in t.nowrap), ("marked", c in t.marked))
+            classes = " ".join(k for k, on in flags if on)
             attr = f' class="{classes}"' if classes else ""
             cells.append(f"<td{attr}>{_inline_html(page, cell)}</td>")
         out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
@@ -306,7 +310,9 @@ def _table_md(page: Page, t: Table) -> list[str]:
         out += [f"*{_md_escape(t.caption)}*", ""]
     width = len(t.header) or max((len(r) for r in t.rows), default=1)
     header = list(t.header) or [""] * width
-    out.append("| " + " | ".join(_md_escape(h) or " " for h in header) + " |")
+    heads = [f"**{_md_escape(h)}**" if i in t.marked and h else _md_escape(h) or " "
+             for i, h in enumerate(header)]
+    out.append("| " + " | ".join(heads) + " |")
     out.append("|" + "|".join("---:" if i in t.numeric else "---" for i in range(width)) + "|")
     for row in t.rows:
         out.append("| " + " | ".join(_inline_md(page, c) or " " for c in row) + " |")

@@ -7,13 +7,28 @@ the distinct and generated state counts and the depth, as TLC prints them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from checker.lang.layout import Field, Layout
 from checker.lang.spec import Spec
-from checker.report.doc import Block, Bullets, Details, Para, Rich, Section, Table, badge, code, mark, strong
+from checker.reads import grouped
+from checker.report.doc import (
+    Block,
+    Bullets,
+    Details,
+    Inline,
+    Para,
+    Rich,
+    Section,
+    Table,
+    badge,
+    code,
+    mark,
+    strong,
+)
 from checker.result import Result, Violation
 
 STATUS_BADGE = {"ok": ("holds", "ok"), "violated": ("violated", "bad"), "unchecked": ("not checked", "muted")}
@@ -155,27 +170,51 @@ def coverage_blocks(spec: Spec, result: Result) -> list[Block]:
     return blocks
 
 
-def _trace_keys(layout: Layout, values: list[dict[str, str]]) -> tuple[list[str], list[str]]:
+def _trace_values(layout: Layout, violation: Violation) -> list[dict[str, str]]:
+    """Every scalar slot and derived value of each state of the trace, formatted."""
+    out = []
+    for step in violation.trace:
+        vals = row_values(layout, step.row)
+        derived = layout.display(step.row)
+        for d in layout.derived:
+            vals[d.name] = str(derived[d.name])
+        out.append(vals)
+    return out
+
+
+def _trace_keys(
+    layout: Layout, values: list[dict[str, str]], reads: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """The columns (the keys the property reads first, then the others that change) and the
+    keys that keep their initial value throughout."""
     changing: list[str] = []
     constant: list[str] = []
-    for s in layout.slots:
-        col = {v[s.key] for v in values}
-        (changing if len(col) > 1 else constant).append(s.key)
-    return changing, constant
+    keys = [s.key for s in layout.slots]
+    for d in layout.derived:  # each derived value after the variable it explains
+        at = keys.index(d.after) + 1 if d.after in keys else len(keys)
+        keys.insert(at, d.name)
+    for key in keys:
+        if key in reads:
+            continue
+        col = {v[key] for v in values}
+        (changing if len(col) > 1 else constant).append(key)
+    return [k for k in keys if k in reads] + changing, constant
 
 
 def trace_table(violation: Violation, layout: Layout) -> list[Block]:
-    """The counterexample as a table: one row per state, one column per variable that
-    changes somewhere in the trace; the values a step changed are highlighted."""
-    values = [row_values(layout, step.row) for step in violation.trace]
-    changing, constant = _trace_keys(layout, values)
+    """The counterexample as a table: one row per state; first the variables the violated
+    property reads (shaded), then every other variable that changes somewhere in the trace;
+    the values a step changed are highlighted."""
+    values = _trace_values(layout, violation)
+    reads = violation.reads
+    columns, constant = _trace_keys(layout, values, reads)
     rows: list[list[Rich]] = []
     kinds: list[str] = []
     for i, (step, vals) in enumerate(zip(violation.trace, values, strict=True)):
         prev = values[i - 1] if i else None
         action: Rich = "Initial state" if step.action is None else code(step.action)
         cells: list[Rich] = [str(i + 1), action]
-        for key in changing:
+        for key in columns:
             changed = prev is not None and prev[key] != vals[key]
             cells.append(mark(vals[key]) if changed else vals[key])
         rows.append(cells)
@@ -185,15 +224,25 @@ def trace_table(violation: Violation, layout: Layout) -> list[Block]:
         if i == len(violation.trace) - 1 and violation.kind in ("invariant", "action-invariant", "deadlock"):
             kind = "bad"
         kinds.append(kind)
+    explained: list[Inline] = []
+    if reads:
+        names = grouped(layout, reads)
+        explained = [f" {violation.name} reads "]
+        for j, name in enumerate(names):
+            explained += [", " if j else "", code(name)]
+        explained.append(": their columns come first, marked.")
     blocks: list[Block] = [
         Para(
             (
                 strong(violation.message),
-                f". Shortest counterexample: {violation.length} states. Highlighted values are "
-                "the ones the step's action changed.",
+                f". Shortest counterexample: {violation.length} states.",
+                *explained,
+                " Highlighted values are the ones the step's action changed.",
             )
         ),
-        Table(["#", "action", *changing], rows, row_kinds=kinds),
+        Table(["#", "action", *columns], rows, row_kinds=kinds,
+              marked=frozenset(range(2, 2 + sum(1 for k in columns if k in reads))),
+              nowrap=frozenset(range(2 + len(columns)))),
     ]
     if violation.loop_start is not None:
         if violation.stutter:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from checker.lang.layout import Layout
+from checker.lang.layout import Layout, View
+from checker.lang.ops import Term, lookup, where
 from checker.lang.spec import Spec
 from model.cloud_hypervisor.actions import ChActions
 from model.cloud_hypervisor.config import ChConfig, make_config, order_names
@@ -23,16 +24,19 @@ from model.cloud_hypervisor.decision import ChDecision, decide
 from model.cloud_hypervisor.flow import (
     DST_RUN_NAMES,
     PHASE_NAMES,
+    RECOVER,
     REQ_NAMES,
     SRC_RUN_NAMES,
     STATUS_NAMES,
+    TARGET,
     Control,
     Plan,
+    Req,
 )
 from model.cloud_hypervisor.view import ChView
 from model.fsm.kernel.builtin import default_kernel
 from model.fsm.kernel.step import KernelStepFunction
-from model.fsm.uapi import STATE_NAMES
+from model.fsm.uapi import STATE_NAMES, DeviceState
 from model.protocol import props
 from model.protocol.pages import declare_pages, page_names
 from model.scenario import Scenario
@@ -43,7 +47,7 @@ def declare_layout(cfg: ChConfig) -> Layout:
     pages = page_names(cfg.pages)
     lay = Layout()
     lay.var("status", values=STATUS_NAMES, doc="where the source's migration is")
-    lay.var("refused", 1, doc="start_migration() refused the migration")
+    lay.flag("refused", doc="start_migration() refused the migration")
     lay.var("src_run", values=SRC_RUN_NAMES, doc="source VM (VmState and its vCPUs)")
     lay.var("dst_run", values=DST_RUN_NAMES, doc="destination VM")
     lay.var("pc", values=PHASE_NAMES, doc="the step of the migration being run")
@@ -51,25 +55,41 @@ def declare_layout(cfg: ChConfig) -> Layout:
     lay.var("req", values=REQ_NAMES, doc="stage of the SET in flight")
     lay.var("round", max(1, cfg.rounds.bit_length()), doc="dirty logs taken in pre-copy")
     if cfg.scenario.migration.device_faults:
-        lay.var("fault_used", 1, doc="the (single) injected device fault has happened")
+        lay.flag("fault_used", doc="the (single) injected device fault has happened")
     if D > 1:
         names = order_names(cfg)
         lay.var("src_order", values=names, doc="source DeviceManager's device order")
         lay.var("dst_order", values=names, doc="destination DeviceManager's device order")
-    lay.var("dirty_log", 1, doc="KVM dirty logging on (MemoryManager::start_dirty_log)")
-    lay.var("kstate", values=STATE_NAMES, count=D, doc="source device: kernel state")
+    lay.flag("dirty_log", doc="KVM dirty logging on (MemoryManager::start_dirty_log)")
+    lay.var("kstate", values=STATE_NAMES, count=D, array=True, doc="source device: kernel state")
     if cfg.any_logging:
-        lay.var("log_on", 1, count=D, doc="source device: DMA logging started")
-        lay.var("dma_log", flags=pages, count=D, doc="source device: DMA log")
+        lay.flag("log_on", count=D, array=True, doc="source device: DMA logging started")
+        lay.var("dma_log", flags=pages, count=D, array=True, doc="source device: DMA log")
     if cfg.p2p_actions:
-        lay.var("p2p_hit", 1, count=D, doc="a P2P write reached the stopped source device")
-        lay.var("dst_p2p_hit", 1, count=D, doc="a P2P write reached the destination device "
-                                                "before it ran")
-    lay.var("dst_kstate", values=STATE_NAMES, count=D, doc="destination device: kernel state")
-    lay.var("dst_loaded", 1, count=D, doc="destination device: its state was written")
-    lay.var("dst_valid", 1, count=D, doc="destination device: RESUMING -> STOP validated it")
+        lay.flag("p2p_hit", count=D, array=True, doc="a P2P write reached the stopped source device")
+        lay.flag("dst_p2p_hit", count=D, array=True,
+                 doc="a P2P write reached the destination device before it ran")
+    lay.var("dst_kstate", values=STATE_NAMES, count=D, array=True, doc="destination device: kernel state")
+    lay.flag("dst_loaded", count=D, array=True, doc="destination device: its state was written")
+    lay.flag("dst_valid", count=D, array=True, doc="destination device: RESUMING -> STOP validated it")
     declare_pages(lay, cfg.pages, bitmap="pages still to send (the iteration's table)")
+    declare_request_goal(lay)
     return lay
+
+
+def declare_request_goal(lay: Layout) -> None:
+    """Show with ``req`` the state the SET in flight walks to (``req_to``), as QEMU's model
+    does: the target of the step's request phase (or its recovery state after a failure),
+    RUNNING for the VFIO_DEVICE_RESET of ``reset_and_rearm``, ``-`` when idle.  It is a
+    function of ``pc`` and ``req`` (flow.TARGET / flow.RECOVER), so the model stores nothing
+    for it."""
+    def goal(s: View) -> Term:
+        out = where(s.req == Req.RESET, int(DeviceState.RUNNING) + 1, 0)
+        out = where(s.req == Req.RECOVER, lookup(RECOVER + 1, s.pc), out)  # none (-1) shows "-"
+        return where(s.req == Req.TARGET, lookup(TARGET + 1, s.pc), out)
+
+    lay.derive("req_to", goal, values=("-", *STATE_NAMES), after="req",
+               doc="the device state the SET in flight walks to")
 
 
 def initial_states(cfg: ChConfig) -> list[dict[str, Any]]:

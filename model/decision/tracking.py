@@ -52,7 +52,8 @@ from model.profiles import (
     Profile,
     ViommuRule,
 )
-from model.scenario import DeviceConfig, Scenario, format_size
+from model.scenario import DeviceConfig, Scenario
+from model.units import format_size
 
 
 class Stage(StrEnum):

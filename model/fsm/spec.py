@@ -63,9 +63,9 @@ def fsm_spec(kernel: KernelStepFunction, flags: int, n_devices: int = 1) -> Spec
         raise ValueError(f"n_devices must be 1..4, got {n_devices}")
     n = n_devices
     layout = Layout()
-    layout.var("kstate", values=STATE_NAMES, count=n, doc="device migration state (uAPI)")
-    layout.var("target", values=TARGET_NAMES, count=n, doc="state requested by the user")
-    layout.var("hung", bits=1, count=n, doc="a step call never returned / driver loop spins")
+    layout.var("kstate", values=STATE_NAMES, count=n, array=True, doc="device migration state (uAPI)")
+    layout.var("target", values=TARGET_NAMES, count=n, array=True, doc="state requested by the user")
+    layout.flag("hung", count=n, array=True, doc="a step call never returned / driver loop spins")
     table = step_table(kernel, f)
     actions = [*_request_actions(f, n), *(_kernel_step(table, d, n) for d in range(n))]
     per_device = {"kstate": [int(DeviceState.RUNNING)] * n, "target": [NONE] * n,

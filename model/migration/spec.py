@@ -27,25 +27,30 @@ Mutations (``[mutations]`` in a spec) are deliberate bugs: ``no_final_sync``,
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from checker.lang.layout import Layout
-from checker.lang.spec import Spec
+from checker.lang.layout import Layout, View
+from checker.lang.ops import Term, lookup, where
+from checker.lang.spec import Spec, Symmetry
 from model.decision.tracking import TrackingDecision, decide
 from model.fsm.kernel.builtin import default_kernel
 from model.fsm.kernel.step import KernelStepFunction
 from model.fsm.uapi import STATE_NAMES, DeviceState
 from model.migration.actions import ActionBuilder, Parts
-from model.migration.config import ModelConfig, make_config
+from model.migration.config import PER_DEVICE, ModelConfig, make_config
 from model.migration.dirty import Trackers
 from model.migration.phases import (
     DST_RUN_NAMES,
+    KIND,
     PHASE_NAMES,
     REQ_NAMES,
     SRC_RUN_NAMES,
     STATUS_NAMES,
     Control,
+    Kind,
     PhasePlan,
+    Req,
 )
 from model.migration.view import QemuView
 from model.protocol import props
@@ -61,41 +66,110 @@ def declare_layout(cfg: ModelConfig) -> Layout:
     pages = page_names(P)
     lay = Layout()
     lay.var("status", values=STATUS_NAMES, doc="QEMU MigrationStatus on the source")
-    lay.var("refused", 1, doc="the migrate command was refused by a migration blocker")
+    lay.flag("refused", doc="the migrate command was refused by a migration blocker")
     lay.var("src_run", values=SRC_RUN_NAMES, doc="source VM RunState")
     lay.var("dst_run", values=DST_RUN_NAMES, doc="destination VM")
     lay.var("pc", values=PHASE_NAMES, doc="the QEMU hook being run")
     lay.var("cursor", cfg.cursor_bits, doc="device the hook works on")
     lay.var("req", values=REQ_NAMES, doc="stage of the SET ioctl in flight")
-    lay.var("mig_error", 1, doc="migration_file_set_error() was called")
+    lay.flag("mig_error", doc="migration_file_set_error() was called")
     lay.var("round", max(1, cfg.rounds.bit_length()), doc="pre-copy log_syncs done")
     lay.var("attempt", max(1, (cfg.attempts - 1).bit_length()), doc="migration attempt")
     if cfg.scenario.migration.device_faults:
-        lay.var("fault_used", 1, doc="the (single) injected device fault has happened")
-    lay.var("dirty_log", 1, doc="global dirty logging started (log_global_start)")
-    lay.var("kstate", values=STATE_NAMES, count=D, doc="source device: kernel state")
-    lay.var("qstate", values=STATE_NAMES, count=D, doc="source device: QEMU's cached state")
-    lay.var("data_fd", 1, count=D, doc="source device: QEMU holds a data_fd")
+        lay.flag("fault_used", doc="the (single) injected device fault has happened")
+    lay.flag("dirty_log", doc="global dirty logging started (log_global_start)")
+    lay.var("kstate", values=STATE_NAMES, count=D, array=True, doc="source device: kernel state")
+    lay.var("qstate", values=STATE_NAMES, count=D, array=True, doc="source device: QEMU's cached state")
+    lay.flag("data_fd", count=D, array=True, doc="source device: QEMU holds a data_fd")
     if cfg.p2p_actions:
-        lay.var("p2p_hit", 1, count=D, doc="a P2P write reached the device after it stopped")
-    lay.var("dst_kstate", values=STATE_NAMES, count=D, doc="destination device: kernel")
-    lay.var("dst_qstate", values=STATE_NAMES, count=D, doc="destination device: QEMU cache")
-    lay.var("dst_fd", 1, count=D, doc="destination device: QEMU holds a data_fd")
-    lay.var("dst_loaded", 1, count=D, doc="destination device: its state was written")
-    lay.var("dst_valid", 1, count=D, doc="destination device: RESUMING -> STOP validated it")
+        lay.flag("p2p_hit", count=D, array=True, doc="a P2P write reached the device after it stopped")
+    lay.var("dst_kstate", values=STATE_NAMES, count=D, array=True, doc="destination device: kernel")
+    lay.var("dst_qstate", values=STATE_NAMES, count=D, array=True, doc="destination device: QEMU cache")
+    lay.flag("dst_fd", count=D, array=True, doc="destination device: QEMU holds a data_fd")
+    lay.flag("dst_loaded", count=D, array=True, doc="destination device: its state was written")
+    lay.flag("dst_valid", count=D, array=True, doc="destination device: RESUMING -> STOP validated it")
     declare_pages(lay, P, bitmap="QEMU's migration bitmap")
     iovas = iova_names(P)
     if cfg.uses_device_logging:
-        lay.var("dma_log", flags=iovas, count=D, doc="device DMA log, by IOVA")
+        lay.var("dma_log", flags=iovas, count=D, array=True, doc="device DMA log, by IOVA")
         if cfg.viommu:
-            lay.var("log_range", flags=iovas, count=D, doc="IOVAs given at DMA_LOGGING_START")
+            lay.var("log_range", flags=iovas, count=D, array=True, doc="IOVAs given at DMA_LOGGING_START")
     if cfg.uses_iommu_dirty:
-        lay.var("iommu_dirty", flags=iovas if cfg.viommu else pages, count=cfg.spaces,
+        lay.var("iommu_dirty", flags=iovas if cfg.viommu else pages, count=cfg.spaces, array=True,
                 doc="iommufd hwpt dirty bits")
     if cfg.viommu:
-        lay.var("iova_map", values=("unmapped", *pages), count=D * P,
+        lay.var("iova_map", values=("unmapped", *pages), count=D * P, array=True,
                 doc="vIOMMU mapping of device d's IOVA i, at index d*pages+i")
     return lay
+
+
+def declare_request_goal(lay: Layout, parts: Parts) -> None:
+    """Show with ``req`` the state the SET in flight walks to (``req_to``): the target of
+    the hook (or its recover state, after a failure) for the device at the cursor on the
+    hook's side, RUNNING for a VFIO_DEVICE_RESET, ``-`` when no request is in flight.  It is
+    a function of ``pc``, ``cursor``, ``req`` and QEMU's cached state (the request tables of
+    :class:`~model.migration.phases.PhasePlan`), so traces show it without the model storing it."""
+    cfg, ctl = parts.cfg, parts.ctl
+
+    def goal(s: View) -> Term:
+        dst = lookup(KIND, s.pc) == Kind.DST_DEV
+        out = where(s.req == Req.RESET, int(S.RUNNING) + 1, 0)
+        walking = (s.req == Req.TARGET) | (s.req == Req.RECOVER)
+        for d in range(cfg.devices):
+            to = where(dst, ctl.goal(s, d, "dst"), ctl.goal(s, d, "src"))
+            out = where(walking & (s.cursor == d), to + 1, out)  # no target (-1) shows as "-"
+        return out
+
+    lay.derive("req_to", goal, values=("-", *STATE_NAMES), after="req",
+               doc="the device state the SET in flight walks to")
+
+
+# What a device hook reads to decide what it does with a device: its states and file
+# descriptors.  The rest of a device's part of a state is what it recorded (DMA logs, P2P
+# hits, IOMMU dirty bits, IOVA mappings), read by actions over all devices at once.
+DEVICE_CONTROL = frozenset({"kstate", "qstate", "data_fd", "dst_kstate", "dst_qstate", "dst_fd",
+                            "dst_loaded", "dst_valid"})
+
+
+def device_symmetry(cfg: ModelConfig, lay: Layout) -> Symmetry | None:
+    """Which devices are interchangeable (for ``check --symmetry``), and where each device's
+    part of a state lives.
+
+    Devices are interchangeable when everything the model knows of them is the same but the
+    name: their scenario entry, migration flags, the IOVAs they write, whether QEMU asks
+    them for DMA logs, their pre-copy opt-out and P2P.  A device's part of a state is its
+    element of every per-device variable (and, behind a vIOMMU, its IOMMU dirty bits and its
+    block of IOVA mappings).
+
+    QEMU runs a device hook on the devices in index order (``cursor``), so the devices are
+    interchangeable only while no device hook is under way: in single-unit phases, with no
+    SET in flight.  Swapping two devices between hooks changes which of them the next hook
+    reaches first; the phases' abstraction (:mod:`model.migration.phases`, "QEMU as one
+    sequential program") already relies on the order among devices within a hook not
+    mattering to the properties, which is what makes the swap sound.
+    """
+    def signature(d: int) -> tuple[object, ...]:
+        dev = dataclasses.replace(cfg.scenario.devices[d], name="")
+        return (dev, cfg.flags[d], cfg.dma_iovas[d], cfg.logs[d], cfg.precopy_opt_out[d], cfg.p2p_dma[d])
+
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for d in range(cfg.devices):
+        groups.setdefault(signature(d), []).append(d)
+    names = {f.name for f in lay.fields}
+    elements = [n for n in sorted(PER_DEVICE) if n in names]
+    if cfg.uses_iommu_dirty and cfg.spaces == cfg.devices:
+        elements.append("iommu_dirty")
+
+    def between_hooks(s: View) -> Term:
+        return (lookup(KIND, s.pc) == Kind.SINGLE) & (s.req == Req.IDLE)
+
+    return Symmetry(
+        groups=tuple(tuple(g) for g in groups.values()),
+        elements=tuple(elements),
+        fixed=tuple(n for n in elements if n in DEVICE_CONTROL),
+        blocks={"iova_map": cfg.pages} if "iova_map" in names else {},
+        when=between_hooks,
+    )
 
 
 def initial_state(cfg: ModelConfig) -> dict[str, Any]:
@@ -150,6 +224,7 @@ def build_spec(
     plan = PhasePlan(cfg)
     parts = Parts(cfg, plan, Control(cfg, plan), Trackers(cfg))
     layout = declare_layout(cfg)
+    declare_request_goal(layout, parts)
     actions = ActionBuilder(parts).build()
 
     # The properties are the shared ones (model.protocol.props), read through QEMU's view.
@@ -166,5 +241,6 @@ def build_spec(
         liveness=checks.liveness,
         witnesses=checks.witnesses,
         end_states=view.end_state,
+        symmetry=device_symmetry(cfg, layout),
         description=scenario.description,
     )
