@@ -43,7 +43,6 @@ levels, the initial states being level 1.
 from __future__ import annotations
 
 import math
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +52,10 @@ import numpy as np
 from checker.interrupt import INTERRUPT
 from checker.lang.layout import Next, Overflow, View, apply_checked
 from checker.lang.spec import Action, Spec, as_mask
+from checker.limits import NO_LIMITS as NO_LIMITS
+from checker.limits import Limits as Limits
+from checker.limits import current_rss_mb as current_rss_mb
+from checker.limits import peak_rss_mb
 from checker.liveness import LiveGraph
 from checker.liveness import check_liveness as liveness_violation
 from checker.parallel import Workers, available_cores, power_of_two_at_most
@@ -83,49 +86,8 @@ AFTER_SEARCH = 1 << 62  # the "level" of witnesses and liveness: met once the gr
 _NO_KEY = np.iinfo(np.int64).max
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on one exploration (None: unbounded), looked at between chunks; the first
-    one reached stops the search with :attr:`Outcome.LIMIT`.  ``memory_mb`` bounds how much
-    the process's resident set (now, not its peak) has grown since this exploration
-    started, so each spec of a run gets the same allowance."""
-
-    states: int | None = None
-    seconds: float | None = None
-    memory_mb: float | None = None
-
-    def reached(
-        self, distinct: int, seconds: float, growth_mb: float = 0.0
-    ) -> tuple[Limit, int | float] | None:
-        if self.states is not None and distinct >= self.states:
-            return Limit.STATES, self.states
-        if self.seconds is not None and seconds > self.seconds:
-            return Limit.SECONDS, self.seconds
-        if self.memory_mb is not None and growth_mb > self.memory_mb:
-            return Limit.MEMORY, self.memory_mb
-        return None
-
-
-NO_LIMITS = Limits()
-
-
 class _OverMemory(Exception):
     """The memory limit was reached after the search (building the graph, liveness)."""
-
-
-def _rss_mb() -> float:
-    """The process's peak resident set, in MB (for the phase figures)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def current_rss_mb() -> float:
-    """The process's resident set now (not its peak), in MB."""
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-        return pages * resource.getpagesize() / (1024.0 * 1024.0)
-    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
-        return _rss_mb()
 
 
 @dataclass
@@ -275,7 +237,7 @@ class Explorer:
         finally:
             self.workers.close()
         self.phase_seconds["search"] = self.elapsed()
-        self.peak_mb["search"] = _rss_mb()
+        self.peak_mb["search"] = peak_rss_mb()
         return self.finish()
 
     def failed(self, exc: BaseException) -> Result:
@@ -638,7 +600,7 @@ class Explorer:
                 except _OverMemory:
                     self.stopped = (Limit.MEMORY, self.limits.memory_mb)
                 self.phase_seconds["liveness"] = time.perf_counter() - t
-                self.peak_mb["liveness"] = _rss_mb()
+                self.peak_mb["liveness"] = peak_rss_mb()
         self.stats.seconds = self.elapsed()
         outcome = self._outcome()
         result = self._result(outcome, properties)
@@ -734,13 +696,5 @@ def explore(
     """Explore every reachable state of ``spec`` and check its properties: every violated
     property with its own shortest counterexample, or (``first``) only the first
     (``workers`` threads, default one per core; the result does not depend on it)."""
-    return Explorer(
-        spec,
-        limits=limits,
-        keep_graph=keep_graph,
-        check_liveness=check_liveness,
-        progress=progress,
-        progress_every=progress_every,
-        first=first,
-        workers=workers,
-    ).run()
+    return Explorer(spec, limits=limits, keep_graph=keep_graph, check_liveness=check_liveness,
+                    progress=progress, progress_every=progress_every, first=first, workers=workers).run()

@@ -359,10 +359,7 @@ def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: st
                     dma_rate=dma_rate, dma_set=dma_set, stop_copy_size=stop_copy_size,
                     bandwidth=bandwidth, downtime_limit=downtime_limit, max_rounds=max_rounds,
                     step=step, stop_latency=stop_latency, seed=seed)
-    if not Path(spec).is_file():
-        raise UserError(f"{spec}: no such spec file")
-    writable_file(plot, "--plot")
-    scenario = load_migration(Path(spec), "simulate").scenario
+    scenario = _scenario(spec, plot)
     if scenario.is_cloud_hypervisor:
         from cli.simulate_ch import simulate_ch
 
@@ -395,6 +392,14 @@ def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: st
     lost = any(not r.all_arrived for _, r in results)
     stuck = require_convergence and any(not r.converged for _, r in results)
     sys.exit(1 if lost or stuck else 0)
+
+
+def _scenario(spec: str, plot: Path | None) -> Scenario:
+    """The spec's scenario, once the output path is known to be writable."""
+    if not Path(spec).is_file():
+        raise UserError(f"{spec}: no such spec file")
+    writable_file(plot, "--plot")
+    return load_migration(Path(spec), "simulate").scenario
 
 
 def _options(*, guest_size: str | None, cpu_dirty_rate: str, hot_set: str, dma_rate: str,
