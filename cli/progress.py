@@ -8,12 +8,14 @@ waiting to be expanded (the queue) and the phase.
 from __future__ import annotations
 
 import time
-from typing import IO
+from typing import IO, TypeVar
 
 from rich.console import Console
 from rich.status import Status
 
 from checker.result import Stats
+
+_S = TypeVar("_S", bound="_LiveStatus")
 
 
 def describe(name: str, stats: Stats) -> str:
@@ -25,21 +27,15 @@ def describe(name: str, stats: Stats) -> str:
             f"queue {stats.frontier:,}, {stats.generated:,} generated, {stats.seconds:.1f} s")
 
 
-#: A search shorter than this prints no plain progress line (not even entering liveness).
-QUIET_SECONDS = 1.0
+class _LiveStatus:
+    """A spinner line on a terminal (``live``), for the length of a ``with`` block."""
 
+    name: str
+    console: Console
+    live: bool
+    _status: Status | None = None
 
-class SearchProgress:
-    """A progress callback for one spec:
-    ``with SearchProgress(name) as show: explore(..., progress=show)``."""
-
-    def __init__(self, name: str, stream: IO[str] | None = None, *, live: bool | None = None) -> None:
-        self.name = name
-        self.console = Console(file=stream, stderr=stream is None, highlight=False, soft_wrap=True)
-        self.live = self.console.is_terminal if live is None else live
-        self._status: Status | None = None
-
-    def __enter__(self) -> SearchProgress:
+    def __enter__(self: _S) -> _S:
         if self.live:
             self._status = self.console.status(f"{self.name}: starting", spinner="dots")
             self._status.start()
@@ -50,6 +46,21 @@ class SearchProgress:
             self._status.stop()
             self._status = None
 
+
+#: A search shorter than this prints no plain progress line (not even entering liveness).
+QUIET_SECONDS = 1.0
+
+
+class SearchProgress(_LiveStatus):
+    """A progress callback for one spec:
+    ``with SearchProgress(name) as show: explore(..., progress=show)``."""
+
+    def __init__(self, name: str, stream: IO[str] | None = None, *, live: bool | None = None) -> None:
+        self.name = name
+        self.console = Console(file=stream, stderr=stream is None, highlight=False, soft_wrap=True)
+        self.live = self.console.is_terminal if live is None else live
+        self._status: Status | None = None
+
     def __call__(self, stats: Stats) -> None:
         text = describe(self.name, stats)
         if self._status is not None:
@@ -58,7 +69,7 @@ class SearchProgress:
             self.console.print(f"Progress({text})", markup=False)
 
 
-class StepProgress:
+class StepProgress(_LiveStatus):
     """Progress of a command that works through named steps (``fsm check``: feature sets):
     a live status line on a terminal; elsewhere a plain line at most every ``every``
     seconds, the first after ``every`` seconds (a fast run prints nothing)."""
@@ -70,17 +81,6 @@ class StepProgress:
         self.live = self.console.is_terminal if live is None else live
         self._status: Status | None = None
         self._last = time.monotonic()
-
-    def __enter__(self) -> StepProgress:
-        if self.live:
-            self._status = self.console.status(f"{self.name}: starting", spinner="dots")
-            self._status.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
 
     def __call__(self, done: int, total: int, what: str) -> None:
         text = f"{self.name}: {what} ({done}/{total})"
