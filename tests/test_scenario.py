@@ -453,7 +453,8 @@ DEV = {"name": "vf0"}
          '"type1", "iommufd-hw", "all-dirty"'),
         ({"devices": [DEV], "check": {"blocked_by": ["viommmu"]}},
          '[check].blocked_by: unknown blocker "viommmu"; allowed: "migration-disabled", "no-dirty-tracking", '
-         '"multiple-devices", "multiple-devices-without-p2p", "viommu", "type1-large-ram", "postcopy", "background-snapshot"; '
+         '"multiple-devices", "multiple-devices-without-p2p", "viommu", "type1-large-ram", "postcopy", '
+         '"background-snapshot"; '
          "did you mean 'viommu'?"),
         ({"devices": [DEV], "check": {"expect": "pass", "blocked_by": ["viommu"]}},
          '[check].blocked_by: names blockers, so the migration is refused: expect must be "blocked"; '
