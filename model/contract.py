@@ -115,6 +115,11 @@ class Mutation(StrEnum):
         Property.NO_PAGE_LOST)
     NO_RECOVERY_ON_CANCEL = ("no_recovery_on_cancel", "cancel leaves devices where they are",
                              Property.SOURCE_RECOVERS)
+    IGNORE_LOG_START_FAILURE = (
+        "ignore_log_start_failure",
+        "a failed DMA_LOGGING_START is rolled back but not reported: the migration goes on "
+        "with no device logging DMA",
+        Property.NO_PAGE_LOST)
 
 
 #: Every mutation name (the keys ``[mutations]`` accepts), in contract order.

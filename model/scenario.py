@@ -159,6 +159,8 @@ class MigrationConfig:
     cancel: bool = False
     device_faults: bool = False
     query_faults: bool = False
+    # DMA_LOGGING_START may fail on one of the logging devices (QEMU only)
+    log_start_faults: bool = False
     attempts: int = 1
     postcopy: bool = False
     background_snapshot: bool = False
@@ -289,8 +291,9 @@ _DEVICE_KEYS = ("name", "features", "dma_logging", "dma_pages", "pins", "p2p_dma
                 "iommu_dirty_tracking", "properties", "migration")
 _PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-tracking",
                   "enable-migration")
-_MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults", "attempts",
-                   "postcopy", "background_snapshot", "local", "preserve_source", "late_errors")
+_MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults",
+                   "log_start_faults", "attempts", "postcopy", "background_snapshot", "local",
+                   "preserve_source", "late_errors")
 _CHECK_KEYS = ("invariants", "expect", *PIN_KEYS)
 
 
@@ -474,6 +477,7 @@ def _load_migration(t: Table, profile: Profile, vmm: str) -> MigrationConfig:
         cancel=t.boolean("cancel", False),
         device_faults=t.boolean("device_faults", False),
         query_faults=t.boolean("query_faults", False),
+        log_start_faults=t.boolean("log_start_faults", False),
         attempts=t.integer("attempts", 1, 1, MAX_ATTEMPTS),
         postcopy=postcopy,
         background_snapshot=_background_snapshot(t, profile),

@@ -32,6 +32,7 @@ QEMU_ONLY: dict[str, dict[str, str]] = {
                 "iommu_dirty_tracking": "the device's IOMMU dirty capability (QEMU's iommufd "
                                         "backend)"},
     "migration": {"attempts": "QEMU's retries after a failed attempt",
+                  "log_start_faults": "a failing DMA_LOGGING_START in QEMU's log_global_start",
                   "background_snapshot": "QEMU's background-snapshot capability"},
 }
 CH_ONLY: dict[str, dict[str, str]] = {

@@ -213,7 +213,7 @@ def test_contract_names() -> None:
         "no_final_sync", "sync_before_devices_stop", "allow_viommu_device_tracking",
         "no_unmap_dirty_query", "type1_ignores_unpinned_groups",
         "device_logging_for_mixed_container", "skip_p2p_prepare", "retry_keeps_cleared_bits",
-        "no_recovery_on_cancel",
+        "no_recovery_on_cancel", "ignore_log_start_failure",
     }
     for name, mutation in MUTATIONS.items():
         assert mutation.value == name and mutation.violates in PROPERTY_NAMES
@@ -313,7 +313,8 @@ DEV = {"name": "vf0"}
          "did you mean 'enable-migration'?"),
         ({"devices": [DEV], "migration": {"rounds": 2}},
          "[migration].rounds: unknown key; allowed: precopy_rounds, cancel, device_faults, "
-         "query_faults, attempts, postcopy, background_snapshot; did you mean 'precopy_rounds'?"),
+         "query_faults, log_start_faults, attempts, postcopy, background_snapshot; "
+         "did you mean 'precopy_rounds'?"),
         ({"devices": [DEV], "host": {"iommu_dirty": True}},
          "[host].iommu_dirty: unknown key; allowed: iommu, iommu_dirty_tracking; "
          "did you mean 'iommu_dirty_tracking'?"),
