@@ -142,7 +142,7 @@ class VmConfig:
     viommu: bool = False
     cpu_writes: bool = True
     ram: int = DEFAULT_RAM  # bytes of guest RAM (only the type1 large-RAM limit reads it)
-    paused: bool = False  # cloud-hypervisor: the VM is paused when the migration starts
+    paused: bool = False  # the VM is paused (QEMU: a user's stop) when the migration starts
 
 
 @dataclass(frozen=True)

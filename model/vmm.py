@@ -37,7 +37,6 @@ QEMU_ONLY: dict[str, dict[str, str]] = {
 }
 CH_ONLY: dict[str, dict[str, str]] = {
     "": {"cloud_hypervisor": "the cloud-hypervisor profile"},
-    "vm": {"paused": "a VM paused before it migrates (CompletePaused)"},
     "devices": {"migration": "a device without VFIO migration v2 (QEMU's model assumes it)"},
     "migration": {"local": "cloud-hypervisor's send-migration option local",
                   "preserve_source": "cloud-hypervisor's send-migration option preserve_source",

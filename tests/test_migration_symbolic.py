@@ -139,6 +139,7 @@ def _reachable(spec: Spec, limit: int) -> np.ndarray:
     "dst-validation-fault-runs-unloaded", "viommu-iommufd-unmap-query",
     "mutation-allow-viommu-device-tracking", "mutation-no-recovery-on-cancel",
     "log-start-fails-source-recovers", "mutation-ignore-log-start-failure",
+    "paused-vm-retry-loses-pages",
 ])
 def test_symbolic_evaluation_matches_explicit_state_by_state(name: str) -> None:
     spec = spec_of(name)

@@ -189,6 +189,11 @@ def initial_state(cfg: ModelConfig) -> dict[str, Any]:
         "dst_qstate": ["RUNNING"] * D,
         "stale": cfg.all_pages,  # the destination holds nothing yet
     }
+    if cfg.paused:
+        # A user's stop before the migration: vfio_vmstate_change(running=false, PAUSED)
+        # with QEMU caching RUNNING asks for STOP (no pre-copy session to keep).
+        init["src_run"] = "paused"
+        init["kstate"] = init["qstate"] = ["STOP"] * D
     if cfg.viommu:
         # The guest starts with each IOVA a device uses mapped to the page of the same
         # number; it may unmap and remap them at will.
