@@ -35,7 +35,7 @@ def _property_case(case: ET.Element, c: Verdict, name: str, status: str) -> tupl
     """One property: failed when violated unexpectedly or held against the expectation.
     Returns (failures, skipped)."""
     r, exp = c.result, c.expectation
-    expected_violation = exp.kind == "violation" and exp.name == name
+    expected_violation = exp.kind == "violation" and name in exp.names
     violated = status == "violated"
     if status == "unchecked" and not expected_violation:
         ET.SubElement(case, "skipped", message="not checked: the run stopped earlier")
@@ -44,8 +44,9 @@ def _property_case(case: ET.Element, c: Verdict, name: str, status: str) -> tupl
         return 0, 0
     msg = f"{name} violated" if violated else f"{name} was expected to be violated but held"
     f = ET.SubElement(case, "failure", message=msg)
-    if violated and r.violation is not None and r.violation.name == name:
-        f.text = render_text(r.violation, r.layout)
+    v = r.violation_of(name)
+    if violated and v is not None:
+        f.text = render_text(v, r.layout)
     return 1, 0
 
 
@@ -53,11 +54,11 @@ def _suite(root: ET.Element, c: Verdict) -> tuple[int, int]:
     r = c.result
     suite = ET.SubElement(root, "testsuite", name=c.name, file=str(c.path))
     cases = dict(r.properties)
-    if r.violation is not None:
-        cases.setdefault(r.violation.name, "violated")
+    for v in r.violations:
+        cases.setdefault(v.name, "violated")
     exp = c.expectation
-    if exp.kind == "violation" and exp.name is not None and exp.name not in cases:
-        cases[exp.name] = "unchecked"
+    for name in exp.names:
+        cases.setdefault(name, "unchecked")
     n_fail = n_skip = 0
     for name, status in [("outcome", "outcome")] + sorted(cases.items()):
         case = ET.SubElement(suite, "testcase", classname=c.name, name=name, time=f"{r.stats.seconds:.3f}")
@@ -70,7 +71,7 @@ def _suite(root: ET.Element, c: Verdict) -> tuple[int, int]:
     n_cases = len(cases) + 1
     suite.set("tests", str(n_cases))
     suite.set("failures", str(n_fail))
-    suite.set("errors", "0")
+    suite.set("errors", "1" if c.outcome == "error" else "0")
     suite.set("skipped", str(n_skip))
     suite.set("time", f"{r.stats.seconds:.3f}")
     return n_cases, n_fail

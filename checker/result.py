@@ -21,6 +21,7 @@ class Outcome(StrEnum):
     VIOLATION = "violation"
     LIMIT = "limit"  # a bound stopped the search before a verdict
     INTERRUPTED = "interrupted"  # Ctrl-C
+    ERROR = "error"  # the exploration raised: a bug in the spec or the checker (Result.error)
 
 
 class PropertyKind(StrEnum):
@@ -39,7 +40,7 @@ class Limit(StrEnum):
 
     STATES = "states"  # distinct states stored
     SECONDS = "seconds"  # wall time
-    MEMORY = "memory"  # the process's peak resident set, in MB
+    MEMORY = "memory"  # growth of the resident set since this exploration started, in MB
     INTERRUPTED = "interrupted"  # Ctrl-C (no bound)
 
 
@@ -68,13 +69,27 @@ class StateGraph:
 
 @dataclass
 class TraceStep:
-    """One state of a counterexample and the action that led to it (None for an initial state)."""
+    """One state of a counterexample and the action that led to it (None for an initial state).
+
+    ``overflow``: variables (by slot key, ``name`` or ``name[i]``) the action assigned a value
+    their field cannot hold; ``row`` holds them cut to their width and :meth:`state` shows
+    the value assigned (a TypeOK violation's last step)."""
 
     action: str | None
     row: np.ndarray
+    overflow: dict[str, int] | None = None
 
     def state(self, layout: Layout) -> dict[str, Any]:
-        return layout.unpack(self.row)
+        out = layout.unpack(self.row)
+        for key, value in (self.overflow or {}).items():
+            slot = layout.slot(key)
+            # an enumeration shows "<bad N>", a number N itself
+            shown = slot.field.render(value) if slot.field.flags is None else value
+            if slot.index is None:
+                out[slot.field.name] = shown
+            else:
+                out[slot.field.name][slot.index] = shown
+        return out
 
 
 @dataclass
@@ -107,7 +122,8 @@ class Stats:
     generated: int = 0
     depth: int = 0
     seconds: float = 0.0
-    frontier: int = 0
+    frontier: int = 0  # states waiting to be expanded (rest of this level and the next)
+    phase: str = "search"  # "search", then "liveness" (what the progress callback reports)
     # The visited set keys states wider than one word by a 64-bit fingerprint; every
     # match is confirmed against the stored state, so collisions are only counted.
     fingerprints: bool = False
@@ -145,13 +161,17 @@ class Stats:
 
 @dataclass
 class Result:
-    """The outcome of one exploration (see :class:`Outcome`)."""
+    """The outcome of one exploration (see :class:`Outcome`).
+
+    ``violations``: every property found violated, each with its own shortest
+    counterexample, in the order a breadth-first search meets them (so the first is the
+    one a search that stops at the first violation reports: :attr:`violation`)."""
 
     spec_name: str
     layout: Layout
     outcome: Outcome
     stats: Stats
-    violation: Violation | None = None
+    violations: list[Violation] = field(default_factory=list)
     coverage: dict[str, int] = field(default_factory=dict)  # action label -> times fired
     family_coverage: dict[str, int] = field(default_factory=dict)
     witnesses: dict[str, int | None] = field(default_factory=dict)  # name -> depth witnessed
@@ -159,6 +179,15 @@ class Result:
     limit_bound: int | float | None = None  # the bound it reached (None for INTERRUPTED)
     properties: dict[str, str] = field(default_factory=dict)  # name -> "ok"|"violated"|"unchecked"
     graph_data: StateGraph | None = None  # when kept
+    error: str | None = None  # Outcome.ERROR: what was raised, one line
+
+    @property
+    def violation(self) -> Violation | None:
+        """The first violation (None without one)."""
+        return self.violations[0] if self.violations else None
+
+    def violation_of(self, name: str) -> Violation | None:
+        return next((v for v in self.violations if v.name == name), None)
 
     @property
     def never_fired(self) -> list[str]:

@@ -204,7 +204,8 @@ class Simulation:
         for k, a in enumerate(self.actions):
             fam[a.family] = fam.get(a.family, 0) + int(self.coverage[k])
         return Result(
-            spec_name=spec.name, layout=self.layout, outcome=outcome, stats=self.stats, violation=violation,
+            spec_name=spec.name, layout=self.layout, outcome=outcome, stats=self.stats,
+            violations=[] if violation is None else [violation],
             coverage={label: int(self.coverage[k]) for k, label in enumerate(self.labels)},
             family_coverage=fam, witnesses=self.witnessed,
             limit=None if limit is None else limit[0], limit_bound=None if limit is None else limit[1],

@@ -30,6 +30,7 @@ from typing import Any
 
 import z3
 
+from checker.interrupt import INTERRUPT
 from checker.lang.layout import Layout, LayoutError
 from checker.lang.spec import Action, Spec
 
@@ -249,6 +250,8 @@ def new_solver(timeout_ms: int | None = None) -> z3.Solver:
 def _check(solver: z3.Solver, what: str) -> z3.CheckSatResult:
     r = solver.check()
     if r == z3.unknown:
+        if INTERRUPT.requested:  # z3 was interrupted (Ctrl-C), it did not time out
+            raise KeyboardInterrupt
         raise TimeoutError(f"z3 could not decide {what}: {solver.reason_unknown()}")
     return r
 

@@ -194,6 +194,25 @@ class StateStore:
             if i < len(keys):
                 shard.grow(slot_of)
 
+    def renumber(self, base: int, order: np.ndarray) -> np.ndarray:
+        """Put the states stored from index ``base`` on in ``order`` (the state at
+        ``base + order[k]`` moves to ``base + k``); return the new position of each
+        (``moved[old - base] = new - base``).  The explorer uses it to keep a BFS level in
+        the order a whole-level expansion would give, however the level was cut in chunks;
+        parents of the moved states lie before ``base`` and stay valid."""
+        k = self.n - base
+        moved = np.empty(k, dtype=np.int64)
+        moved[order] = np.arange(k, dtype=np.int64)
+        for name in ("rows", "parent", "action"):
+            arr = getattr(self, name)
+            arr[base : self.n] = arr[base : self.n][order]
+        assert self._shards is not None, "the hash table was dropped"
+        for shard in self._shards:  # the table's entries follow their states
+            idx = shard.table["idx"]
+            inblock = idx >= base
+            idx[inblock] = base + moved[idx[inblock] - base]
+        return moved
+
     def path(self, idx: int) -> list[tuple[int, int]]:
         """``[(state index, action id)]`` from an initial state to ``idx`` (action -1 at init)."""
         out = []

@@ -28,7 +28,7 @@ from checker.explore import Limits, explore
 from checker.lang.layout import Layout, Next, Slot, View, apply
 from checker.lang.spec import Spec, Symmetry, as_mask
 from checker.reads import explain
-from checker.result import Result, TraceStep
+from checker.result import Result, TraceStep, Violation
 
 
 class SymmetryError(ValueError):
@@ -224,14 +224,18 @@ def lift_trace(spec: Spec, sym: Symmetry, trace: Sequence[TraceStep]) -> list[Tr
 
 
 def explore_symmetric(spec: Spec, *, limits: Limits | None = None, progress: Any = None,
-                      workers: int | None = None) -> Result:
+                      workers: int | None = None, first: bool = False) -> Result:
     """Explore ``spec`` with its symmetry reduction; a counterexample is lifted back to a
     behaviour of ``spec`` (its message says so when that fails and the representatives
     are shown instead)."""
     reduced = with_symmetry(spec)
-    r = explore(reduced, limits=limits or Limits(), progress=progress, workers=workers)
-    v = r.violation
-    if v is not None and v.trace:
+    r = explore(reduced, limits=limits or Limits(), progress=progress, workers=workers, first=first)
+    r.violations = [_lifted(spec, v) for v in r.violations]
+    return r
+
+
+def _lifted(spec: Spec, v: Violation) -> Violation:
+    if v.trace:
         assert spec.symmetry is not None
         lifted = lift_trace(spec, spec.symmetry, v.trace)
         if lifted is not None:
@@ -239,5 +243,6 @@ def explore_symmetric(spec: Spec, *, limits: Limits | None = None, progress: Any
         else:
             v = dataclasses.replace(v, message=v.message + " (states shown up to a permutation of "
                                     "interchangeable indices: no behaviour through them was found)")
-        r.violation = explain(spec, v)
-    return r
+    explained = explain(spec, v)
+    assert explained is not None
+    return explained

@@ -44,6 +44,8 @@ from cli.fsm_options import (
     load_kernel_option,
     require_feature_sets,
 )
+from cli.options import writable_file
+from cli.progress import StepProgress
 from model.fsm.audit import AuditReport, audit_report
 from model.fsm.kernel.builtin import BUILTIN_KERNELS
 from model.fsm.kernel.step import KernelStepFunction, PathResult
@@ -180,7 +182,8 @@ def check_cmd(kernel_spec: str | None, as_json: bool, defines: tuple[str, ...]) 
     paths are shortest."""
     kernel = load_kernel_option(kernel_spec, defines)
     require_feature_sets(kernel)
-    rep = audit_report(kernel)
+    with StepProgress("fsm check") as show:
+        rep = audit_report(kernel, progress=show)
     if as_json:
         click.echo(json.dumps(rep.to_json(), indent=2))
     else:
@@ -261,6 +264,7 @@ def graph_cmd(features: str | None, kernel_spec: str | None, fmt: str,
               output: str | None, defines: tuple[str, ...]) -> None:
     """The direct-arc graph of a feature set, each arc labelled with how many of the
     kernel's walks use it; steps that are not uAPI arcs are drawn red."""
+    writable_file(output, "--output")
     kernel = load_kernel_option(kernel_spec, defines)
     flags = features_option(kernel, features)
     g = fsm_graph(kernel, flags)

@@ -28,6 +28,7 @@ from checker.report.graphs import (
 )
 from cli.errors import UserError
 from cli.load import load_target
+from cli.options import writable_file, write_text
 
 GRAPH_MAX_STATES = 500_000  # beyond this the graph is not explored for drawing
 GRAPH_MAX_NODES = 5_000  # a drawing with more nodes is refused without --force
@@ -128,6 +129,7 @@ def graph(
     path = Path(spec_file)
     if not path.is_file():
         raise UserError(f"{path}: no such spec file")
+    writable_file(output, "--output")
     target = load_target(path)
     keys = parse_quotient(target.spec, quotient)
     sg = explore_graph(target.spec, max_states=max_states)
@@ -160,6 +162,6 @@ def graph(
     if output == "-":
         click.echo(text, nl=False)
     else:
-        Path(output).write_text(text)
+        write_text(output, text, "--output")
     for note in g.notes:
         click.echo(note, err=True)

@@ -21,9 +21,9 @@ User errors are :class:`~cli.errors.UserError`: one line naming file and key, ex
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from model.cloud_hypervisor import spec as ch_spec
 from model.cloud_hypervisor.decision import ChDecision
 from model.decision.tracking import TrackingDecision, decide
 from model.migration.spec import build_spec
-from model.scenario import PIN_KEYS, Scenario, SpecError, scenario_from_dict
+from model.scenario import PIN_KEYS, Scenario, SpecError, read_toml, scenario_from_dict
 
 DEFAULT_SPECS = Path("specs")
 
@@ -61,15 +61,44 @@ class Migration:
         return method if method is None or isinstance(method, str) else method.value
 
 
+class BrokenTarget(RuntimeError):
+    """Building a spec that passed validation raised: an internal error of this spec only."""
+
+
 @dataclass(frozen=True)
 class Target:
-    """One spec file, loaded: what to explore and what its author expects of it."""
+    """One spec file, loaded: what to explore and what its author expects of it.
+
+    A migration scenario's spec is built when it is first needed (so that a spec whose
+    model cannot be built fails on its own, after the files were validated); ``error``
+    says why a target could not be loaded although its file is valid (an internal error:
+    :attr:`spec` raises :class:`BrokenTarget`)."""
 
     path: Path
     name: str
     expectation: Expectation
-    spec: Spec
     migration: Migration | None = None  # None: an engine-validation example
+    example: Spec | None = None  # an engine-validation example's spec
+    error: str | None = None
+
+    @cached_property
+    def spec(self) -> Spec:
+        if self.error is not None:
+            raise BrokenTarget(self.error)
+        if self.example is not None:
+            return self.example
+        assert self.migration is not None
+        scenario, decision = self.migration.scenario, self.migration.decision
+        if isinstance(decision, ChDecision):
+            return ch_spec.build_spec(scenario, decision=decision)
+        return build_spec(scenario, decision=decision)
+
+    @property
+    def facts(self) -> dict[str, object]:
+        """What is known of the run before it starts, as ``[check]`` may state it."""
+        if self.migration is None:
+            return {}
+        return {"tracking_method": self.tracking_method, "blocked_by": self.blocked_by}
 
     @property
     def blocked(self) -> bool:
@@ -93,7 +122,7 @@ class Target:
             kept = {k: v for k, v in expectation.pins.stated().items() if k in pins}
             expectation = dataclasses.replace(expectation, pins=Pins(**kept))
         return judge(expectation, result, name=self.name, path=self.path, blocked=self.blocked,
-                     stopped_by=stopped_by(result))
+                     stopped_by=stopped_by(result), facts=self.facts)
 
 
 def collect_paths(paths: Iterable[str]) -> list[Path]:
@@ -114,8 +143,8 @@ def collect_paths(paths: Iterable[str]) -> list[Path]:
             if not found:
                 raise UserError(f"{path}: directory holds no *.toml spec files")
             out.extend(found)
-        elif path.is_file():
-            out.append(path)
+        elif path.exists():
+            out.append(path)  # read_toml says what is wrong with anything but a file
         else:
             raise UserError(f"{path}: no such spec file or directory")
     return out
@@ -123,23 +152,23 @@ def collect_paths(paths: Iterable[str]) -> list[Path]:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+        return read_toml(path)
+    except SpecError as exc:
+        raise UserError(str(exc)) from None
 
 
 def expectation_of(scenario: Scenario) -> Expectation:
     """The scenario's ``[check]`` (plain, validated values) as an :class:`Expectation`."""
     check = scenario.check
     pins = Pins(**{k: getattr(check, k) for k in PIN_KEYS})
+    facts: dict[str, object] = {}
+    if check.tracking_method is not None:
+        facts["tracking_method"] = check.tracking_method
+    if check.blocked_by is not None:
+        facts["blocked_by"] = list(check.blocked_by)
     if check.expect is None:
-        return Expectation(NO_VIOLATION, pins=pins)
-    return Expectation(check.expect.kind, check.expect.invariant, pins)
+        return Expectation(NO_VIOLATION, pins=pins, facts=facts)
+    return Expectation(check.expect.kind, check.expect.invariants, pins, facts, check.expect.several)
 
 
 def load_target(path: Path) -> Target:
@@ -150,19 +179,18 @@ def load_target(path: Path) -> Target:
             spec, expectation, name = load_example(path, data)
         except ExampleError as exc:
             raise UserError(str(exc)) from None
-        return Target(path, name, expectation, spec)
+        return Target(path, name, expectation, example=spec)
     try:
         scenario = scenario_from_dict(data, path)
     except SpecError as exc:
         raise UserError(str(exc)) from None
-    expectation = expectation_of(scenario)
-    if scenario.is_cloud_hypervisor:
-        ch = ch_decision.decide(scenario)
-        spec = ch_spec.build_spec(scenario, decision=ch)
-        return Target(path, scenario.name, expectation, spec, Migration(scenario, ch))
-    decision = decide(scenario)
-    spec = build_spec(scenario, decision=decision)
-    return Target(path, scenario.name, expectation, spec, Migration(scenario, decision))
+    try:
+        decision: TrackingDecision | ChDecision = (
+            ch_decision.decide(scenario) if scenario.is_cloud_hypervisor else decide(scenario)
+        )
+    except Exception as exc:  # noqa: BLE001 - a bug in the model, reported for this spec only
+        return Target(path, scenario.name, expectation_of(scenario), error=f"{type(exc).__name__}: {exc}")
+    return Target(path, scenario.name, expectation_of(scenario), Migration(scenario, decision))
 
 
 def load_targets(paths: Iterable[str]) -> list[Target]:
@@ -179,6 +207,8 @@ def load_targets(paths: Iterable[str]) -> list[Target]:
 def load_migration(path: Path, command: str) -> Migration:
     """A VFIO migration scenario for a command that needs one (``prove``, ``simulate``)."""
     target = load_target(path)
+    if target.error is not None:
+        raise BrokenTarget(f"{path}: {target.error}")
     if target.migration is None:
         raise not_a_scenario(path, command)
     return target.migration

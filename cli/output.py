@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from checker.itf import to_itf
-from checker.result import Stats, Violation
+from checker.lang.layout import Layout
+from checker.result import Stats, TraceStep, Violation
 from checker.trace import render_text
-from checker.verdict import LIMIT, Verdict
+from checker.verdict import ERROR, LIMIT, Verdict
 from cli.limits import stopped_by
 from cli.load import Target
 
@@ -39,8 +40,11 @@ _NUMERIC = ("distinct", "generated", "depth", "seconds")
 
 
 def outcome_text(target: Target, c: Verdict) -> str:
-    if c.result.violation is not None:
-        return f"violation: {c.result.violation.name}"
+    if c.result.violations:
+        text = "violation: " + ", ".join(v.name for v in c.result.violations)
+        return text + (f" (then {stopped_by(c.result)})" if c.result.limit else "")
+    if c.outcome == ERROR:
+        return "error"
     if c.outcome == "blocked":
         return "blocked: " + ", ".join(target.blocked_by)
     if c.result.limit:
@@ -49,10 +53,14 @@ def outcome_text(target: Target, c: Verdict) -> str:
 
 
 def violations_of(c: Verdict) -> list[Violation]:
-    """The counterexamples of a verdict (one today; a list so that a run collecting every
-    violation prints them all)."""
-    v = c.result.violation
-    return [v] if v is not None and v.trace else []
+    """The counterexamples of a verdict: every violated property's (``--first``: the first)."""
+    return [v for v in c.result.violations if v.trace]
+
+
+def _expected(c: Verdict, v: Violation) -> bool:
+    """``v`` is one of the violations the spec expects, and the outcome is the expected one."""
+    violated = [x.name for x in c.result.violations]
+    return v.name in c.expectation.names and c.expectation.outcome_matches(c.outcome, violated)
 
 
 def itf_file_name(spec: str, prop: str) -> str:
@@ -133,47 +141,47 @@ class CheckOutput:
             for _, c in results:
                 for v in violations_of(c):
                     print(json.dumps(to_itf(v, c.result.layout, spec_name=c.name)), file=self.stdout)
-        else:
+        elif not self.options.quiet:  # --quiet: only the lines of the specs that did not match
             self._traces(results)
         self._mismatches(results)
-        if interrupted:
-            print("Interrupted: partial statistics above.", file=self.err)
         if not self.options.quiet:
             self._say(self._verdict(results))
 
     def _mismatches(self, results: Sequence[Checked]) -> None:
         """Why each complete run did not match, one line each (a stopped run shows its
         limit in its line)."""
-        mismatches = [c for _, c in results if not c.matched and c.outcome != LIMIT]
-        if mismatches:
+        # With --quiet these lines are all there is: a stopped or failed run gets one too.
+        quiet = self.options.quiet
+        mismatches = [c for _, c in results if not c.matched and (quiet or c.outcome != LIMIT)]
+        if mismatches and not quiet:
             self._say()
+        words = {LIMIT: "LIMIT", ERROR: "ERROR"}
         for c in mismatches:
             expected = c.expectation.name
             unchecked = expected is not None and c.result.properties.get(expected) == "unchecked"
             note = f" ({expected} was not checked in this mode)" if unchecked else ""
-            self._say(f"MISMATCH {c.name} ({c.path}): {c.reason or ''}{note}")
+            self._say(f"{words.get(c.outcome, 'MISMATCH')} {c.name} ({c.path}): {c.reason or ''}{note}")
 
     def _verdict(self, results: Sequence[Checked]) -> str:
         n_bad = sum(not c.matched for _, c in results)
         verdict = "all outcomes match their expectations" if n_bad == 0 else f"{n_bad} spec(s) did not match"
-        hidden = sum(1 for _, c in results if violations_of(c) and not self._shows_trace(c))
+        hidden = sum(1 for _, c in results for v in violations_of(c) if not self._shows_trace(c, v))
         more = (f"; {hidden} expected counterexample(s) not shown (--verbose shows them)"
                 if hidden and not self.options.itf_to_stdout else "")
         return f"\n{len(results)} spec(s) checked: {verdict}{more}."
 
-    def _shows_trace(self, c: Verdict) -> bool:
-        v = c.result.violation
-        expected = v is not None and c.expectation.outcome_matches(c.outcome, v.name)
-        return self.options.verbose or not expected
+    def _shows_trace(self, c: Verdict, v: Violation | None = None) -> bool:
+        # A spec that matched shows no trace (a violation beyond those it expects is in its
+        # line and its JSON); one that did not shows every one.
+        return self.options.verbose or not c.matched
 
     def _traces(self, results: Sequence[Checked]) -> None:
         for _, c in results:
             for v in violations_of(c):
-                if not self._shows_trace(c):
+                if not self._shows_trace(c, v):
                     continue
-                expected = c.expectation.outcome_matches(c.outcome, v.name)
-                self._say(f"\n{c.name} ({c.path}): {'expected' if expected else 'UNEXPECTED'} "
-                          f"violation of {v.name}")
+                label = "expected" if _expected(c, v) else "additional" if c.matched else "UNEXPECTED"
+                self._say(f"\n{c.name} ({c.path}): {label} violation of {v.name}")
                 self._say(render_text(v, c.result.layout, full=self.options.full_trace))
 
 
@@ -188,13 +196,41 @@ def progress_printer(err: TextIO, name: str) -> Any:
     return show
 
 
-def result_json(target: Target, c: Verdict, trace_format: str) -> dict[str, Any]:
-    """One spec's entry of ``check --json`` (docs/design.md#json)."""
-    r = c.result
-    v = r.violation
+def _violation_json(v: Violation, layout: Layout, name: str, trace_format: str) -> dict[str, Any]:
     trace = None
-    if v is not None and v.trace:
-        trace = [{"action": s.action, "state": r.layout.display(s.row, arrays=True)} for s in v.trace]
+    if v.trace:
+        trace = [{"action": s.action, "state": _state(layout, s)} for s in v.trace]
+    out: dict[str, Any] = {"property": v.name, "kind": v.kind, "message": v.message,
+                           "reads": list(v.reads), "trace": trace}
+    if v.loop_start is not None:
+        out["loop_start"] = v.loop_start
+    if trace_format == "itf" and v.trace:
+        out["itf"] = to_itf(v, layout, spec_name=name)
+    return out
+
+
+def _state(layout: Layout, step: TraceStep) -> Any:
+    """A step's state as JSON shows it; a value its field cannot hold (a TypeOK
+    violation's last step) as the action assigned it."""
+    shown = layout.display(step.row, arrays=True)
+    if step.overflow and isinstance(shown, dict):
+        for key, value in step.overflow.items():
+            slot = layout.slot(key)
+            if slot.index is None:
+                shown[slot.field.name] = value
+            elif isinstance(shown.get(slot.field.name), list):
+                shown[slot.field.name][slot.index] = value
+    return shown
+
+
+def result_json(target: Target, c: Verdict, trace_format: str) -> dict[str, Any]:
+    """One spec's entry of ``check --json`` (docs/design.md#json); ``violated``, ``trace`` and
+    friends describe the first violation, ``violations`` every one."""
+    r = c.result
+    violations = [_violation_json(v, r.layout, c.name, trace_format) for v in r.violations]
+    first = violations[0] if violations else None
+    message = first["message"] if first else r.error if r.error else (
+        f"stopped by {stopped_by(r)}" if r.limit else None)
     out: dict[str, Any] = {
         "spec": c.name,
         "file": str(c.path),
@@ -202,20 +238,21 @@ def result_json(target: Target, c: Verdict, trace_format: str) -> dict[str, Any]
         "expected": c.expectation.as_json(),
         "matched": c.matched,
         "reason": c.reason,
-        "violated": v.name if v is not None else None,
-        "violation_kind": v.kind if v is not None else None,
-        "message": v.message if v is not None else (f"stopped by {stopped_by(r)}" if r.limit else None),
-        "reads": list(v.reads) if v is not None else None,
+        "violated": first["property"] if first else None,
+        "violation_kind": first["kind"] if first else None,
+        "message": message,
+        "reads": first["reads"] if first else None,
+        "violations": violations,
+        "stopped_by": stopped_by(r),
         "blocked_by": target.blocked_by,
         "tracking_method": target.tracking_method,
         "stats": r.stats.as_dict(),
         "properties": r.properties,
         "coverage": r.family_coverage,
         "never_fired": r.never_fired,
-        "trace": trace,
+        "trace": first["trace"] if first else None,
     }
-    if v is not None and v.loop_start is not None:
-        out["loop_start"] = v.loop_start
-    if trace_format == "itf" and v is not None and v.trace:
-        out["itf"] = to_itf(v, r.layout, spec_name=c.name)
+    for key in ("loop_start", "itf"):
+        if first is not None and key in first:
+            out[key] = first[key]
     return out

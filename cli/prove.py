@@ -22,8 +22,8 @@ page property: at any conjunct of its proof); every other spec must be proved.
 The driver lives here, not in ``model/``, because the model may use only the checker's
 specification language (docs/design.md#folder-rules).
 
-Exit codes: 0 every result as expected, 1 otherwise (or z3 could not decide), 2 a usage
-or spec-file error.
+Exit codes: 0 every result as expected, 1 otherwise, 3 z3 could not decide a query
+(``unknown``: a timeout), 2 a usage or spec-file error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -46,9 +46,12 @@ from checker.explore import Limits, explore
 from checker.lang.layout import Layout
 from checker.smt import Pred, TransitionPred
 from checker.trace import changes, format_value
+from checker.verdict import EXIT_INTERRUPTED, EXIT_LIMIT, EXIT_MISMATCH, EXIT_OK
 from cli.errors import UserError
+from cli.interrupts import z3_interruptible
 from cli.limits import stopped_by
 from cli.load import collect_paths, load_target, not_a_scenario
+from cli.options import FiniteFloat, writable_file, write_text
 from model.contract import PROPERTY_KINDS
 from model.migration.page_proof import (
     BITMAP_EMPTY_TEST_PHASES,
@@ -121,7 +124,7 @@ class SpecProof:
     path: Path
     name: str
     expected: str
-    outcome: str  # proved | refuted | skipped | error
+    outcome: str  # proved | refuted | skipped | error | unknown (z3 could not decide)
     matched: bool
     classes: list[ClassProof]
     seconds: float
@@ -214,17 +217,24 @@ def _invariant(ob: Obligation, rows: np.ndarray) -> tuple[dict[str, Pred], dict[
     return inv, goal, act_invs
 
 
+Say = Callable[[str], None]
+
+
 def _prove_class(ob: Obligation, expect: tuple[str, ...], *, timeout_ms: int,
-                 max_seconds: float | None, control_rows: np.ndarray | None = None
-                 ) -> ClassProof:
+                 max_seconds: float | None, control_rows: np.ndarray | None = None,
+                 say: Say | None = None) -> ClassProof:
     """Prove one page class.  ``control_rows`` replaces the reached control combinations
-    (tests use it to show that a wrong set is caught, not trusted)."""
+    (tests use it to show that a wrong set is caught, not trusted); ``say`` is told each
+    phase as it starts (progress)."""
+    say = say or (lambda text: None)
     spec = ob.spec
     t0 = time.perf_counter()
+    say("z3: the reduction's premise" if ob.separation_checkable else "building the z3 encoding")
     engine = smt.Induction(spec, timeout_ms=timeout_ms)
     separation = _check_separation(ob, timeout_ms, engine) if ob.separation_checkable else None
     sep_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
+    say("the control set, by explicit search")
     rows, explored = _reachable_control(ob, max_seconds)
     if control_rows is not None:
         rows = control_rows
@@ -241,6 +251,7 @@ def _prove_class(ob: Obligation, expect: tuple[str, ...], *, timeout_ms: int,
         ("implication", lambda: engine.implication(inv, goal) if goal else None),
     ]
     for query, run in queries:
+        say(f"z3: {query}")
         q0 = time.perf_counter()
         q = run()
         seconds[query] = time.perf_counter() - q0
@@ -253,9 +264,14 @@ def _prove_class(ob: Obligation, expect: tuple[str, ...], *, timeout_ms: int,
     return proof
 
 
+def _prefixed(say: Say | None, where: str) -> Say | None:
+    return None if say is None else (lambda text: say(where + text))
+
+
 def prove_scenario(scenario: Scenario, *, timeout_ms: int = DEFAULT_TIMEOUT_MS,
-                   max_seconds: float | None = None) -> SpecProof:
-    """Prove (or refute) every page class of ``scenario`` and compare with its expect."""
+                   max_seconds: float | None = None, say: Say | None = None) -> SpecProof:
+    """Prove (or refute) every page class of ``scenario`` and compare with its expect;
+    ``say`` hears each phase as it starts (``prove: NAME: page class 1/2: z3: consecution``)."""
     t0 = time.perf_counter()
     exp = scenario.check.expect
     expected = "pass" if exp is None else str(exp)
@@ -267,9 +283,12 @@ def prove_scenario(scenario: Scenario, *, timeout_ms: int = DEFAULT_TIMEOUT_MS,
                          "decide it (use check)")
     group = expected_group(want)
     classes: list[ClassProof] = []
-    for cls in page_classes(scenario):
+    all_classes = page_classes(scenario)
+    for i, cls in enumerate(all_classes, 1):
         ob = obligation(scenario, cls)
-        classes.append(_prove_class(ob, group, timeout_ms=timeout_ms, max_seconds=max_seconds))
+        where = f"prove: {scenario.name}: page class {i}/{len(all_classes)}: "
+        classes.append(_prove_class(ob, group, timeout_ms=timeout_ms, max_seconds=max_seconds,
+                                    say=_prefixed(say, where)))
         if not classes[-1].holds:
             break
     broken = [f for c in classes for f in (c.separation or [])]
@@ -383,7 +402,7 @@ def _scenarios(paths: tuple[str, ...]) -> tuple[list[Scenario], list[str]]:
 @click.command("prove")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--json", "json_out", metavar="FILE|-", help="Write the results as JSON.")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
+@click.option("--timeout", "timeout_s", type=FiniteFloat(min=0, min_open=True),
               default=DEFAULT_TIMEOUT_MS / 1000, show_default=True,
               help="Seconds z3 may spend on one query.")
 def prove(paths: tuple[str, ...], json_out: str | None, timeout_s: float) -> None:
@@ -392,15 +411,42 @@ def prove(paths: tuple[str, ...], json_out: str | None, timeout_s: float) -> Non
 
     SPEC files or directories (default: specs/); engine-validation examples are skipped.
     A spec expecting a violation must be refuted at that property.  Exit 0 when every
-    result is as expected, 1 otherwise, 2 on a usage or spec-file error.
+    result is as expected, 1 otherwise, 3 when z3 could not decide a query (--timeout)
+    and nothing else went wrong, 2 on a usage or spec-file error, 130 interrupted (the
+    JSON holds the specs done).
     """
+    writable_file(json_out, "--json")
     scenarios, skips = _scenarios(paths)
+    z3_interruptible()
     results: list[SpecProof] = []
-    for sc in scenarios:
-        try:
-            results.append(prove_scenario(sc, timeout_ms=int(timeout_s * 1000)))
-        except TimeoutError as exc:
-            results.append(SpecProof(sc.path, sc.name, "?", "error", False, [], 0.0, str(exc)))
+    interrupted = False
+    try:
+        for sc in scenarios:
+            try:
+                results.append(prove_scenario(sc, timeout_ms=int(timeout_s * 1000),
+                                              say=lambda text: click.echo(text, err=True)))
+            except TimeoutError as exc:  # z3 answered unknown: no verdict (exit 3)
+                exp = sc.check.expect
+                results.append(SpecProof(sc.path, sc.name, "pass" if exp is None else str(exp), "unknown",
+                                         False, [], 0.0, str(exc)))
+    except KeyboardInterrupt:
+        interrupted = True
+    _write(results, json_out, skips, interrupted)
+    if interrupted:
+        click.echo(f"interrupted: {len(results)} of {len(scenarios)} spec(s) done", err=True)
+    sys.exit(prove_exit_code(results, interrupted))
+
+
+def prove_exit_code(results: list[SpecProof], interrupted: bool) -> int:
+    """130 interrupted; 1 a result not as expected; 3 z3 could not decide one; else 0."""
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if any(not r.matched and r.outcome != "unknown" for r in results):
+        return EXIT_MISMATCH
+    return EXIT_LIMIT if any(r.outcome == "unknown" for r in results) else EXIT_OK
+
+
+def _write(results: list[SpecProof], json_out: str | None, skips: list[str], interrupted: bool) -> None:
     if json_out != "-":
         for r in results:
             click.echo(render(r))
@@ -411,10 +457,9 @@ def prove(paths: tuple[str, ...], json_out: str | None, timeout_s: float) -> Non
                    + note + ".")
     if json_out is not None:
         doc = {"version": 1, "claim": CLAIM, "page_properties": list(PAGE_PROPERTIES),
-               "results": [r.as_json() for r in results]}
+               "interrupted": interrupted, "results": [r.as_json() for r in results]}
         text = json.dumps(doc, indent=2, default=str)
         if json_out == "-":
             click.echo(text)
         else:
-            Path(json_out).write_text(text + "\n")
-    sys.exit(0 if all(r.matched for r in results) else 1)
+            write_text(json_out, text + "\n", "--json")

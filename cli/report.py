@@ -19,20 +19,23 @@ from pathlib import Path
 
 import click
 
-from checker.explore import Limits, explore
+from checker.explore import Limits
 from checker.junit import junit_root
 from checker.report.doc import Block, Page, Para, Section, code, link
 from checker.report.graphs import draw, explore_graph
 from checker.report.pages import SpecEntry, index_page, machine_readable, spec_page
-from checker.report.site import Site, compare_site, write_site
-from checker.result import Result
+from checker.report.site import OutsideRoot, Site, compare_site, write_site
+from checker.result import Outcome, Result
 from checker.verdict import Verdict
 from cli import report_ch
 from cli import report_vfio as vfio
+from cli.check import explore_target
+from cli.errors import UserError
 from cli.findings import findings_page, run_findings
 from cli.graph import GRAPH_MAX_STATES, default_quotient
 from cli.limits import stopped_by
 from cli.load import Target, load_targets
+from cli.options import writable_dir
 from model.findings import QEMU_FINDINGS
 
 DEFAULT_OUTPUT = Path("reports")
@@ -84,11 +87,14 @@ def _check_entry(t: Target, *, quiet: bool, max_states: int | None) -> tuple[Spe
     """Explore one spec (keeping its graph for the drawing), judge it, and make its entry."""
     if not quiet:
         click.echo(f"report: checking {t.name} ({display_path(t.path)})", err=True)
-    r = explore(t.spec, keep_graph=True, limits=Limits(states=max_states))
-    if r.outcome == "interrupted":
-        raise click.exceptions.Exit(130)
+    r = explore_target(t, Limits(states=max_states), keep_graph=True)
+    if r.outcome == Outcome.INTERRUPTED:
+        raise KeyboardInterrupt
     c = t.judge(r)
-    graph, missing = _graph_for(t, r, max_states=GRAPH_MAX_STATES)
+    if r.outcome == Outcome.ERROR:
+        graph, missing = None, f"the exploration failed: {r.error}"
+    else:
+        graph, missing = _graph_for(t, r, max_states=GRAPH_MAX_STATES)
     exp = t.expectation
     entry = SpecEntry(
         name=t.name,
@@ -255,6 +261,8 @@ def report(
     paths: tuple[str, ...], output: Path, check_only: bool, max_states: int | None, quiet: bool
 ) -> None:
     """Write HTML and Markdown reports for SPEC files or directories (default: specs/)."""
+    if not check_only:
+        writable_dir(output, "--output")
     site, checked = build_site(paths, quiet=quiet, max_states=max_states)
     files = site.files()
     mismatched = [c.name for c in checked if not c.matched]
@@ -270,7 +278,12 @@ def report(
             sys.exit(1)
         click.echo(f"{output}: up to date ({len(files)} files).")
         return
-    removed = write_site(files, output)
+    try:
+        removed = write_site(files, output)
+    except OutsideRoot as exc:
+        raise UserError(f"--output {output}: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"--output {output}: cannot write: {exc.strerror or exc}") from None
     for rel in removed:
         click.echo(f"removed {output / rel}", err=True)
     click.echo(f"wrote {len(files)} files to {output}/ (open {output / 'index.html'})")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from rich.table import Table
 
 from cli.errors import UserError
 from cli.load import load_migration
+from cli.options import writable_file
 from model import units
 from model.concrete.executor import METHODS, Executor, ExecutorError, RunConfig
 from model.concrete.plan import GuestLoad, executor_method, timed_config, unexercised_mutations
@@ -40,28 +42,44 @@ from model.units import human_bytes
 # --- units (model.units: the one parser of sizes, rates and durations) ----------------------
 
 
+MAX_SIZE = 1 << 44  # 16 TiB: 2**32 pages of 4 KiB, 512 MiB a bitmap
+
+
+def _finite(option: str, text: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise UserError(f"{option}: {text!r} is too large a number")
+    return value
+
+
 def parse_size(option: str, text: str) -> int:
     """A size in bytes (:func:`model.units.parse_size`), or a one-line error naming the flag."""
     try:
-        return units.parse_size(text)
+        size = units.parse_size(text)
     except units.UnitError as exc:
         raise UserError(f"{option}: {exc}") from None
+    if size > MAX_SIZE:  # the bitmaps of a larger guest would not fit in memory
+        raise UserError(f"{option}: {text!r} is too large a number (at most {human_bytes(MAX_SIZE)})")
+    return size
 
 
 def parse_rate(option: str, text: str) -> float:
     """Bytes per second (:func:`model.units.parse_rate`), or a one-line error naming the flag."""
     try:
-        return units.parse_rate(text)
+        return _finite(option, text, units.parse_rate(text))
     except units.UnitError as exc:
         raise UserError(f"{option}: {exc}") from None
+    except OverflowError:
+        raise UserError(f"{option}: {text!r} is too large a number") from None
 
 
 def parse_duration(option: str, text: str) -> float:
     """Seconds (:func:`model.units.parse_duration`), or a one-line error naming the flag."""
     try:
-        return units.parse_duration(text)
+        return _finite(option, text, units.parse_duration(text))
     except units.UnitError as exc:
         raise UserError(f"{option}: {exc}") from None
+    except OverflowError:
+        raise UserError(f"{option}: {text!r} is too large a number") from None
 
 
 def human_seconds(s: float) -> str:
@@ -227,12 +245,18 @@ def write_plot(path: Path, results: list[tuple[str, MigrationResult]], downtime_
 
 
 class _ProgressFeed:
-    """Turns executor status reports into a rich progress bar (throttled)."""
+    """Turns executor status reports into a rich progress bar (throttled) on a terminal,
+    and into a plain line every 2 s elsewhere (``plain``: where to print them)."""
 
-    def __init__(self, progress: Progress, label: str, max_rounds: int) -> None:
+    PLAIN_EVERY = 2.0
+
+    def __init__(self, progress: Progress, label: str, max_rounds: int, plain: Console | None = None) -> None:
         self.progress = progress
         self.task = progress.add_task(label, total=max(1, max_rounds), info="")
+        self.label = label
+        self.plain = plain
         self.last = 0.0
+        self.last_line = time.monotonic()
         self.round = -1
         self.round_start = 1
 
@@ -240,6 +264,11 @@ class _ProgressFeed:
         if st.round != self.round:
             self.round, self.round_start = st.round, max(1, st.pages_remaining)
         now = time.monotonic()
+        if self.plain is not None and now - self.last_line >= self.PLAIN_EVERY:
+            self.last_line = now
+            self.plain.print(f"Progress({self.label}: round {st.round}/{st.max_rounds}, "
+                             f"t={human_seconds(st.time_s)}, dirty {st.pages_remaining:,}, {st.phase})",
+                             markup=False)
         if now - self.last < 0.1 and st.phase == "pre-copy":
             return
         self.last = now
@@ -330,9 +359,7 @@ def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: st
                     dma_rate=dma_rate, dma_set=dma_set, stop_copy_size=stop_copy_size,
                     bandwidth=bandwidth, downtime_limit=downtime_limit, max_rounds=max_rounds,
                     step=step, stop_latency=stop_latency, seed=seed)
-    if not Path(spec).is_file():
-        raise UserError(f"{spec}: no such spec file")
-    scenario = load_migration(Path(spec), "simulate").scenario
+    scenario = _scenario(spec, plot)
     if scenario.is_cloud_hypervisor:
         from cli.simulate_ch import simulate_ch
 
@@ -352,16 +379,27 @@ def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: st
         sys.exit(1)
     for note in _notes(plan, overridden=bool(methods), as_json=as_json):
         err.print(f"note: {note}")
-    results = _run_all(plan, show_progress=not no_progress and err.is_terminal, err=err)
-    if plot is not None:
+    results, interrupted = _run_all(plan, show_progress=not no_progress and err.is_terminal, err=err,
+                                    plain=not no_progress and not err.is_terminal)
+    if plot is not None and results:
         write_plot(plot, results, opts.downtime_limit)
     if as_json:
-        click.echo(json.dumps(_json_doc(plan, opts, results), indent=2))
-    else:
+        click.echo(json.dumps({**_json_doc(plan, opts, results), "interrupted": interrupted}, indent=2))
+    elif results:
         _report_text(plan, results, out)
+    if interrupted:
+        sys.exit(130)
     lost = any(not r.all_arrived for _, r in results)
     stuck = require_convergence and any(not r.converged for _, r in results)
     sys.exit(1 if lost or stuck else 0)
+
+
+def _scenario(spec: str, plot: Path | None) -> Scenario:
+    """The spec's scenario, once the output path is known to be writable."""
+    if not Path(spec).is_file():
+        raise UserError(f"{spec}: no such spec file")
+    writable_file(plot, "--plot")
+    return load_migration(Path(spec), "simulate").scenario
 
 
 def _options(*, guest_size: str | None, cpu_dirty_rate: str, hot_set: str, dma_rate: str,
@@ -408,7 +446,9 @@ def _notes(plan: Plan, *, overridden: bool, as_json: bool) -> list[str]:
     return notes
 
 
-def _run_all(plan: Plan, show_progress: bool, err: Console) -> list[tuple[str, MigrationResult]]:
+def _run_all(plan: Plan, show_progress: bool, err: Console,
+             plain: bool = False) -> tuple[list[tuple[str, MigrationResult]], bool]:
+    """The runs, one per method, and whether Ctrl-C stopped them (the finished ones are kept)."""
     results: list[tuple[str, MigrationResult]] = []
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                         TimeElapsedColumn(), console=err, disable=not show_progress, transient=True)
@@ -416,7 +456,7 @@ def _run_all(plan: Plan, show_progress: bool, err: Console) -> list[tuple[str, M
         with progress:
             for how, cfg in plan.configs:
                 feed: Callable[[RunStatus], None] = _ProgressFeed(progress, cfg.method,
-                                                                  cfg.max_rounds)
+                                                                  cfg.max_rounds, err if plain else None)
                 ex: Executor | None = None
                 try:
                     ex = Executor(cfg)
@@ -428,8 +468,8 @@ def _run_all(plan: Plan, show_progress: bool, err: Console) -> list[tuple[str, M
                     ex = None  # noqa: F841 - release the bitmaps before the next method
     except KeyboardInterrupt:
         err.print(f"interrupted after {len(results)} of {len(plan.configs)} simulation(s)")
-        sys.exit(130)
-    return results
+        return results, True
+    return results, False
 
 
 def _report_blocked(plan: Plan, as_json: bool, out: Console) -> None:

@@ -25,6 +25,7 @@ import click
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from cli.interrupts import z3_interruptible
 from model.decision.proofs import DEVICE_PROPERTIES, Proof, prove_any_devices
 from model.decision.space import MAX_TABLE_DEVICES
 from model.decision.tables import TABLE_KINDS, Table, decision_table
@@ -140,12 +141,38 @@ def tables(vmm: str, profiles: tuple[str, ...], devices: int, kind: str, fmt: st
     if vmm == CLOUD_HYPERVISOR:
         _cloud_hypervisor(profiles, devices, kind, fmt, do_prove)
         return
+    z3_interruptible()
     names = profiles or PROFILE_NAMES
     kinds = list(TABLE_KINDS) if kind == "all" else [kind]
-    result = _tables(names, devices, kinds, show_progress=fmt == "text")
-    proofs = _proofs(names) if do_prove else []
+    result: list[Table] = []
+    proofs: list[Proof] = []
+    interrupted = undecided = False
+    try:
+        _tables(result, names, devices, kinds, show_progress=fmt == "text")
+        if do_prove:
+            _proofs(proofs, names)
+    except KeyboardInterrupt:
+        interrupted = True
+    except TimeoutError as exc:  # z3 answered unknown: no verdict
+        click.echo(f"unknown: {exc}", err=True)
+        undecided = True
+    if interrupted and fmt == "text":
+        # Rendering dozens of finished tables through rich can take longer than the user
+        # is willing to wait after Ctrl-C; json and markdown keep the partial result.
+        click.echo(f"interrupted after {len(result)} table(s) and {len(proofs)} proof(s); "
+                   "not printed (--format json or markdown print partial tables)", err=True)
+        sys.exit(130)
+    _emit(result, proofs, fmt, interrupted=interrupted)
+    if interrupted:
+        click.echo(f"interrupted after {len(result)} table(s) and {len(proofs)} proof(s)", err=True)
+        sys.exit(130)
+    sys.exit(1 if not all(p.holds for p in proofs) else 3 if undecided else 0)
+
+
+def _emit(result: list[Table], proofs: list[Proof], fmt: str, *, interrupted: bool) -> None:
     if fmt == "json":
-        click.echo(json.dumps({"version": 1, "tables": [t.as_json() for t in result],
+        click.echo(json.dumps({"version": 1, "interrupted": interrupted,
+                               "tables": [t.as_json() for t in result],
                                "proofs": [_proof_json(p) for p in proofs]}, indent=2))
     elif fmt == "markdown":
         click.echo(_markdown(result))
@@ -154,7 +181,6 @@ def tables(vmm: str, profiles: tuple[str, ...], devices: int, kind: str, fmt: st
             click.echo("\n".join(f"- {_proof_line(p)}" for p in proofs))
     else:
         _print_all(result, proofs)
-    sys.exit(0 if all(p.holds for p in proofs) else 1)
 
 
 def _cloud_hypervisor(profiles: tuple[str, ...], devices: int, kind: str, fmt: str,
@@ -177,25 +203,24 @@ def _cloud_hypervisor(profiles: tuple[str, ...], devices: int, kind: str, fmt: s
         click.echo(as_markdown(result))
 
 
-def _tables(names: Sequence[str], devices: int, kinds: Sequence[str], *,
-            show_progress: bool) -> list[Table]:
+def _tables(result: list[Table], names: Sequence[str], devices: int, kinds: Sequence[str], *,
+            show_progress: bool) -> None:
+    """Append each table to ``result`` as it is computed (so Ctrl-C keeps those done)."""
     err = Console(file=sys.stderr, highlight=False)
-    result: list[Table] = []
     for name in names:
         for n in range(1, devices + 1):
             for k in kinds:
                 if show_progress:
                     err.print(f"[dim]z3: {name}, {n} device(s), {k} ...[/dim]")
                 result.append(decision_table(name, n, k))
-    return result
 
 
-def _proofs(names: Sequence[str]) -> list[Proof]:
-    proofs: list[Proof] = []
+def _proofs(proofs: list[Proof], names: Sequence[str]) -> None:
     for name in names:
         p = get_profile(name)
-        proofs += [prove_any_devices(p, prop) for prop in DEVICE_PROPERTIES if prop.applies(p)]
-    return proofs
+        for prop in DEVICE_PROPERTIES:
+            if prop.applies(p):
+                proofs.append(prove_any_devices(p, prop))
 
 
 def _print_all(result: list[Table], proofs: list[Proof]) -> None:

@@ -7,7 +7,9 @@ literals: a mistyped member is an ``AttributeError`` when the module is imported
 rule that silently never fires.  Both enums are ``StrEnum``, so a member *is* its
 spec-file name (it compares, hashes, formats and serialises as that string).
 
-Also here: the page size, the one unit the spec files (``[vm].ram``), QEMU's decision (the
+Also here: QEMU's dirty-tracking methods and the migration blockers' reason codes, as the
+JSON output and ``[check].tracking_method`` / ``[check].blocked_by`` name them
+(docs/design.md#json), and the page size, the one unit the spec files (``[vm].ram``), QEMU's decision (the
 type1 bitmap limit) and the concrete executor must agree on.
 """
 
@@ -53,6 +55,7 @@ class Property(StrEnum):
     SOURCE_RECOVERS = ("SourceRecovers", PropertyKind.INVARIANT)
     DESTINATION_STARTS_LOADED = ("DestinationStartsLoaded", PropertyKind.INVARIANT)
     NO_SPLIT_BRAIN = ("NoSplitBrain", PropertyKind.INVARIANT)
+    VCPUS_STOPPED_FOR_STOP_COPY = ("VcpusStoppedForStopCopy", PropertyKind.INVARIANT)
     MIGRATION_ENDS = ("MigrationEnds", PropertyKind.LIVENESS)
     MIGRATION_CAN_COMPLETE = ("MigrationCanComplete", PropertyKind.WITNESS)
 
@@ -115,6 +118,9 @@ class Mutation(StrEnum):
         Property.NO_PAGE_LOST)
     NO_RECOVERY_ON_CANCEL = ("no_recovery_on_cancel", "cancel leaves devices where they are",
                              Property.SOURCE_RECOVERS)
+    VCPUS_RUN_IN_STOP_COPY = ("vcpus_run_in_stop_copy",
+                              "the switchover does not pause the vCPUs: the guest writes during "
+                              "stop-and-copy", Property.VCPUS_STOPPED_FOR_STOP_COPY)
     IGNORE_LOG_START_FAILURE = (
         "ignore_log_start_failure",
         "a failed DMA_LOGGING_START is rolled back but not reported: the migration goes on "
@@ -126,3 +132,39 @@ class Mutation(StrEnum):
 MUTATION_NAMES: tuple[str, ...] = tuple(m.value for m in Mutation)
 #: Name -> mutation, for looking up a spec-file key.
 MUTATIONS: dict[str, Mutation] = {m.value: m for m in Mutation}
+
+
+class Method(StrEnum):
+    """How the container's dirty pages reach QEMU's migration bitmap at log_sync."""
+
+    # VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT on every device: the IOVAs each device wrote
+    # since the last report, read and cleared.
+    DEVICE_DMA_LOGGING = "device-dma-logging"
+    # VFIO_IOMMU_DIRTY_PAGES GET_BITMAP: every mapped page dirty unless every IOMMU-backed
+    # group pins, then only the pinned pages (which stay dirty forever).
+    TYPE1 = "type1"
+    # IOMMU_HWPT_GET_DIRTY_BITMAP: the pages the IOMMU saw written, cleared on read.
+    IOMMUFD_HW = "iommufd-hw"
+    # No usable method: QEMU marks every page of the section dirty at every sync.
+    ALL_DIRTY = "all-dirty"
+
+
+# Reason codes (stable: they appear in the JSON "blocked_by" list).
+MIGRATION_DISABLED = "migration-disabled"
+NO_DIRTY_TRACKING = "no-dirty-tracking"
+MULTIPLE_DEVICES = "multiple-devices"
+MULTIPLE_DEVICES_WITHOUT_P2P = "multiple-devices-without-p2p"
+VIOMMU = "viommu"
+TYPE1_LARGE_RAM = "type1-large-ram"
+POSTCOPY = "postcopy"
+BACKGROUND_SNAPSHOT = "background-snapshot"
+BLOCKER_CODES: tuple[str, ...] = (
+    MIGRATION_DISABLED,
+    NO_DIRTY_TRACKING,
+    MULTIPLE_DEVICES,
+    MULTIPLE_DEVICES_WITHOUT_P2P,
+    VIOMMU,
+    TYPE1_LARGE_RAM,
+    POSTCOPY,
+    BACKGROUND_SNAPSHOT,
+)

@@ -41,14 +41,20 @@ Decisions taken here (documented for spec writers):
 
 from __future__ import annotations
 
-import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from model.contract import MUTATION_NAMES, PAGE_SIZE, PROPERTY_KINDS, PROPERTY_NAMES, Mutation
+from model.contract import (
+    BLOCKER_CODES,
+    MUTATION_NAMES,
+    PAGE_SIZE,
+    PROPERTY_KINDS,
+    PROPERTY_NAMES,
+    Method,
+    Mutation,
+)
 from model.profiles import (
     PROFILE_NAMES,
     EnableMigrationProperty,
@@ -57,12 +63,13 @@ from model.profiles import (
     apply_overrides,
     get_profile,
 )
+from model.spec_file import SpecError, read_toml
 from model.spec_table import (
-    SpecError,
     Table,
     describe,
     did_you_mean,
     first_duplicate,
+    quoted,
 )
 from model.vmm import (
     CH_DEFAULT_PROFILE,
@@ -90,6 +97,9 @@ MAX_PRECOPY_ROUNDS = 3
 MAX_ATTEMPTS = 3
 DEFAULT_PAGES = 2
 DEFAULT_RAM = 16 << 30  # 16 GiB
+MAX_PIN = (1 << 63) - 1
+
+TRACKING_METHODS: tuple[str, ...] = tuple(m.value for m in Method)
 
 IommuBackend = Literal["type1", "iommufd", "iommufd-compat"]
 OnOffAuto = Literal["on", "off", "auto"]
@@ -177,10 +187,16 @@ class Expect:
     package may not import it)."""
 
     kind: ExpectKind
-    invariant: str | None = None  # the property expected to be violated (kind "violation")
+    invariants: tuple[str, ...] = ()  # the properties expected to be violated (kind "violation")
+    several: bool = False  # written { violations = [...] }
+
+    @property
+    def invariant(self) -> str | None:
+        """The (first) property expected to be violated."""
+        return self.invariants[0] if self.invariants else None
 
     def __str__(self) -> str:
-        return f"violation({self.invariant})" if self.kind == "violation" else self.kind
+        return f"violation({', '.join(self.invariants)})" if self.kind == "violation" else self.kind
 
 
 #: ``[check]`` keys that pin the exact figures of a complete exploration (the same names as
@@ -193,11 +209,15 @@ class CheckConfig:
     invariants: tuple[str, ...] | None = None  # None: all that apply
     expect: Expect | None = None  # None: any outcome but a violation is fine
     # Pins (None: not stated): distinct and generated states, BFS depth, and the number of
-    # states of the expected counterexample.
+    # states of the expected counterexample (several expected: per property).
     distinct_states: int | None = None
     generated_states: int | None = None
     depth: int | None = None
-    trace_length: int | None = None
+    trace_length: int | Mapping[str, int] | None = None
+    # What QEMU decides before the migration starts (None: not stated): the dirty-tracking
+    # method, and the reason codes of the blockers it installs.
+    tracking_method: str | None = None
+    blocked_by: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -245,17 +265,7 @@ class Scenario:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate one spec file."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SpecError(path, None, f"cannot read: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise SpecError(path, None, f"not UTF-8 text (byte {exc.start})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(path, None, _toml_error_message(exc)) from None
-    return scenario_from_dict(data, path)
+    return scenario_from_dict(read_toml(path), path)
 
 
 def load_scenarios(paths_or_dirs: Iterable[str | Path]) -> list[Scenario]:
@@ -272,17 +282,6 @@ def load_scenarios(paths_or_dirs: Iterable[str | Path]) -> list[Scenario]:
     return scenarios
 
 
-def _toml_error_message(exc: tomllib.TOMLDecodeError) -> str:
-    text = str(exc)
-    match = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", text)
-    if match:
-        return f"invalid TOML at line {match[1]}, column {match[2]}: {text[: match.start()]}"
-    match = re.search(r"\s*\(at end of document\)\s*$", text)
-    if match:
-        return f"invalid TOML at end of document: {text[: match.start()]}"
-    return f"invalid TOML: {text}"
-
-
 _TOP_KEYS = ("name", "description", "vmm", "qemu", "cloud_hypervisor", "vm", "host", "devices",
              "migration", "check", "mutations")
 _VM_KEYS = ("pages", "viommu", "cpu_writes", "ram", "paused")
@@ -294,7 +293,7 @@ _PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-trackin
 _MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults",
                    "log_start_faults", "attempts", "postcopy", "background_snapshot", "local",
                    "preserve_source", "late_errors")
-_CHECK_KEYS = ("invariants", "expect", *PIN_KEYS)
+_CHECK_KEYS = ("invariants", "expect", *PIN_KEYS, "tracking_method", "blocked_by")
 
 
 def scenario_from_dict(data: Mapping[str, Any], path: str | Path) -> Scenario:
@@ -305,10 +304,8 @@ def scenario_from_dict(data: Mapping[str, Any], path: str | Path) -> Scenario:
     _check_vmm_keys(top, vmm)
     top.only(keys_for(vmm, "", _TOP_KEYS))
 
-    name = top.string("name", path.stem)
-    if not name.strip():
-        top.fail("name", "must not be empty")
-    description = top.string("description", "")
+    name = top.name("name", path.stem)
+    description = top.text("description", "")
     qemu, profile = _load_qemu(top)
     ch = (top.choice("cloud_hypervisor", CH_DEFAULT_PROFILE, tuple(CH_PROFILES),
                      what="cloud-hypervisor profile") if vmm == CLOUD_HYPERVISOR else None)
@@ -420,9 +417,7 @@ def _check_iommu_capabilities(top: Table, entries: list[Table], devices: list[De
 def _load_device(t: Table, index: int, count: int, vm: VmConfig,
                  profile: Profile, vmm: str) -> DeviceConfig:
     t.only(keys_for(vmm, "devices", _DEVICE_KEYS))
-    name = t.string("name", f"dev{index}")
-    if not name.strip():
-        t.fail("name", "must not be empty")
+    name = t.name("name", f"dev{index}")
     features = t.string_set(
         "features", FEATURES, what="feature", hint=" (VFIO_MIGRATION_STOP_COPY is implied)",
         special={"stop-copy": '"stop-copy" is implied (VFIO_MIGRATION_STOP_COPY is mandatory); '
@@ -511,37 +506,83 @@ def _load_check(t: Table) -> CheckConfig:
         if not names:
             t.fail("invariants", "empty list; leave the key out to check all that apply")
         for name in names:
-            if name not in PROPERTY_KINDS:
-                t.fail("invariants", f'unknown property "{name}"; allowed: '
-                                     f"{', '.join(PROPERTY_NAMES)}{did_you_mean(name, PROPERTY_NAMES)}")
+            _known_property(t, "invariants", name)
         dup = first_duplicate(names)
         if dup is not None:
             t.fail("invariants", f'"{dup}" is listed twice')
         invariants = tuple(names)
     expect = _load_expect(t)
-    if (expect is not None and expect.kind == "violation" and invariants is not None
-            and expect.invariant not in invariants):
-        t.fail("expect", f'violation of "{expect.invariant}" is expected but '
-                         "[check].invariants does not check it")
-    return CheckConfig(invariants=invariants, expect=expect, **_load_pins(t, expect))
+    if expect is not None and expect.kind == "violation" and invariants is not None:
+        for name in expect.invariants:
+            if name not in invariants:
+                t.fail("expect", f'violation of "{name}" is expected but '
+                                 "[check].invariants does not check it")
+    method = t.choice("tracking_method", "", TRACKING_METHODS, what="tracking method") or None
+    blocked_by = _load_blocked_by(t, expect)
+    return CheckConfig(invariants=invariants, expect=expect, tracking_method=method,
+                       blocked_by=blocked_by, **_load_pins(t, expect))
 
 
-def _load_pins(t: Table, expect: Expect | None) -> dict[str, int]:
-    pins: dict[str, int] = {}
+def _known_property(t: Table, key: str, name: str) -> None:
+    if name not in PROPERTY_KINDS:
+        t.fail(key, f'unknown property "{name}"; allowed: {", ".join(PROPERTY_NAMES)}'
+                    f"{did_you_mean(name, PROPERTY_NAMES)}")
+
+
+def _load_blocked_by(t: Table, expect: Expect | None) -> tuple[str, ...] | None:
+    if "blocked_by" not in t.data:
+        return None
+    codes = t.string_list("blocked_by")
+    for code in codes:
+        if code not in BLOCKER_CODES:
+            t.fail("blocked_by", f'unknown blocker "{code}"; allowed: {quoted(BLOCKER_CODES)}'
+                                 f"{did_you_mean(code, BLOCKER_CODES)}")
+    dup = first_duplicate(codes)
+    if dup is not None:
+        t.fail("blocked_by", f'"{dup}" is listed twice')
+    if codes and (expect is None or expect.kind != "blocked"):
+        t.fail("blocked_by", "names blockers, so the migration is refused: expect must be "
+                             '"blocked"; use [] to state that nothing blocks it')
+    return tuple(codes)
+
+
+def _load_pins(t: Table, expect: Expect | None) -> dict[str, Any]:
+    pins: dict[str, Any] = {}
     for key in PIN_KEYS:
         if key not in t.data:
             continue
-        value = int(t._get(key, int, "an integer >= 1"))
-        if value < 1:
-            t.fail(key, f"expected an integer >= 1, got integer {value}")
-        pins[key] = value
+        if key == "trace_length" and isinstance(t.data[key], dict):
+            pins[key] = _load_trace_lengths(t, expect)
+            continue
+        pins[key] = _pin(t, key, t._get(key, int, "an integer >= 1"))
     if "trace_length" in pins and (expect is None or expect.kind != "violation"):
         t.fail("trace_length", "only an expected violation has a counterexample; expect is "
                                + ("not given" if expect is None else f'"{expect}"'))
+    if isinstance(pins.get("trace_length"), int) and expect is not None and len(expect.invariants) > 1:
+        t.fail("trace_length", "several violations are expected: give one length each, "
+                               '{ NoPageLost = 30, ... }')
     return pins
 
 
-_EXPECT_FORM = '"pass", "blocked" or { violation = "<property>" }'
+def _pin(t: Table, key: str, value: int) -> int:
+    if not 1 <= value <= MAX_PIN:
+        t.fail(key, f"expected an integer >= 1, got integer {value}")
+    return int(value)
+
+
+def _load_trace_lengths(t: Table, expect: Expect | None) -> dict[str, int]:
+    table = t.table("trace_length")
+    expected = expect.invariants if expect is not None else ()
+    out: dict[str, int] = {}
+    for name in table.data:
+        if name not in expected:
+            table.fail(name, "is not among the violations expect names"
+                             + (f" ({', '.join(expected)})" if expected else ""))
+        out[name] = _pin(table, name, table._get(name, int, "an integer >= 1"))
+    return out
+
+
+_EXPECT_FORM = '"pass", "blocked", { violation = "<property>" } or { violations = ["<property>", ...] }'
 
 
 def _load_expect(t: Table) -> Expect | None:
@@ -557,21 +598,30 @@ def _load_expect(t: Table) -> Expect | None:
                          f"{did_you_mean(value, ('pass', 'blocked'))}")
     if isinstance(value, dict):
         keys = list(value)
-        if keys != ["violation"]:
-            extra = [k for k in keys if k != "violation"]
-            bad = extra[0] if extra else "(none)"
-            t.fail("expect", f'unknown key "{bad}" in the inline table; allowed: violation')
-        inv = value["violation"]
-        if not isinstance(inv, str):
-            t.fail("expect", f"violation: expected a property name string, got {describe(inv)}")
-        if inv not in PROPERTY_KINDS:
-            t.fail("expect", f'unknown property "{inv}"; allowed: {", ".join(PROPERTY_NAMES)}'
-                             f"{did_you_mean(inv, PROPERTY_NAMES)}")
-        return Expect(kind="violation", invariant=inv)
+        if len(keys) != 1 or keys[0] not in ("violation", "violations"):
+            extra = [k for k in keys if k not in ("violation", "violations")]
+            bad = extra[0] if extra else ", ".join(keys) or "(none)"
+            t.fail("expect", f'unknown key "{bad}" in the inline table; allowed: violation '
+                             "or violations (one of them)")
+        return _expect_violations(t, keys[0], value[keys[0]])
     t.fail("expect", f"expected {_EXPECT_FORM}, got {describe(value)}")
+
+
+def _expect_violations(t: Table, key: str, value: Any) -> Expect:
+    several = key == "violations"
+    if several and (not isinstance(value, list) or not value):
+        t.fail("expect", f"violations: expected a non-empty array of property names, got {describe(value)}")
+    names = value if several else [value]
+    for inv in names:
+        if not isinstance(inv, str):
+            t.fail("expect", f"{key}: expected a property name string, got {describe(inv)}")
+        _known_property(t, "expect", inv)
+    dup = first_duplicate(names)
+    if dup is not None:
+        t.fail("expect", f'violations: "{dup}" is listed twice')
+    return Expect(kind="violation", invariants=tuple(names), several=several)
 
 
 def _load_mutations(t: Table) -> frozenset[Mutation]:
     t.only(MUTATION_NAMES, what="mutation")
     return frozenset(m for m in Mutation if t.boolean(m.value, False))
-

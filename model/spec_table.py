@@ -1,10 +1,6 @@
-"""Validating one TOML table of a spec file: typed reads with one-line errors.
-
-:class:`SpecError` is a mistake in a spec file (``str()``: ``path: key: message``, one line);
-:class:`Table` reads the keys of one table (``[vm]``, ``[devices.1]``, ...) as booleans,
-integers in a range, sizes, choices, page lists, ... and fails with the key named as the
-user wrote it.  Used by :mod:`model.scenario`; nothing here knows a key.
-"""
+"""Validation of one parsed TOML table of a spec file: typed getters that name the file
+and the key of anything wrong (:class:`~model.spec_file.SpecError`, one line), and the
+small helpers of their messages."""
 
 from __future__ import annotations
 
@@ -13,31 +9,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
+from checker.lang.spec import name_problem, text_problem
+from model.spec_file import SpecError, one_line
 from model.units import UnitError, parse_size
 
-
-class SpecError(Exception):
-    """A scenario file a user got wrong.  ``str()`` is one line: ``path: key: message``."""
-
-    def __init__(self, path: str | Path, key: str | None, message: str) -> None:
-        self.path = str(path)
-        self.key = key
-        self.message = message
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        text = f"{self.path}: {self.key}: {self.message}" if self.key else f"{self.path}: {self.message}"
-        return _one_line(text)
-
-
-def _one_line(text: str) -> str:
-    """``text`` with control characters (a newline inside a quoted value or key of the
-    file) written as escapes, so an error stays one line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-
-
+MAX_RAM = (1 << 64) - 1  # QEMU's -m is a 64-bit byte count
 
 def describe(value: object) -> str:
     if isinstance(value, bool):
@@ -129,6 +105,26 @@ class Table:
             return default
         return str(self._get(key, str, "a string"))
 
+    def name(self, key: str, default: str) -> str:
+        """A name (of the spec, of a device): an identifier (checker.lang.spec.name_problem);
+        the default comes from the file name."""
+        value = self.string(key, default)
+        problem = name_problem(value)
+        if problem is not None:
+            shown = one_line(repr(value))
+            if key in self.data:
+                self.fail(key, f"{shown} {problem}")
+            self.fail(key, f"not given, and the file name {shown} {problem}; set {key} = \"...\"")
+        return value
+
+    def text(self, key: str, default: str) -> str:
+        """Free text shown on terminals and in reports: no control or bidi characters."""
+        value = self.string(key, default)
+        problem = text_problem(value)
+        if problem is not None:
+            self.fail(key, f"{problem}; only printable text, newlines and tabs are allowed")
+        return value
+
     def integer(self, key: str, default: int, lo: int, hi: int) -> int:
         if key not in self.data:
             return default
@@ -147,6 +143,8 @@ class Table:
             self.fail(key, str(exc))
         if size <= 0:
             self.fail(key, f"{size} must be positive")
+        if size > MAX_RAM:
+            self.fail(key, f"{size} bytes is more than QEMU can address (2^64 - 1 bytes)")
         return size
 
     def choice(self, key: str, default: str, allowed: tuple[str, ...], what: str = "value",

@@ -3,6 +3,8 @@ and --max-memory in the liveness phase."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -74,8 +76,17 @@ def test_compress_keeps_each_row_in_the_order_edges_were_found() -> None:
 
 
 def test_max_memory_covers_the_liveness_phase(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Over the limit only once the search is done: liveness must stop with the memory limit.
-    monkeypatch.setattr(explore_module, "current_rss_mb", lambda: 1e9)
+    # Over the limit only once the search is done (this spec's growth, measured from its
+    # start, jumps when liveness builds its graph): liveness must stop with the memory limit.
+    after = {"search": False}
+    real_build = explore_module.LiveGraph.build
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        after["search"] = True
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(explore_module.LiveGraph, "build", build)
+    monkeypatch.setattr(explore_module, "current_rss_mb", lambda: 1e9 if after["search"] else 0.0)
     r = explore(toggler(("Finish",)), limits=Limits(memory_mb=1e8))
     assert r.outcome == Outcome.LIMIT and r.limit == Limit.MEMORY and r.limit_bound == 1e8
     assert r.properties["Finishes"] == "unchecked"

@@ -181,7 +181,9 @@ def test_graph_is_kept_with_action_labels():
     assert labels == {"IncX", "IncY"}
 
 
-def test_out_of_range_assignment_is_a_clear_spec_error():
+def test_out_of_range_assignment_is_a_type_violation_with_a_trace():
+    """A value that does not fit its field cannot be stored: it is the spec's type
+    invariant violated, with the value shown in the last step, not an exception."""
     layout = Layout()
     layout.var("x", 2)
     spec = Spec(
@@ -189,9 +191,18 @@ def test_out_of_range_assignment_is_a_clear_spec_error():
         layout=layout,
         init=[{"x": 0}],
         actions=[Action("Inc", lambda s: True, lambda s, t: setattr(t, "x", s.x + 1))],
+        check_deadlock=False,
     )
+    r = explore(spec)
+    v = r.violation
+    assert r.outcome == Outcome.VIOLATION and v is not None and v.name == "TypeOK"
+    assert v.message == "invariant TypeOK is violated: Inc assigns 4 to x, which holds 0..3"
+    assert [s.action for s in v.trace] == [None, "Inc", "Inc", "Inc", "Inc"]
+    assert v.trace[-1].state(layout) == {"x": 4} and v.trace[-1].overflow == {"x": 4}
+    assert r.stats.distinct == 4 and r.properties["TypeOK"] == "violated"
+    # the library's apply() still refuses such a value outright
     with pytest.raises(LayoutError, match="Inc assigns 4 to x, which holds 0..3"):
-        explore(spec)
+        apply(layout, layout.pack([{"x": 3}]), {"x": 4}, "Inc")
 
 
 @settings(max_examples=50, deadline=None)
@@ -239,10 +250,17 @@ def test_fairness_per_action_instance():
 
 
 def test_the_command_line_words_each_limit_with_its_option():
+    import checker.explore as ex
     from checker.examples.transaction_commit import two_phase
     from checker.report.results import stats_table
 
-    r = explore(two_phase(3), limits=Limits(memory_mb=1))  # any process is above 1 MB
+    rss = iter(range(100, 10**6, 10))  # the process grows 10 MB between looks
+    original = ex.current_rss_mb
+    ex.current_rss_mb = lambda: float(next(rss))
+    try:
+        r = explore(two_phase(3), limits=Limits(memory_mb=1))
+    finally:
+        ex.current_rss_mb = original
     assert (r.outcome, r.limit, r.limit_bound, r.stats.depth) == (Outcome.LIMIT, Limit.MEMORY, 1, 1)
     assert stopped_by(r) == "memory above 1 MB"
     r = explore(two_phase(3), limits=Limits(states=10))
@@ -268,5 +286,6 @@ def test_ctrl_c_stops_with_partial_statistics():
 
     r = explore(two_phase(3), progress=interrupt, progress_every=0.0)
     assert (r.outcome, r.limit, r.limit_bound) == (Outcome.INTERRUPTED, Limit.INTERRUPTED, None)
-    assert r.stats.depth == 2 and stopped_by(r) == "interrupted (Ctrl-C)"
+    # the first progress call comes after the first chunk of the first level
+    assert r.stats.depth == 1 and r.stats.distinct > 1 and stopped_by(r) == "interrupted (Ctrl-C)"
     assert set(r.properties.values()) == {"unchecked"}

@@ -330,6 +330,8 @@ ONE = {"name": "vf0", "features": ["p2p", "pre-copy"], "dma_logging": True}
 MUTATION_CASES: dict[str, tuple[dict[str, Any], str, int]] = {
     # mutation: (scenario, property it breaks, states in the shortest counterexample)
     "no_final_sync": ({"vm": {"pages": 1}, "devices": [ONE]}, "NoPageLost", 27),
+    # the switchover leaves the vCPUs running: caught as it enters stop-and-copy
+    "vcpus_run_in_stop_copy": ({"vm": {"pages": 1}, "devices": [ONE]}, "VcpusStoppedForStopCopy", 10),
     "sync_before_devices_stop": (
         {"vm": {"pages": 1, "cpu_writes": False}, "devices": [ONE]}, "NoPageLost", 28),
     "allow_viommu_device_tracking": (

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from checker.lang.spec import NAME_RULE
 from model.contract import MUTATIONS, PROPERTY_KINDS, PROPERTY_NAMES, Mutation, Property
 from model.profiles import FLAG_NAMES, PROFILE_NAMES
 from model.scenario import (
@@ -158,7 +159,9 @@ def test_expect_forms() -> None:
     assert expect("pass") == Expect("pass")
     assert expect("blocked") == Expect("blocked")
     violation = expect({"violation": "NoPageLost"})
-    assert violation == Expect("violation", "NoPageLost")
+    assert violation == Expect("violation", ("NoPageLost",))
+    assert expect({"violations": ["NoPageLost", "TypeOK"]}) == Expect(
+        "violation", ("NoPageLost", "TypeOK"), several=True)
     assert violation is not None and str(violation) == "violation(NoPageLost)"
     # what the verdict makes of them (checker.verdict judges; tests/test_verdict.py)
     from cli.load import expectation_of
@@ -200,31 +203,34 @@ def test_load_missing_path(tmp_path: Path) -> None:
     assert str(info.value) == f"{missing}: no such file or directory"
     with pytest.raises(SpecError) as info:
         load_scenario(missing)
-    assert str(info.value) == f"{missing}: cannot read: No such file or directory"
+    assert str(info.value) == f"{missing}: no such file"
 
 
 def test_contract_names() -> None:
     assert PROPERTY_NAMES == (
         "TypeOK", "NoPageLost", "DirtyTrackingSound", "NoDeviceTrackingWithViommu",
         "LegalDeviceArcs", "P2PQuiescedBeforeStop", "SourceRecovers",
-        "DestinationStartsLoaded", "NoSplitBrain", "MigrationEnds", "MigrationCanComplete",
+        "DestinationStartsLoaded", "NoSplitBrain", "VcpusStoppedForStopCopy", "MigrationEnds",
+        "MigrationCanComplete",
     )
     assert set(MUTATIONS) == {
         "no_final_sync", "sync_before_devices_stop", "allow_viommu_device_tracking",
         "no_unmap_dirty_query", "type1_ignores_unpinned_groups",
         "device_logging_for_mixed_container", "skip_p2p_prepare", "retry_keeps_cleared_bits",
-        "no_recovery_on_cancel", "ignore_log_start_failure",
+        "no_recovery_on_cancel", "vcpus_run_in_stop_copy", "ignore_log_start_failure",
     }
     for name, mutation in MUTATIONS.items():
         assert mutation.value == name and mutation.violates in PROPERTY_NAMES
         assert mutation is Mutation(name) and mutation.description
     assert MUTATIONS["skip_p2p_prepare"].violates == "P2PQuiescedBeforeStop"
     assert MUTATIONS["no_recovery_on_cancel"].violates == "SourceRecovers"
+    assert MUTATIONS["vcpus_run_in_stop_copy"].violates == "VcpusStoppedForStopCopy"
     assert PROPERTY_KINDS == {
         "TypeOK": "invariant", "NoPageLost": "invariant", "DirtyTrackingSound": "invariant",
         "NoDeviceTrackingWithViommu": "invariant", "LegalDeviceArcs": "action-invariant",
         "P2PQuiescedBeforeStop": "invariant", "SourceRecovers": "invariant",
         "DestinationStartsLoaded": "invariant", "NoSplitBrain": "invariant",
+        "VcpusStoppedForStopCopy": "invariant",
         "MigrationEnds": "liveness", "MigrationCanComplete": "witness",
     }
 
@@ -386,8 +392,18 @@ DEV = {"name": "vf0"}
         # impossible combinations
         ({"devices": [{"name": "vf0"}, {"name": "vf1"}, {"name": "vf0"}]},
          '[devices.2].name: duplicate device name "vf0" (also [devices.0])'),
-        ({"devices": [{"name": " "}]}, "[devices.0].name: must not be empty"),
-        ({"name": "", "devices": [DEV]}, "name: must not be empty"),
+        ({"devices": [{"name": " "}]}, "[devices.0].name: ' ' holds ' '; a name is made of " + NAME_RULE),
+        ({"name": "", "devices": [DEV]}, "name: '' is empty"),
+        ({"name": "../../etc/evil", "devices": [DEV]},
+         "name: '../../etc/evil' holds '/'; a name is made of " + NAME_RULE),
+        ({"devices": [{"name": "vf0\nstep 2"}]},
+         "[devices.0].name: 'vf0\\nstep 2' holds the character U+000A; a name is made of " + NAME_RULE),
+        ({"devices": [{"name": "vf\u202e0"}]},
+         "[devices.0].name: 'vf\\u202e0' holds the character U+202E (RIGHT-TO-LEFT OVERRIDE); "
+         "a name is made of " + NAME_RULE),
+        ({"description": "a\u2066b", "devices": [DEV]},
+         "description: holds the character U+2066 (LEFT-TO-RIGHT ISOLATE); only printable text, newlines "
+         "and tabs are allowed"),
         ({"devices": [{"name": "vf0", "p2p_dma": True}]},
          "[devices.0].p2p_dma: true needs another device to target (the VM has one device)"),
         ({"qemu": "8.2", "host": {"iommu": "iommufd"}, "devices": [DEV]},
@@ -412,20 +428,47 @@ DEV = {"name": "vf0"}
         ({"devices": [DEV], "check": {"invariants": ["TypeOK", "TypeOK"]}},
          '[check].invariants: "TypeOK" is listed twice'),
         ({"devices": [DEV], "check": {"expect": "passes"}},
-         '[check].expect: unknown value "passes"; allowed: "pass", "blocked" or '
-         "{ violation = \"<property>\" }; did you mean 'pass'?"),
+         '[check].expect: unknown value "passes"; allowed: "pass", "blocked", '
+         '{ violation = "<property>" } or { violations = ["<property>", ...] }; did you mean \'pass\'?'),
         ({"devices": [DEV], "check": {"expect": "violation"}},
          '[check].expect: "violation" needs the property: { violation = "<property>" }'),
         ({"devices": [DEV], "check": {"expect": {"violation": "NoPagesLost"}}},
          '[check].expect: unknown property "NoPagesLost"; allowed: ' + ", ".join(PROPERTY_NAMES)
          + "; did you mean 'NoPageLost'?"),
         ({"devices": [DEV], "check": {"expect": {"violated": "NoPageLost"}}},
-         '[check].expect: unknown key "violated" in the inline table; allowed: violation'),
+         '[check].expect: unknown key "violated" in the inline table; allowed: violation or '
+         "violations (one of them)"),
+        ({"devices": [DEV], "check": {"expect": {"violations": []}}},
+         "[check].expect: violations: expected a non-empty array of property names, got an array"),
+        ({"devices": [DEV], "check": {"expect": {"violations": ["NoPageLost", "NoPageLost"]}}},
+         '[check].expect: violations: "NoPageLost" is listed twice'),
+        ({"devices": [DEV],
+          "check": {"expect": {"violations": ["NoPageLost"]}, "trace_length": {"TypeOK": 3}}},
+         "[check.trace_length].TypeOK: is not among the violations expect names (NoPageLost)"),
+        ({"devices": [DEV],
+          "check": {"expect": {"violations": ["NoPageLost", "TypeOK"]}, "trace_length": 3}},
+         "[check].trace_length: several violations are expected: give one length each, "
+         "{ NoPageLost = 30, ... }"),
+        ({"devices": [DEV], "check": {"tracking_method": "dirty-bitmap"}},
+         '[check].tracking_method: unknown tracking method "dirty-bitmap"; allowed: "device-dma-logging", '
+         '"type1", "iommufd-hw", "all-dirty"'),
+        ({"devices": [DEV], "check": {"blocked_by": ["viommmu"]}},
+         '[check].blocked_by: unknown blocker "viommmu"; allowed: "migration-disabled", "no-dirty-tracking", '
+         '"multiple-devices", "multiple-devices-without-p2p", "viommu", "type1-large-ram", "postcopy", '
+         '"background-snapshot"; '
+         "did you mean 'viommu'?"),
+        ({"devices": [DEV], "check": {"expect": "pass", "blocked_by": ["viommu"]}},
+         '[check].blocked_by: names blockers, so the migration is refused: expect must be "blocked"; '
+         "use [] to state that nothing blocks it"),
+        ({"devices": [DEV], "check": {"depth": 2**64}},
+         f"[check].depth: expected an integer >= 1, got integer {2**64}"),
+        ({"vm": {"ram": 2**65}, "devices": [DEV]},
+         f"[vm].ram: {2**65} bytes is more than QEMU can address (2^64 - 1 bytes)"),
         ({"devices": [DEV], "check": {"expect": {"violation": 3}}},
          "[check].expect: violation: expected a property name string, got integer 3"),
         ({"devices": [DEV], "check": {"expect": 1}},
-         '[check].expect: expected "pass", "blocked" or { violation = "<property>" }, '
-         "got integer 1"),
+         '[check].expect: expected "pass", "blocked", { violation = "<property>" } or '
+         '{ violations = ["<property>", ...] }, got integer 1'),
         ({"devices": [DEV], "check": {"invariants": ["TypeOK"],
                                       "expect": {"violation": "MigrationEnds"}}},
          '[check].expect: violation of "MigrationEnds" is expected but [check].invariants '
@@ -443,7 +486,8 @@ DEV = {"name": "vf0"}
          "not given"),
         ({"devices": [DEV], "check": {"distinct": 3}},
          "[check].distinct: unknown key; allowed: invariants, expect, distinct_states, "
-         "generated_states, depth, trace_length; did you mean 'distinct_states'?"),
+         "generated_states, depth, trace_length, tracking_method, blocked_by; did you mean "
+         "'distinct_states'?"),
     ],
 )
 def test_dict_errors(data: dict[str, Any], expected: str) -> None:

@@ -58,4 +58,4 @@ def test_help_lists_every_command_and_runs_one():
     for name in COMMANDS:
         assert f"  {name} " in r.output
     assert CliRunner().invoke(main, ["nope"]).exit_code == 2
-    assert "Usage: main check" in CliRunner().invoke(main, ["check", "--help"]).output
+    assert "Usage: vfio-migcheck check" in CliRunner().invoke(main, ["check", "--help"]).output

@@ -17,9 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.contract import MUTATIONS
+from model.contract import BLOCKER_CODES, MUTATIONS
 from model.decision.tracking import (
-    BLOCKER_CODES,
     MULTIPLE_DEVICES,
     MULTIPLE_DEVICES_WITHOUT_P2P,
     NO_DIRTY_TRACKING,

@@ -60,7 +60,7 @@ TABLE: list[tuple[str, tuple[bool, bool, bool, bool]]] = [
 def _result(kind: str, violated: str | None) -> Result:
     v = Violation(violated, "invariant", "m") if violated is not None else None
     limit = "--max-states" if kind == "limit" else None
-    return Result("x", Layout(), kind, Stats(), violation=v, limit=limit)
+    return Result("x", Layout(), kind, Stats(), violations=[v] if v is not None else [], limit=limit)
 
 
 def _expectation(raw: Any) -> Expectation:
@@ -107,7 +107,11 @@ def test_a_mismatch_outranks_a_limit_in_the_exit_code() -> None:
     [
         ("fail", "check.expect: 'fail' is not allowed"),
         ({"violation": "C"}, "check.expect: unknown property 'C'; allowed: A, B"),
-        ({"violated": "A"}, 'check.expect: must be "pass", "blocked" or { violation = "NAME" }'),
+        ({"violated": "A"}, 'check.expect: must be "pass", "blocked", { violation = "NAME" } or '
+                            '{ violations = ["NAME", ...] }'),
+        ({"violations": []}, "check.expect: violations: must be a non-empty array of property names"),
+        ({"violations": ["A", "A"]}, "check.expect: violations: a property is listed twice"),
+        ({"violations": ["A", "C"]}, "check.expect: unknown property 'C'"),
         (3, "got 3"),
     ],
 )

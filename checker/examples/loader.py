@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from checker.examples.transaction_commit import tcommit, two_phase
-from checker.lang.spec import Spec
+from checker.lang.spec import Spec, name_problem, text_problem
 from checker.verdict import PIN_KEYS, Expectation, ExpectError, parse_expect, parse_pins
 
 EXAMPLES = ("TCommit", "TwoPhase")
@@ -65,7 +65,23 @@ def load_example(path: Path, data: dict[str, Any]) -> tuple[Spec, Expectation, s
         expect = parse_pins(path, check, parse_expect(path, check.get("expect", "pass"), names))
     except ExpectError as exc:
         raise ExampleError(str(exc)) from None
-    spec.name = data.get("name", path.stem)
+    spec.name = _name(path, data)
     if "description" in data:
-        spec.description = str(data["description"])
+        description = data["description"]
+        problem = "is not a string" if not isinstance(description, str) else text_problem(description)
+        if problem is not None:
+            raise ExampleError(f"{path}: description: {problem}")
+        spec.description = description
     return spec, expect, spec.name
+
+
+def _name(path: Path, data: dict[str, Any]) -> str:
+    name = data.get("name", path.stem)
+    if not isinstance(name, str):
+        raise ExampleError(f"{path}: name: must be a string, got {name!r}")
+    problem = name_problem(name)
+    if problem is not None:
+        given = "name" in data
+        what = f"{name!r}" if given else f"not given, and the file name {name!r}"
+        raise ExampleError(f"{path}: name: {what} {problem}")
+    return name

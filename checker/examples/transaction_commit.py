@@ -97,6 +97,7 @@ def tcommit(rms: int = 3) -> Spec:
         actions=actions,
         invariants={"TCTypeOK": layout.type_ok, "TCConsistent": consistent},
         end_states=decided,
+        type_invariant="TCTypeOK",
         # the RMs are interchangeable (TLC: SYMMETRY Permutations(RM))
         symmetry=Symmetry(groups=(tuple(range(rms)),), elements=("rmState",)),
         description="Lamport's transaction commit (tlaplus/Examples TCommit.tla).",
@@ -190,6 +191,7 @@ def two_phase(rms: int = 3, broken: str | None = None) -> Spec:
         # spec still enables a RMRcv*Msg self-loop, so no state is a deadlock.  Without
         # TMAbort, a state where every RM aborted is a legitimate end.
         end_states=decided if broken == "no-abort-message" else None,
+        type_invariant="TPTypeOK",
         # the RMs are interchangeable (TLC: SYMMETRY Permutations(RM)): an RM's part of a
         # state is its rmState, its bit of tmPrepared and its Prepared message
         symmetry=Symmetry(groups=(tuple(range(rms)),), elements=("rmState",),

@@ -460,30 +460,50 @@ class Next:
         self[name] = value
 
 
-def apply(layout: Layout, rows: np.ndarray, assigned: Mapping[str, Value], who: str) -> np.ndarray:
-    """Successor rows: ``rows`` with the assigned fields replaced (range-checked)."""
+Overflow = dict[str, tuple[np.ndarray, np.ndarray]]  # key -> (rows out of range, values assigned)
+
+
+def apply_checked(
+    layout: Layout, rows: np.ndarray, assigned: Mapping[str, Value], who: str
+) -> tuple[np.ndarray, Overflow]:
+    """Successor rows: ``rows`` with the assigned fields replaced, and for each variable
+    assigned a value its field cannot hold on some rows, those rows (a mask) and the
+    values assigned.  Such a value is stored cut to the field's width: the caller must
+    not keep those rows (for the explorer they are a TypeOK violation)."""
     out = rows.copy()
     n = len(rows)
+    overflow: Overflow = {}
     for key, value in assigned.items():
         s = layout.slot(key)
         v = np.asarray(value)
         if v.dtype == bool:
             v = v.astype(np.int64)
+        word = out[:, s.word]
+        clear = np.uint64(~(s.mask << s.shift) & 0xFFFFFFFFFFFFFFFF)
         if v.ndim == 0:
             iv = int(v)
-            if iv < 0 or iv > s.mask:
-                raise LayoutError(f"{who} assigns {iv} to {key}, which holds 0..{s.mask}")
-            word = out[:, s.word]
-            word &= np.uint64(~(s.mask << s.shift) & 0xFFFFFFFFFFFFFFFF)
-            word |= np.uint64(iv << s.shift)
+            if (iv < 0 or iv > s.mask) and n:
+                overflow[key] = (np.ones(n, dtype=bool), np.full(n, iv, dtype=np.int64))
+            word &= clear
+            word |= np.uint64((iv & s.mask) << s.shift)
             continue
         if v.shape != (n,):
             raise LayoutError(f"{who} assigns an array of shape {v.shape} to {key}; expected ({n},)")
         v = v.astype(np.int64, copy=False)
         if n and (v.min() < 0 or v.max() > s.mask):
-            bad = int(v[(v < 0) | (v > s.mask)][0])
-            raise LayoutError(f"{who} assigns {bad} to {key}, which holds 0..{s.mask}")
-        word = out[:, s.word]
-        word &= np.uint64(~(s.mask << s.shift) & 0xFFFFFFFFFFFFFFFF)
+            overflow[key] = ((v < 0) | (v > s.mask), v.copy())
+            v = v & s.mask
+        word &= clear
         word |= v.astype(np.uint64) << np.uint64(s.shift)
+    return out, overflow
+
+
+def apply(layout: Layout, rows: np.ndarray, assigned: Mapping[str, Value], who: str) -> np.ndarray:
+    """Successor rows: ``rows`` with the assigned fields replaced (range-checked: a value
+    that does not fit its field raises :class:`LayoutError`)."""
+    out, overflow = apply_checked(layout, rows, assigned, who)
+    if overflow:
+        key, (bad, values) = next(iter(overflow.items()))
+        mask = layout.slot(key).mask
+        raise LayoutError(f"{who} assigns {int(values[bad][0])} to {key}, which holds 0..{mask}")
     return out

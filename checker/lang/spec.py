@@ -20,6 +20,8 @@ parameterised family), and named properties:
 * ``symmetry``          the spec's interchangeable indices
                         (:class:`Symmetry`), which ``check
                         --symmetry`` turns into a ``canonical`` (:mod:`checker.symmetry`).
+* ``type_invariant``    the name a value that does not fit its variable's field is
+                        reported under (default ``TypeOK``).
 
 All predicates receive :class:`~checker.lang.layout.View` batches and return boolean columns.
 The checker knows nothing of what the variables mean.
@@ -34,6 +36,8 @@ table or ``.any()``/``.all()`` in guards, effects and invariants.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,6 +151,9 @@ class Spec:
     canonical: Callable[[np.ndarray], np.ndarray] | None = None
     symmetry: Symmetry | None = None
     check_deadlock: bool = True
+    # The name under which a successor assigning a variable a value outside its field is
+    # reported (the explorer cannot store it): the spec's type invariant, TLA+'s TypeOK.
+    type_invariant: str = "TypeOK"
     description: str = ""
 
     def init_rows(self) -> np.ndarray:
@@ -182,3 +189,47 @@ def as_mask(value: Any, n: int) -> np.ndarray:
     if arr.shape != (n,):
         raise ValueError(f"predicate returned shape {arr.shape}, expected ({n},)")
     return arr
+
+
+# --- names and texts in spec files ----------------------------------------------------------
+# A name (of a spec, a device, an action parameter) ends up in file names of reports, in
+# action labels and traces, on terminals and in JSON: it is a plain identifier, so it can
+# neither leave a directory nor forge a line of output.
+
+NAME_RULE = "letters, digits, '_', '.', '-' (not first), at most 64 characters"
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+
+
+def name_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a name (None: it can)."""
+    if _NAME.fullmatch(text):
+        return None
+    bad = next((c for c in text if not (c.isascii() and (c.isalnum() or c in "_.-"))), None)
+    if not text:
+        return "is empty"
+    if bad is not None:
+        return f"holds {_char_name(bad)}; a name is made of {NAME_RULE}"
+    if len(text) > 64:
+        return f"is {len(text)} characters long; a name is made of {NAME_RULE}"
+    return f"starts with {text[0]!r}; a name is made of {NAME_RULE}"
+
+
+def text_problem(text: str) -> str | None:
+    """Why free text (a description) cannot be shown as it is (None: it can): control
+    characters other than newline and tab, and bidirectional-text controls, which would
+    rearrange what a terminal or a browser shows."""
+    for c in text:
+        if c in "\n\t":
+            continue
+        if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") or unicodedata.bidirectional(c) in (
+            "LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"
+        ):
+            return f"holds {_char_name(c)}"
+    return None
+
+
+def _char_name(c: str) -> str:
+    if c.isascii() and c.isprintable():
+        return repr(c)
+    name = unicodedata.name(c, "")
+    return f"the character U+{ord(c):04X}" + (f" ({name})" if name else "")

@@ -215,6 +215,8 @@ def explore_graph(spec: Spec, *, max_states: int) -> Any:
         spec, invariants={}, action_invariants={}, liveness={}, witnesses={}, check_deadlock=False
     )
     r = explore(bare, keep_graph=True, check_liveness=False, limits=Limits(states=max_states + 1))
+    if r.outcome == "interrupted":
+        raise KeyboardInterrupt
     if r.outcome != "pass" or r.graph_data is None or len(r.graph_data.rows) > max_states:
         return None
     return r.graph_data

@@ -62,20 +62,36 @@ def _is_previous_report(root: Path) -> bool:
         return False
 
 
+class OutsideRoot(ValueError):
+    """A file of the site would be written (or removed) outside the output directory."""
+
+
+def inside(root: Path, rel: str) -> Path:
+    """``root / rel``, refusing any ``rel`` that leaves ``root`` (an absolute path, ``..``,
+    or a symbolic link inside ``root`` that points elsewhere)."""
+    base = root.resolve()
+    path = (root / rel).resolve()
+    if Path(rel).is_absolute() or ".." in Path(rel).parts or not path.is_relative_to(base):
+        raise OutsideRoot(f"refusing to write {rel!r}: it lies outside {root}")
+    return root / rel
+
+
 def write_site(files: Mapping[str, bytes], root: Path) -> list[str]:
-    """Write ``files`` under ``root``; files of a previous report that are no longer
-    generated are removed (only when ``root`` holds a report written by this tool).
-    Returns the removed paths."""
+    """Write ``files`` under ``root`` and nowhere else (:func:`inside`, checked for every file
+    before any is written); files of a previous report that are no longer generated are
+    removed (only when ``root`` holds a report written by this tool).  Returns the removed
+    paths."""
+    paths = {rel: inside(root, rel) for rel in files}
     removed: list[str] = []
     if _is_previous_report(root):
         for rel in sorted(_existing(root) - set(files)):
-            (root / rel).unlink()
+            inside(root, rel).unlink()
             removed.append(rel)
         for dirpath, dirs, filenames in sorted(os.walk(root), reverse=True):
             if not dirs and not filenames and Path(dirpath) != root:
                 Path(dirpath).rmdir()
     for rel, data in files.items():
-        path = root / rel
+        path = paths[rel]
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_bytes() != data:
             path.write_bytes(data)

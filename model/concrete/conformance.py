@@ -85,7 +85,7 @@ NO_EXECUTOR_COUNTERPART: tuple[str, ...] = (
     "P2PWrite", "DirtyQueryFails",
 )
 # Mutations the step-by-step mapping cannot express (see the module doc).
-UNMIRRORED_MUTATIONS = frozenset({Mutation.NO_RECOVERY_ON_CANCEL})
+UNMIRRORED_MUTATIONS = frozenset({Mutation.NO_RECOVERY_ON_CANCEL, Mutation.VCPUS_RUN_IN_STOP_COPY})
 
 _MIGRATING = frozenset({"setup", "active", "device"})
 _DESTINATION_DISCARDED = frozenset({"failed", "cancelled"})

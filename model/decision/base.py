@@ -12,49 +12,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from model.contract import PAGE_SIZE
+# The method names and blocker codes are contract names (the JSON output and the spec
+# files' [check].tracking_method / blocked_by use them): they live in model.contract.
+from model.contract import (
+    PAGE_SIZE,
+    Method,
+)
 from model.scenario import DeviceConfig
-
-
-class Method(StrEnum):
-    """How the container's dirty pages reach QEMU's migration bitmap at log_sync."""
-
-    # VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT on every device: the IOVAs each device wrote
-    # since the last report, read and cleared.
-    DEVICE_DMA_LOGGING = "device-dma-logging"
-    # VFIO_IOMMU_DIRTY_PAGES GET_BITMAP: every mapped page dirty unless every IOMMU-backed
-    # group pins, then only the pinned pages (which stay dirty forever).
-    TYPE1 = "type1"
-    # IOMMU_HWPT_GET_DIRTY_BITMAP: the pages the IOMMU saw written, cleared on read.
-    IOMMUFD_HW = "iommufd-hw"
-    # No usable method: QEMU marks every page of the section dirty at every sync.
-    ALL_DIRTY = "all-dirty"
 
 
 class Stage(StrEnum):
     REALIZE = "realize"  # vfio_migration_realize(): blocker installed or realize error
     SAVE_PREPARE = "save_prepare"  # vfio_save_prepare(): migration start refused
 
-
-# Reason codes (stable: they appear in the JSON "blocked_by" list).
-MIGRATION_DISABLED = "migration-disabled"
-NO_DIRTY_TRACKING = "no-dirty-tracking"
-MULTIPLE_DEVICES = "multiple-devices"
-MULTIPLE_DEVICES_WITHOUT_P2P = "multiple-devices-without-p2p"
-VIOMMU = "viommu"
-TYPE1_LARGE_RAM = "type1-large-ram"
-POSTCOPY = "postcopy"
-BACKGROUND_SNAPSHOT = "background-snapshot"
-BLOCKER_CODES: tuple[str, ...] = (
-    MIGRATION_DISABLED,
-    NO_DIRTY_TRACKING,
-    MULTIPLE_DEVICES,
-    MULTIPLE_DEVICES_WITHOUT_P2P,
-    VIOMMU,
-    TYPE1_LARGE_RAM,
-    POSTCOPY,
-    BACKGROUND_SNAPSHOT,
-)
 
 # type1's unmap_bitmap limit: DIRTY_BITMAP_SIZE_MAX (kernel vfio_iommu_type1.c) is the bytes
 # for INT_MAX pages rounded to u64 words = 256 MiB, i.e. 2^31 pages; QEMU compares guest RAM

@@ -7,7 +7,7 @@ it explains.
 
 from __future__ import annotations
 
-from model.contract import Mutation
+from model.contract import Method, Mutation
 from model.decision.base import (
     SRC_COMPAT,
     SRC_HWPT,
@@ -20,7 +20,6 @@ from model.decision.base import (
     SRC_UNMAP_IOMMUFD_OLD,
     SRC_UNMAP_TYPE1,
     Collector,
-    Method,
     groups_pin,
 )
 from model.scenario import Scenario

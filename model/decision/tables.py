@@ -24,6 +24,7 @@ from typing import Any
 
 import z3
 
+from model.contract import BLOCKER_CODES
 from model.decision.smt import (
     Outcome,
     decide_terms,
@@ -43,7 +44,7 @@ from model.decision.space import (
     DeviceTerms,
     count_configurations,
 )
-from model.decision.tracking import BLOCKER_CODES, Method, TrackingDecision
+from model.decision.tracking import Method, TrackingDecision
 from model.profiles import Profile, get_profile
 
 VERDICTS = ("migrates", "blocked", "QEMU does not start")

@@ -36,8 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import Enum
 
-from model.contract import Mutation
-from model.decision.base import (
+from model.contract import (  # contract names: methods and blocker codes
     BACKGROUND_SNAPSHOT,
     BLOCKER_CODES,
     MIGRATION_DISABLED,
@@ -45,6 +44,12 @@ from model.decision.base import (
     MULTIPLE_DEVICES_WITHOUT_P2P,
     NO_DIRTY_TRACKING,
     POSTCOPY,
+    TYPE1_LARGE_RAM,
+    VIOMMU,
+    Method,
+    Mutation,
+)
+from model.decision.base import (
     SRC_8_0_REALIZE,
     SRC_BACKGROUND_SNAPSHOT,
     SRC_ENABLE_MIGRATION,
@@ -60,12 +65,9 @@ from model.decision.base import (
     SRC_VIOMMU_8_1,
     SRC_VIOMMU_MASTER,
     TYPE1_DIRTY_BITMAP_BYTES,
-    TYPE1_LARGE_RAM,
     TYPE1_RAM_LIMIT,
-    VIOMMU,
     Blocker,
     Collector,
-    Method,
     Stage,
     TrackingDecision,
     groups_pin,

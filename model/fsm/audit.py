@@ -34,7 +34,7 @@ required-arc lists are returned as :class:`Info`, separately from violations.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -209,8 +209,10 @@ def refusal_reason(flags: MigFlag, cur: DeviceState, new: DeviceState) -> tuple[
 
 
 # ------------------------------------------------------------------------------ the audit
-def audit_report(kernel: KernelStepFunction) -> AuditReport:
-    """Run every check; violations and info items, with the walks they were found on."""
+def audit_report(kernel: KernelStepFunction,
+                 progress: Callable[[int, int, str], None] | None = None) -> AuditReport:
+    """Run every check; violations and info items, with the walks they were found on.
+    ``progress(done, total, feature set)`` is called before each feature set."""
     rep = AuditReport(kernel.source, kernel.flag_sets)
     for note in kernel.notes:
         rep.info.append(Info("source-note", None, None, None, note))
@@ -222,7 +224,9 @@ def audit_report(kernel: KernelStepFunction) -> AuditReport:
              + ", ".join(feature_label(f) for f in kernel.flag_sets)
              if kernel.flag_sets else "this source knows no complete feature set")
             + "; not checked: " + ", ".join(feature_label(f) for f in missing)))
-    for flags in kernel.flag_sets:
+    for i, flags in enumerate(kernel.flag_sets):
+        if progress is not None:
+            progress(i, len(kernel.flag_sets), feature_label(flags))
         _audit_feature_set(kernel, flags, rep)
     return rep
 

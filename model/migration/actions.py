@@ -16,9 +16,11 @@ user (Cancel, MigrateRetry) and fault actions may or may not happen.
 ║ Writes change ``stale`` and the trackers; before a migration every page is stale     ║
 ║ anyway and no tracker runs, and after it ended the source's memory no longer        ║
 ║ matters (a new attempt starts with every page dirty again).  So vCPU writes are      ║
-║ modelled while the source VM runs during setup and pre-copy, DMA writes while the    ║
-║ migration is in progress and the device's state allows DMA, and a write that would  ║
-║ change no variable is not offered (it would only be a stuttering step).  vIOMMU      ║
+║ modelled while the migration is in progress and the source VM runs (gated on its    ║
+║ run state, as QEMU's vCPUs are: the switchover pauses them, so none are offered in  ║
+║ stop-and-copy unless the VM was left running), DMA writes while the migration is in ║
+║ progress and the device's state allows DMA, and a write that would change no        ║
+║ variable is not offered (it would only be a stuttering step).  vIOMMU               ║
 ║ (un)mapping is modelled whenever the guest runs before or during a migration, since ║
 ║ the mappings at log_global_start matter.                                             ║
 ╚══════════════════════════════════════════════════════════════════════════════════════╝
@@ -443,7 +445,8 @@ class ActionBuilder:
             # migration_completion_precopy -> migration_stop_vm(FINISH_MIGRATE): vCPUs
             # stop, then the VM-state callbacks run (prepare callbacks first).
             t.status = Status.DEVICE
-            t.src_run = SrcRun.FINISH_MIGRATE
+            if not cfg.has(Mutation.VCPUS_RUN_IN_STOP_COPY):
+                t.src_run = SrcRun.FINISH_MIGRATE
             ctl.enter(t, s.ones(), self.p.plan.switchover_entry)
 
         self.add("Switchover", switch_guard, switchover)
@@ -579,9 +582,9 @@ class ActionBuilder:
         for p in range(cfg.pages):
 
             def guard(s: View, p: int = p) -> Term:
-                st = s.status
-                running = (s.src_run == SrcRun.RUNNING) & ((st == Status.SETUP)
-                                                           | (st == Status.ACTIVE))
+                # The vCPUs run while the VM's RunState is running (do_vm_stop pauses them,
+                # system/cpus.c); the status only bounds when a write matters.
+                running = (s.src_run == SrcRun.RUNNING) & _migrating(s)
                 return running & ~(bit(s.stale, p) & bit(s.kvm_dirty, p))
 
             def write(s: View, t: Next, p: int = p) -> None:

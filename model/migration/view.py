@@ -71,6 +71,15 @@ class QemuView(ConfigView):
     def source_runs(self, s: View) -> Term:
         return s.src_run == SrcRun.RUNNING
 
+    stop_copy_modelled = True
+
+    def stop_and_copy(self, s: View) -> Term | None:
+        # migration_completion_precopy() stops the VM (migration_stop_vm ->
+        # vm_stop_force_state -> do_vm_stop, which pauses every vCPU, system/cpus.c) before
+        # migration_switchover_start() sets MIGRATION_STATUS_DEVICE (migration/migration.c,
+        # read at Q-master e5ab917d78; docs/sources.md#qemu-save-path).
+        return s.status == Status.DEVICE
+
     def destination_runs(self, s: View) -> Term:
         return s.dst_run == DstRun.RUNNING
 

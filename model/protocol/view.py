@@ -110,6 +110,16 @@ class FlowView(Protocol):
         """The source VM's vCPUs run the guest."""
         ...
 
+    @property
+    def stop_copy_modelled(self) -> bool:
+        """The flow names a stop-and-copy state (:meth:`stop_and_copy` is not None)."""
+        ...
+
+    def stop_and_copy(self, s: View) -> Term | None:
+        """The migration is in stop-and-copy, saving the devices' final state, where the
+        source vCPUs must not run (None: the flow does not model such a state apart)."""
+        ...
+
     def destination_runs(self, s: View) -> Term:
         """The destination VM's vCPUs run the guest."""
         ...
@@ -151,3 +161,9 @@ class ConfigView:
 
     def key(self, name: str, i: int) -> str:
         return str(self.cfg.key(name, i))
+
+    # A flow that models stop-and-copy as a state of its own says so (QemuView).
+    stop_copy_modelled: bool = False
+
+    def stop_and_copy(self, s: View) -> Term | None:
+        return None

@@ -1,0 +1,136 @@
+"""Ctrl-C for every command: exit 130, never a traceback, never a hang.
+
+:func:`install` (called once by the top-level wrapper, ``cli.main``, for a real process)
+replaces Python's SIGINT handler:
+
+* The first Ctrl-C is a request (:data:`checker.interrupt.INTERRUPT`).  A loop that polls it
+  (the explorer, between chunks) stops by itself and its command writes what it has
+  (partial statistics, partial JSON); anywhere else the handler raises
+  ``KeyboardInterrupt``, which each command turns into its partial output and the wrapper
+  into exit code 130.
+* A thread wakes on the signal even while the main thread is inside C code that does not
+  return to Python (z3's solver): it interrupts z3's context, so the solver returns
+  ``unknown`` and the handler runs.  z3 would otherwise take SIGINT itself and carry on
+  (its ``ctrl_c`` parameter); :func:`z3_interruptible` switches that off.
+* A second Ctrl-C, or a process still running :data:`GRACE_SECONDS` after the first, ends
+  the process at once with exit code 130 (the bound on "never a hang").
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from checker.interrupt import INTERRUPT
+
+GRACE_SECONDS = 10.0
+EXIT_INTERRUPTED = 130
+
+
+class _State:
+    signals = 0
+    installed = False
+    sockets: tuple[socket.socket, socket.socket] | None = None  # kept open for the process
+
+
+def _handler(signum: int, frame: FrameType | None) -> None:
+    _State.signals += 1
+    if _State.signals > 1:
+        _hard_exit("interrupted again")
+    INTERRUPT.request()
+    if INTERRUPT.polled:
+        return
+    if _in_finaliser(frame):
+        # An exception raised inside __del__ (z3 frees its terms there, all the time) is
+        # printed as "Exception ignored" and lost: the command would go on.  Raise it at
+        # the next Python call made outside a finaliser instead.
+        sys.settrace(_raise_outside_finaliser)
+        return
+    raise KeyboardInterrupt
+
+
+def _in_finaliser(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _raise_outside_finaliser(frame: FrameType, event: str, arg: object) -> None:
+    if event == "call" and not _in_finaliser(frame):
+        sys.settrace(None)
+        raise KeyboardInterrupt
+
+
+def _unraisable(info: Any) -> None:
+    """A Ctrl-C that still ended inside a finaliser (raised by a call it made): raise it
+    again outside, silently; anything else goes to Python's own hook."""
+    if isinstance(info.exc_value, KeyboardInterrupt):
+        sys.settrace(_raise_outside_finaliser)
+        return
+    sys.__unraisablehook__(info)
+
+
+def _hard_exit(why: str) -> None:
+    try:
+        sys.stderr.write(f"\nvfio-migcheck: {why}; exiting now (exit code {EXIT_INTERRUPTED})\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(EXIT_INTERRUPTED)
+
+
+def _interrupt_z3() -> None:
+    z3 = sys.modules.get("z3")
+    if z3 is not None:
+        try:
+            z3.main_ctx().interrupt()
+        except Exception:  # noqa: BLE001 - best effort: the handler still raises
+            pass
+
+
+def _watch(sock: socket.socket, grace: float) -> None:
+    while True:
+        try:
+            data = sock.recv(16)
+        except OSError:
+            return
+        if not data or signal.SIGINT not in data:
+            continue
+        _interrupt_z3()
+        threading.Thread(target=_deadline, args=(grace,), daemon=True).start()
+
+
+def _deadline(grace: float) -> None:
+    time.sleep(grace)
+    _hard_exit(f"did not stop {grace:g} s after Ctrl-C")
+
+
+def install(grace: float = GRACE_SECONDS) -> None:
+    """Take over SIGINT for this process (main thread only; idempotent)."""
+    if _State.installed or threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return  # started with Ctrl-C ignored (a background job): keep it so
+    _State.installed = True
+    INTERRUPT.on_request(_interrupt_z3)
+    signal.signal(signal.SIGINT, _handler)
+    sys.unraisablehook = _unraisable
+    reader, writer = socket.socketpair()
+    _State.sockets = (reader, writer)
+    writer.setblocking(False)
+    signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    threading.Thread(target=_watch, args=(reader, grace), daemon=True, name="ctrl-c").start()
+
+
+def z3_interruptible() -> None:
+    """Leave SIGINT to this module while z3 solves (call after importing z3)."""
+    import z3
+
+    z3.set_param("ctrl_c", False)
