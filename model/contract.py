@@ -121,6 +121,11 @@ class Mutation(StrEnum):
     VCPUS_RUN_IN_STOP_COPY = ("vcpus_run_in_stop_copy",
                               "the switchover does not pause the vCPUs: the guest writes during "
                               "stop-and-copy", Property.VCPUS_STOPPED_FOR_STOP_COPY)
+    IGNORE_LOG_START_FAILURE = (
+        "ignore_log_start_failure",
+        "a failed DMA_LOGGING_START is rolled back but not reported: the migration goes on "
+        "with no device logging DMA",
+        Property.NO_PAGE_LOST)
 
 
 #: Every mutation name (the keys ``[mutations]`` accepts), in contract order.

@@ -130,6 +130,34 @@ QEMU_FINDINGS: tuple[Finding, ...] = (
             "with the reset device; the completed source keeps its copy for the operator)",
         fix_flags={"dst_vm_start_failure_aborts": True},
     ),
+    Finding(
+        name="paused-vm-retry-loses-pages",
+        title="a paused VM migrated again after a failed attempt loses device writes",
+        configuration="a VM the user paused before migrating, one PRE_COPY device; the "
+                      "first attempt fails or is cancelled, the user migrates again while "
+                      "the VM is still paused",
+        path=(
+            "the pause (qmp_stop, no migration running): vfio_vmstate_change() puts the "
+            "device in STOP",
+            "the failed attempt: migration_iteration_finish() does not restart the VM "
+            "(migration_stop_vm recorded PAUSED; a4c6275aa1), but migration_cleanup() sends "
+            "MIG_EVENT_PRECOPY_FAILED and vfio_migration_state_notifier() sets RUNNING: the "
+            "device runs under the paused VM",
+            "the second attempt: vfio_save_setup() takes the cached RUNNING device to "
+            "PRE_COPY (DMA allowed)",
+            "its switchover: vm_stop_force_state() of a VM that is not running only sets "
+            "FINISH_MIGRATE (system/cpus.c), so no VM-state callback stops the device",
+            "qemu_savevm_state_complete_precopy(): ram_save_complete() does the last sync and "
+            "sends the dirty pages while the device still DMAs; vfio_save_complete_precopy() "
+            "stops it (STOP_COPY) only afterwards: a write in between is in no bitmap",
+        ),
+        checked="read at master ece408818d (hw/vfio/migration.c, migration/migration.c, "
+                "migration/savevm.c order of handlers, system/cpus.c); the same notifier and "
+                "vm_stop_force_state in every release; not run on QEMU",
+        fix="in vfio_migration_state_notifier(), on PRECOPY_FAILED ask for RUNNING only when "
+            "the VM runs and STOP otherwise (what vfio_vmstate_change would ask for)",
+        fix_flags={"failure_notifier_follows_runstate": True},
+    ),
 )
 
 

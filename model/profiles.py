@@ -158,6 +158,15 @@ class Profile:
     # vfio_vmstate_change_prepare / vfio_vmstate_change, master).  The proposed fix of the
     # finding dst-validation-fault-runs-unloaded, for patches only.
     dst_vm_start_failure_aborts: bool
+    # A failed migration of a VM that was not running when it stopped for the switchover
+    # (a user's pause) puts back the run state it had, PAUSED (migration_iteration_finish,
+    # a4c6275aa1, 8.1); before, a VM in FINISH_MIGRATE went to POSTMIGRATE.
+    failure_restores_paused: bool
+    # The PRECOPY_FAILED notifier puts a device in the state the VM's run state asks for
+    # (STOP under a paused VM) instead of RUNNING.  No release does: every one sets RUNNING
+    # (vfio_migration_state_notifier).  The proposed fix of the finding
+    # paused-vm-retry-loses-pages, for patches only.
+    failure_notifier_follows_runstate: bool
     # When VFIO's log_sync runs: see LogSyncGate (ff180c6bd7 8.1, 0ae05e087f 10.0).
     log_sync_gate: LogSyncGate
     # Under the "tracking started" gate: does a container without dirty-tracking support
@@ -228,6 +237,8 @@ QEMU_8_0 = Profile(
     log_global_start_fails_setup=False,  # log_global_start returns void (8.0)
     load_cleanup_after_vm_start=False,
     dst_vm_start_failure_aborts=False,  # in no release (a fix to check)
+    failure_restores_paused=False,  # vm_was_running false: FINISH_MIGRATE -> POSTMIGRATE
+    failure_notifier_follows_runstate=False,  # in no release (a fix to check)
     log_sync_gate=LogSyncGate.SETUP_OR_ACTIVE,  # migration_is_setup_or_active (8.0)
     unsupported_container_counts_as_started=False,  # not read under this gate
     has_multifd_device_state=False,
@@ -245,6 +256,7 @@ QEMU_8_1 = replace(
     precopy_sync_suppressing_states=_RUNNING_PRE_COPY,  # eda7362af9
     uses_pre_copy=True,  # eda7362af9
     has_switchover_ack=True,  # 745c42912a
+    failure_restores_paused=True,  # a4c6275aa1
     log_sync_gate=LogSyncGate.ACTIVE_OR_DEVICE,  # ff180c6bd7
 )
 
@@ -343,11 +355,11 @@ def get_profile(name: str) -> Profile:
 
 #: Flags recorded per release from the code whose paths the flow does not model yet
 #: (switchover-ack, the serialised iterate, the return path's load_cleanup order, multifd
-#: device state, tracking-start failures): a patch may not set them, since nothing would
-#: read the new value and the spec would pass for the wrong reason.
+#: device state): a patch may not set them, since nothing would read the new value and the
+#: spec would pass for the wrong reason.
 UNMODELLED_FLAGS: tuple[str, ...] = (
-    "has_switchover_ack", "iterate_serialized", "log_global_start_fails_setup",
-    "load_cleanup_after_vm_start", "has_multifd_device_state", "has_load_config_after_iter",
+    "has_switchover_ack", "iterate_serialized", "load_cleanup_after_vm_start",
+    "has_multifd_device_state", "has_load_config_after_iter",
 )
 #: The flags a spec may override (every behaviour flag the model reads; not ``name`` /
 #: ``source`` and not the :data:`UNMODELLED_FLAGS`).

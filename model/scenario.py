@@ -152,7 +152,7 @@ class VmConfig:
     viommu: bool = False
     cpu_writes: bool = True
     ram: int = DEFAULT_RAM  # bytes of guest RAM (only the type1 large-RAM limit reads it)
-    paused: bool = False  # cloud-hypervisor: the VM is paused when the migration starts
+    paused: bool = False  # the VM is paused (QEMU: a user's stop) when the migration starts
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,8 @@ class MigrationConfig:
     cancel: bool = False
     device_faults: bool = False
     query_faults: bool = False
+    # DMA_LOGGING_START may fail on one of the logging devices (QEMU only)
+    log_start_faults: bool = False
     attempts: int = 1
     postcopy: bool = False
     background_snapshot: bool = False
@@ -288,8 +290,9 @@ _DEVICE_KEYS = ("name", "features", "dma_logging", "dma_pages", "pins", "p2p_dma
                 "iommu_dirty_tracking", "properties", "migration")
 _PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-tracking",
                   "enable-migration")
-_MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults", "attempts",
-                   "postcopy", "background_snapshot", "local", "preserve_source", "late_errors")
+_MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults",
+                   "log_start_faults", "attempts", "postcopy", "background_snapshot", "local",
+                   "preserve_source", "late_errors")
 _CHECK_KEYS = ("invariants", "expect", *PIN_KEYS, "tracking_method", "blocked_by")
 
 
@@ -469,6 +472,7 @@ def _load_migration(t: Table, profile: Profile, vmm: str) -> MigrationConfig:
         cancel=t.boolean("cancel", False),
         device_faults=t.boolean("device_faults", False),
         query_faults=t.boolean("query_faults", False),
+        log_start_faults=t.boolean("log_start_faults", False),
         attempts=t.integer("attempts", 1, 1, MAX_ATTEMPTS),
         postcopy=postcopy,
         background_snapshot=_background_snapshot(t, profile),

@@ -32,11 +32,11 @@ QEMU_ONLY: dict[str, dict[str, str]] = {
                 "iommu_dirty_tracking": "the device's IOMMU dirty capability (QEMU's iommufd "
                                         "backend)"},
     "migration": {"attempts": "QEMU's retries after a failed attempt",
+                  "log_start_faults": "a failing DMA_LOGGING_START in QEMU's log_global_start",
                   "background_snapshot": "QEMU's background-snapshot capability"},
 }
 CH_ONLY: dict[str, dict[str, str]] = {
     "": {"cloud_hypervisor": "the cloud-hypervisor profile"},
-    "vm": {"paused": "a VM paused before it migrates (CompletePaused)"},
     "devices": {"migration": "a device without VFIO migration v2 (QEMU's model assumes it)"},
     "migration": {"local": "cloud-hypervisor's send-migration option local",
                   "preserve_source": "cloud-hypervisor's send-migration option preserve_source",

@@ -183,7 +183,6 @@ def test_one_kernel_step_function_serves_both_vmms() -> None:
     ({**CH_P2P, "devices": [{"name": "a", "properties": {"enable-migration": "on"}}]},
      "[devices.0].properties"),
     ({**QEMU_P2P, "cloud_hypervisor": "ae44c297"}, "cloud_hypervisor"),
-    ({**QEMU_P2P, "vm": {"paused": True}}, "[vm].paused"),
     ({**QEMU_P2P, "migration": {"local": True}}, "[migration].local"),
     ({**QEMU_P2P, "migration": {"preserve_source": True}}, "[migration].preserve_source"),
     ({**QEMU_P2P, "migration": {"late_errors": True}}, "[migration].late_errors"),

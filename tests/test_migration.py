@@ -361,6 +361,10 @@ MUTATION_CASES: dict[str, tuple[dict[str, Any], str, int]] = {
         {"vm": {"pages": 1, "cpu_writes": False}, "devices": [dict(ONE, dma_pages=[])],
          "migration": {"cancel": True}},
         "SourceRecovers", 7),
+    "ignore_log_start_failure": (
+        {"vm": {"pages": 1, "cpu_writes": False}, "devices": [ONE, dict(ONE, name="vf1")],
+         "migration": {"log_start_faults": True}},
+        "NoPageLost", 46),
 }
 
 

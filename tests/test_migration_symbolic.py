@@ -138,6 +138,8 @@ def _reachable(spec: Spec, limit: int) -> np.ndarray:
     "iommufd-hw-dirty", "type1-pinned-scope", "all-dirty-10.2-loses-pages", "mutation-skip-p2p-prepare",
     "dst-validation-fault-runs-unloaded", "viommu-iommufd-unmap-query",
     "mutation-allow-viommu-device-tracking", "mutation-no-recovery-on-cancel",
+    "log-start-fails-source-recovers", "mutation-ignore-log-start-failure",
+    "paused-vm-retry-loses-pages",
 ])
 def test_symbolic_evaluation_matches_explicit_state_by_state(name: str) -> None:
     spec = spec_of(name)

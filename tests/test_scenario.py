@@ -217,7 +217,7 @@ def test_contract_names() -> None:
         "no_final_sync", "sync_before_devices_stop", "allow_viommu_device_tracking",
         "no_unmap_dirty_query", "type1_ignores_unpinned_groups",
         "device_logging_for_mixed_container", "skip_p2p_prepare", "retry_keeps_cleared_bits",
-        "no_recovery_on_cancel", "vcpus_run_in_stop_copy",
+        "no_recovery_on_cancel", "vcpus_run_in_stop_copy", "ignore_log_start_failure",
     }
     for name, mutation in MUTATIONS.items():
         assert mutation.value == name and mutation.violates in PROPERTY_NAMES
@@ -257,7 +257,7 @@ def test_contract_members_are_their_spec_file_names() -> None:
         ("dma_page_out_of_range.toml",
          "[devices.1].dma_pages: page 5 is out of range 0..2 (vm.pages = 3)"),
         ("unknown_key.toml",
-         "[vm].pagez: unknown key; allowed: pages, viommu, cpu_writes, ram; did you mean 'pages'?"),
+         "[vm].pagez: unknown key; allowed: pages, viommu, cpu_writes, ram, paused; did you mean 'pages'?"),
         ("unknown_profile.toml",
          'qemu: unknown profile "7.2"; allowed: "8.0", "8.1", "8.2", "9.0", "9.1", "9.2", '
          '"10.0", "10.1", "10.2", "master"'),
@@ -319,7 +319,8 @@ DEV = {"name": "vf0"}
          "did you mean 'enable-migration'?"),
         ({"devices": [DEV], "migration": {"rounds": 2}},
          "[migration].rounds: unknown key; allowed: precopy_rounds, cancel, device_faults, "
-         "query_faults, attempts, postcopy, background_snapshot; did you mean 'precopy_rounds'?"),
+         "query_faults, log_start_faults, attempts, postcopy, background_snapshot; "
+         "did you mean 'precopy_rounds'?"),
         ({"devices": [DEV], "host": {"iommu_dirty": True}},
          "[host].iommu_dirty: unknown key; allowed: iommu, iommu_dirty_tracking; "
          "did you mean 'iommu_dirty_tracking'?"),

@@ -72,8 +72,12 @@ def test_state_counts_drop_where_indices_are_interchangeable():
     assert drops["twophase-3"] == (288, 80)
     assert drops["tcommit-3"] == (34, 13)
     assert drops["two-identical-vfs-cancel"] == (26762, 19270)
+    # two identical logging devices, either of which may fail DMA_LOGGING_START
+    assert drops["log-start-fails-source-recovers"] == (624, 566)
+    assert drops["mutation-ignore-log-start-failure"] == (446, 417)
     assert set(drops) == {"tcommit-3", "twophase-3", "twophase-broken-deadlock", "twophase-broken-invariant",
-                          "twophase-broken-liveness", "two-identical-vfs-cancel"}
+                          "twophase-broken-liveness", "two-identical-vfs-cancel",
+                          "log-start-fails-source-recovers", "mutation-ignore-log-start-failure"}
 
 
 def _classes(spec, rows) -> set[bytes]:

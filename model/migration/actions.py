@@ -150,7 +150,7 @@ class ActionBuilder:
         return self.actions
 
     # ================================================================== migrate command
-    def _start(self, t: Next, retry: bool) -> None:
+    def _start(self, t: Next, retry: bool, log_start_fails: bool = False) -> None:
         """qmp_migrate -> migration thread -> qemu_savevm_state_setup: RAM's save_setup
         (ram_init_bitmaps: every page dirty, memory_global_dirty_log_start, migration/
         ram.c) then the devices' save_setup; the destination's load_setup follows.
@@ -180,7 +180,28 @@ class ActionBuilder:
                 t[cfg.key("p2p_hit", d)] = 0
         trk.log_start(t)
         first = self.p.plan.order[0]
+        if log_start_fails:
+            first = self._log_start_failed(t, first)
         ctl.enter(t, rows, first, phases=(first,))
+
+    def _log_start_failed(self, t: Next, first: Phase) -> Phase:
+        """DMA_LOGGING_START failed on one device: vfio_devices_dma_logging_start() stops
+        logging on every device it had started (and the failed one never logged).  From 9.1
+        log_global_start returns the error: memory_global_dirty_log_do_start() stops the
+        listeners started before VFIO's and global dirty tracking stays off, and
+        ram_init_bitmaps() fails before its sync, so RAM's save_setup fails and VFIO's never
+        runs (3688fec892, 639ec3fbf9).  Before, the listener only sets the stream's error
+        (vfio_set_migration_error; the migration is in SETUP), KVM logs on and
+        ram_init_bitmaps() goes on; the error fails the migration at save_setup.  Returns
+        the phase the migration enters (docs/sources.md#qemu-tracking-start-failure)."""
+        self.p.trk.dma_logging_stop(t)
+        if self.cfg.has(Mutation.IGNORE_LOG_START_FAILURE):
+            return first  # mutation: nobody hears of the failure
+        t["mig_error"] = 1
+        if self.cfg.profile.log_global_start_fails_setup:
+            t["dirty_log"] = 0
+            return Phase.SAVE_SETUP
+        return first
 
     def _migrate_command(self) -> None:
         cfg = self.cfg
@@ -198,6 +219,14 @@ class ActionBuilder:
             return
 
         self.add("MigrateStart", idle_none, lambda s, t: self._start(t, retry=False))
+        if cfg.log_start_can_fail:
+            # The first attempt's DMA_LOGGING_START fails on one logging device (the
+            # devices before it in the container's list started and are rolled back).
+            for d in range(cfg.devices):
+                if cfg.logs[d]:
+                    self.add("DmaLoggingStartFails", idle_none,
+                             lambda s, t: self._start(t, retry=False, log_start_fails=True),
+                             dev=cfg.names[d])
         if cfg.attempts > 1:
             def can_retry(s: View) -> Term:
                 st = s.status

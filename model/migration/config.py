@@ -112,6 +112,18 @@ class ModelConfig:
         return self.method is Method.DEVICE_DMA_LOGGING
 
     @property
+    def paused(self) -> bool:
+        """The source VM is paused by the user before the migration and stays paused
+        (``[vm].paused``)."""
+        return self.scenario.vm.paused
+
+    @property
+    def log_start_can_fail(self) -> bool:
+        """DMA_LOGGING_START may fail (``[migration].log_start_faults``): only where QEMU
+        issues it, device DMA logging (vfio_devices_dma_logging_start)."""
+        return self.uses_device_logging and self.scenario.migration.log_start_faults
+
+    @property
     def uses_iommu_dirty(self) -> bool:
         return self.method is Method.IOMMUFD_HW
 

@@ -187,6 +187,8 @@ class Trackers:
         cfg = self.cfg
         t["dirty_log"] = 1
         t["kvm_dirty"] = 0
+        if cfg.log_start_can_fail:
+            t["dma_logging"] = 1
         if cfg.method is Method.DEVICE_DMA_LOGGING:
             for d in range(cfg.devices):
                 t[self.cfg.key("dma_log", d)] = 0
@@ -204,14 +206,22 @@ class Trackers:
         cfg = self.cfg
         t["dirty_log"] = 0
         t["kvm_dirty"] = 0
+        self.dma_logging_stop(t)
+        if cfg.method is Method.IOMMUFD_HW:
+            for s in range(cfg.spaces):
+                t[self.cfg.key("iommu_dirty", s)] = 0
+
+    def dma_logging_stop(self, t: Next) -> None:
+        """vfio_devices_dma_logging_stop(): DMA_LOGGING_STOP on every device that logs,
+        freeing its log (log_global_stop, and the rollback of a failed start)."""
+        cfg = self.cfg
+        if cfg.log_start_can_fail:
+            t["dma_logging"] = 0
         if cfg.method is Method.DEVICE_DMA_LOGGING:
             for d in range(cfg.devices):
                 t[self.cfg.key("dma_log", d)] = 0
                 if cfg.viommu:
                     t[self.cfg.key("log_range", d)] = 0
-        if cfg.method is Method.IOMMUFD_HW:
-            for s in range(cfg.spaces):
-                t[self.cfg.key("iommu_dirty", s)] = 0
 
     # ------------------------------------------------------------------ writes
     def dma_write(self, x: State, dev: int, iova: int) -> Cols:
@@ -223,6 +233,8 @@ class Trackers:
         if cfg.logs[dev]:
             key = self.cfg.key("dma_log", dev)
             logged = on
+            if cfg.log_start_can_fail:
+                logged = logged & (x["dma_logging"] == 1)
             if cfg.viommu:
                 logged = logged & bit(x[self.cfg.key("log_range", dev)], iova)
             out[key] = x[key] | where(logged, 1 << iova, 0)

@@ -105,9 +105,10 @@ class SrcRun(IntEnum):
     RUNNING = 0
     FINISH_MIGRATE = 1
     POSTMIGRATE = 2
+    PAUSED = 3  # a user's stop ([vm].paused)
 
 
-SRC_RUN_NAMES = ("running", "finish-migrate", "postmigrate")
+SRC_RUN_NAMES = ("running", "finish-migrate", "postmigrate", "paused")
 
 
 class DstRun(IntEnum):
@@ -237,7 +238,10 @@ def _success_order(cfg: ModelConfig) -> list[Phase]:
     early_sync = cfg.has(Mutation.SYNC_BEFORE_DEVICES_STOP)
     if early_sync:
         switch.append(Phase.FINAL_SYNC)
-    switch += [Phase.VM_STOP_PREPARE, Phase.VM_STOP]
+    if not cfg.paused:
+        # A paused VM: vm_stop_force_state() only sets FINISH_MIGRATE and runs no VM-state
+        # callback (system/cpus.c), so the devices keep their state into save_complete.
+        switch += [Phase.VM_STOP_PREPARE, Phase.VM_STOP]
     if not early_sync and not cfg.has(Mutation.NO_FINAL_SYNC):
         switch.append(Phase.FINAL_SYNC)
     switch += [Phase.SEND_REST, Phase.SAVE_COMPLETE]
@@ -308,7 +312,10 @@ class PhasePlan:
                         tgt[Phase.SAVE_COMPLETE_STOP, d, q] = S.STOP
                 tgt[Phase.FAIL_START, d, q] = S.RUNNING
                 tgt[Phase.DST_START, d, q] = S.RUNNING
-                tgt[Phase.FAIL_NOTIFY, d, q] = S.RUNNING
+                # vfio_migration_state_notifier(PRECOPY_FAILED): RUNNING whatever the run
+                # state; the patch flag keeps a paused VM's devices in STOP instead.
+                keep_stopped = cfg.paused and prof.failure_notifier_follows_runstate
+                tgt[Phase.FAIL_NOTIFY, d, q] = S.STOP if keep_stopped else S.RUNNING
         # vfio_migration_set_state() makes no ioctl for the state QEMU already caches (9.1+,
         # 64366eddf1); before, the SET goes to the kernel, whose driver loop takes no arc.
         if prof.set_state_skips_cached:
@@ -497,6 +504,15 @@ class Control:
     def enter_failure(self, t: Next, rows: Term) -> None:
         """The failure path (migration_iteration_finish, then migration_cleanup): restart
         the VM if it was stopped, stop logging, clean up, notify PRECOPY_FAILED."""
+        if self.cfg.paused:
+            # The VM was not running when it stopped for the switchover: no vm_start(); a
+            # VM in FINISH_MIGRATE gets PAUSED back (migration_stop_vm's old state, 8.1+,
+            # a4c6275aa1) or, in 8.0, POSTMIGRATE (migration_iteration_finish).
+            back = SrcRun.PAUSED if self.cfg.profile.failure_restores_paused else SrcRun.POSTMIGRATE
+            run = t["src_run"]
+            t["src_run"] = where(all_of([rows, run == SrcRun.FINISH_MIGRATE]), back, run)
+            self.enter(t, rows, Phase.FAIL_LOG_STOP, phases=(Phase.FAIL_LOG_STOP,))
+            return
         stopped = t["src_run"] != SrcRun.RUNNING
         entry = where(stopped, Phase.FAIL_START_PREPARE, Phase.FAIL_LOG_STOP)
         self.enter(t, rows, entry, phases=(Phase.FAIL_START_PREPARE, Phase.FAIL_LOG_STOP))

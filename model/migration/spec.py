@@ -19,8 +19,9 @@ kernel's device FSM), the destination host, the guest and its VFIO devices.
 * Properties (:mod:`model.protocol.props`, shared by every VMM) carry the contract names.
 
 Mutations (``[mutations]`` in a spec) are deliberate bugs: ``no_final_sync``,
-``sync_before_devices_stop``, ``skip_p2p_prepare``, ``retry_keeps_cleared_bits`` and
-``no_recovery_on_cancel`` change QEMU's flow here; ``allow_viommu_device_tracking``,
+``sync_before_devices_stop``, ``skip_p2p_prepare``, ``retry_keeps_cleared_bits``,
+``no_recovery_on_cancel`` and ``ignore_log_start_failure`` change QEMU's flow here;
+``allow_viommu_device_tracking``,
 ``no_unmap_dirty_query``, ``type1_ignores_unpinned_groups`` and
 ``device_logging_for_mixed_container`` change QEMU's decision in :mod:`model.decision.tracking`.
 """
@@ -90,6 +91,8 @@ def declare_layout(cfg: ModelConfig) -> Layout:
     lay.flag("dst_valid", count=D, array=True, doc="destination device: RESUMING -> STOP validated it")
     declare_pages(lay, P, bitmap="QEMU's migration bitmap")
     iovas = iova_names(P)
+    if cfg.log_start_can_fail:
+        lay.flag("dma_logging", doc="the devices log DMA (DMA_LOGGING_START took effect)")
     if cfg.uses_device_logging:
         lay.var("dma_log", flags=iovas, count=D, array=True, doc="device DMA log, by IOVA")
         if cfg.viommu:
@@ -186,6 +189,11 @@ def initial_state(cfg: ModelConfig) -> dict[str, Any]:
         "dst_qstate": ["RUNNING"] * D,
         "stale": cfg.all_pages,  # the destination holds nothing yet
     }
+    if cfg.paused:
+        # A user's stop before the migration: vfio_vmstate_change(running=false, PAUSED)
+        # with QEMU caching RUNNING asks for STOP (no pre-copy session to keep).
+        init["src_run"] = "paused"
+        init["kstate"] = init["qstate"] = ["STOP"] * D
     if cfg.viommu:
         # The guest starts with each IOVA a device uses mapped to the page of the same
         # number; it may unmap and remap them at will.

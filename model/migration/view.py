@@ -91,11 +91,13 @@ class QemuView(ConfigView):
         return (s.pc == Phase.IDLE) & ((st == Status.FAILED) | (st == Status.CANCELLED))
 
     def source_as_before(self, s: View) -> Term:
-        # Before a migration QEMU's VM runs, every device is RUNNING, logging is off.
+        # Before a migration QEMU's VM runs, every device is RUNNING, logging is off; a VM
+        # the user paused has every device in STOP (the pause's VM-state callbacks).
+        run, dev = (SrcRun.PAUSED, S.STOP) if self.cfg.paused else (SrcRun.RUNNING, S.RUNNING)
         return all_of([
-            s.src_run == SrcRun.RUNNING,
+            s.src_run == run,
             s.dirty_log == 0,
-            *(s[self.cfg.key("kstate", d)] == S.RUNNING for d in range(self.devices)),
+            *(s[self.cfg.key("kstate", d)] == dev for d in range(self.devices)),
         ])
 
     def ended(self, s: View) -> Term:
