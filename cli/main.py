@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
-from click.utils import make_default_short_help
 
 from cli.errors import one_line
 
@@ -101,7 +100,10 @@ class Migcheck(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """As click lists commands, from the summaries above (no command is imported)."""
         limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
-        rows = [(name, make_default_short_help(summary, limit)) for name, (_, _, summary) in COMMANDS.items()]
+        # click's own shortening of a help text (public API: a command with that help; click
+        # 8.5 made the helper behind it private)
+        rows = [(name, click.Command(name, help=summary).get_short_help_str(limit))
+                for name, (_, _, summary) in COMMANDS.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
