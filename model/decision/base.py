@@ -1,5 +1,6 @@
-"""What QEMU's dirty-tracking decision is made of: methods, blockers, the decision record,
-and the QEMU sources the rules cite.
+"""What QEMU's dirty-tracking decision is made of: blockers, the decision record and the
+QEMU sources the rules cite (the method names and blocker codes are contract names, in
+:mod:`model.contract`).
 
 :mod:`model.decision.tracking` holds the rules and :mod:`model.decision.notes` the
 explanations; both build on the types here (re-exported by ``tracking``, which callers
