@@ -46,34 +46,48 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     INTERRUPT.request()
     if INTERRUPT.polled:
         return
-    if _in_finaliser(frame):
-        # An exception raised inside __del__ (z3 frees its terms there, all the time) is
-        # printed as "Exception ignored" and lost: the command would go on.  Raise it at
-        # the next Python call made outside a finaliser instead.
-        sys.settrace(_raise_outside_finaliser)
+    if _must_defer(frame):
+        # Two places where an exception must not land:
+        # * inside __del__ (z3 frees its terms there, all the time): it is printed as
+        #   "Exception ignored" and lost, and the command would go on;
+        # * inside z3's Python API: a constructor cut between object creation and its
+        #   first attribute leaves a half-built term whose finaliser then fails
+        #   ("'BoolSortRef' object has no attribute 'ctx'", seen in CI).
+        # Raise it at the next Python call made outside both instead.
+        sys.settrace(_raise_when_safe)
         return
     raise KeyboardInterrupt
 
 
-def _in_finaliser(frame: FrameType | None) -> bool:
+def _must_defer(frame: FrameType | None) -> bool:
     while frame is not None:
-        if frame.f_code.co_name == "__del__":
+        if frame.f_code.co_name == "__del__" or _in_library(frame):
             return True
         frame = frame.f_back
     return False
 
 
-def _raise_outside_finaliser(frame: FrameType, event: str, arg: object) -> None:
-    if event == "call" and not _in_finaliser(frame):
+def _in_library(frame: FrameType) -> bool:
+    name = frame.f_globals.get("__name__", "")
+    return isinstance(name, str) and (name == "z3" or name.startswith("z3."))
+
+
+def _raise_when_safe(frame: FrameType, event: str, arg: object) -> None:
+    if event == "call" and not _must_defer(frame):
         sys.settrace(None)
         raise KeyboardInterrupt
 
 
 def _unraisable(info: Any) -> None:
-    """A Ctrl-C that still ended inside a finaliser (raised by a call it made): raise it
-    again outside, silently; anything else goes to Python's own hook."""
+    """After a Ctrl-C, what finalisers raise is its consequence, not news: a Ctrl-C that
+    still ended inside one (raised by a call it made) is raised again outside, silently,
+    and a finaliser failing on an object whose constructor the Ctrl-C cut short (an
+    ``AttributeError``: a field never set) is dropped.  Anything else goes to Python's own
+    hook."""
     if isinstance(info.exc_value, KeyboardInterrupt):
-        sys.settrace(_raise_outside_finaliser)
+        sys.settrace(_raise_when_safe)
+        return
+    if _State.signals and isinstance(info.exc_value, AttributeError):
         return
     sys.__unraisablehook__(info)
 
