@@ -358,7 +358,6 @@ def get_profile(name: str) -> Profile:
 #: device state): a patch may not set them, since nothing would read the new value and the
 #: spec would pass for the wrong reason.
 UNMODELLED_FLAGS: tuple[str, ...] = (
-    "has_switchover_ack", "iterate_serialized", "load_cleanup_after_vm_start",
     "has_multifd_device_state", "has_load_config_after_iter",
 )
 #: The flags a spec may override (every behaviour flag the model reads; not ``name`` /

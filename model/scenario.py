@@ -178,6 +178,9 @@ class MigrationConfig:
     local: bool = False  # local=on: memory handed over as file descriptors, not copied
     preserve_source: bool = False  # preserve_source=on: the source VM is kept (paused)
     late_errors: bool = False  # an error reaches the source after the destination resumed
+    # QEMU's migration capabilities return-path and switchover-ack (both off by default)
+    return_path: bool = False
+    switchover_ack: bool = False
 
 
 @dataclass(frozen=True)
@@ -292,7 +295,7 @@ _PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-trackin
                   "enable-migration")
 _MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults",
                    "log_start_faults", "attempts", "postcopy", "background_snapshot", "local",
-                   "preserve_source", "late_errors")
+                   "preserve_source", "late_errors", "return_path", "switchover_ack")
 _CHECK_KEYS = ("invariants", "expect", *PIN_KEYS, "tracking_method", "blocked_by")
 
 
@@ -479,11 +482,26 @@ def _load_migration(t: Table, profile: Profile, vmm: str) -> MigrationConfig:
         local=t.boolean("local", False),
         preserve_source=t.boolean("preserve_source", False),
         late_errors=t.boolean("late_errors", False),
+        return_path=t.boolean("return_path", False),
+        switchover_ack=_switchover_ack(t, profile),
     )
     problem = ch_migration_problem(config) if vmm == CLOUD_HYPERVISOR else None
     if problem is not None:
         t.fail(*problem)
     return config
+
+
+def _switchover_ack(t: Table, profile: Profile) -> bool:
+    """``[migration].switchover_ack``: the capability exists from 8.1 (745c42912a) and
+    needs the return path (migrate_caps_check, migration/options.c)."""
+    wanted = t.boolean("switchover_ack", False)
+    if wanted and not profile.has_switchover_ack:
+        t.fail("switchover_ack", f"QEMU {profile.name} has no switchover-ack capability "
+                                 "(added in 8.1, 745c42912a)")
+    if wanted and not t.boolean("return_path", False):
+        t.fail("switchover_ack", "true needs return_path = true (QEMU refuses the "
+                                 "capability without the return path)")
+    return wanted
 
 
 def _background_snapshot(t: Table, profile: Profile) -> bool:

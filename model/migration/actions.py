@@ -70,6 +70,7 @@ from model.fsm.uapi import (
     DeviceState,
     supported_states,
 )
+from model.migration import switchover
 from model.migration.config import ModelConfig
 from model.migration.dirty import Trackers
 from model.migration.phases import (
@@ -147,6 +148,7 @@ class ActionBuilder:
         self._devices()
         if self.cfg.viommu:
             self._viommu()
+        self.actions += switchover.actions(self.cfg, self.p.trk)
         return self.actions
 
     # ================================================================== migrate command
@@ -179,6 +181,7 @@ class ActionBuilder:
             if cfg.p2p_actions:
                 t[cfg.key("p2p_hit", d)] = 0
         trk.log_start(t)
+        switchover.restart(cfg, t)
         first = self.p.plan.order[0]
         if log_start_fails:
             first = self._log_start_failed(t, first)
@@ -439,9 +442,9 @@ class ActionBuilder:
             self.add("LogSync", sync_guard, log_sync)
 
         def switch_guard(s: View) -> Term:
-            return (s.pc == Phase.ACTIVE) & _no_error(s)
+            return (s.pc == Phase.ACTIVE) & _no_error(s) & switchover.can_switchover(cfg, s)
 
-        def switchover(s: View, t: Next) -> None:
+        def switch(s: View, t: Next) -> None:
             # migration_completion_precopy -> migration_stop_vm(FINISH_MIGRATE): vCPUs
             # stop, then the VM-state callbacks run (prepare callbacks first).
             t.status = Status.DEVICE
@@ -449,7 +452,7 @@ class ActionBuilder:
                 t.src_run = SrcRun.FINISH_MIGRATE
             ctl.enter(t, s.ones(), self.p.plan.switchover_entry)
 
-        self.add("Switchover", switch_guard, switchover)
+        self.add("Switchover", switch_guard, switch)
 
         def final_guard(s: View) -> Term:
             return (s.pc == Phase.FINAL_SYNC) & _no_error(s)

@@ -27,7 +27,7 @@ S = DeviceState
 # Variables with one element per device (source and destination side).
 PER_DEVICE = frozenset({
     "kstate", "qstate", "data_fd", "p2p_hit", "dma_log", "log_range",
-    "dst_kstate", "dst_qstate", "dst_fd", "dst_loaded", "dst_valid",
+    "dst_kstate", "dst_qstate", "dst_fd", "dst_loaded", "dst_valid", "init_data_sent",
 })
 
 

@@ -41,14 +41,20 @@
 ║ Abstraction: the destination runs in two fixed places of the source's sequence.      ║
 ║                                                                                      ║
 ║ The destination QEMU runs concurrently with the source, but it reads nothing the     ║
-║ source changes later and the source reads nothing of it (switchover-ack is not       ║
-║ modelled).  Its load_setup is placed right after the source's save_setup, so that a  ║
-║ failure there breaks the stream while the source still migrates, as it does in       ║
-║ QEMU; loading the device state and starting the VM (process_incoming_migration_bh -> ║
-║ vm_start) are placed after the source completed and cleaned up, when every input     ║
-║ they need (the saved device state, the sent pages) is final.  Any interleaving of    ║
-║ these independent steps reaches the same destination states, so fixing the order     ║
-║ removes states without removing behaviours the properties can tell apart.           ║
+║ source changes later and the source reads nothing of it but the switchover ack,      ║
+║ which model.migration.switchover lets arrive at any point of pre-copy (after the     ║
+║ destination's load_setup, as in QEMU).  Its load_setup is placed right after the     ║
+║ source's save_setup, so that a failure there breaks the stream while the source      ║
+║ still migrates, as it does in QEMU; loading the device state and starting the VM     ║
+║ (process_incoming_migration_bh -> vm_start) are placed after the source completed    ║
+║ and cleaned up, when every input they need (the saved device state, the sent pages)  ║
+║ is final.  Any interleaving of these independent steps reaches the same destination  ║
+║ states, so fixing the order removes states without removing behaviours the           ║
+║ properties can tell apart.                                                           ║
+║ With the return path QEMU's source reaches COMPLETED only after the destination's    ║
+║ SHUT (sent after its vm_start); that order is not modelled either, since the SHUT of ║
+║ the model's destination never reports an error                                       ║
+║ (docs/sources.md#qemu-switchover-ack).                                               ║
 ╚══════════════════════════════════════════════════════════════════════════════════════╝
 """
 
@@ -436,7 +442,10 @@ class Control:
         if is_any(closes):
             for d in range(self.D):
                 t[self.cfg.key("data_fd", d)] = where(closes, 0, t[self.cfg.key("data_fd", d)])
-        closes = leave & (pc == Phase.LOAD_STATE)
+        # From 9.2 the load cleanups run after vm_start (migration_incoming_state_destroy,
+        # 4ce5622908); before, at the end of qemu_loadvm_state().
+        load_end = Phase.DST_RESUME if self.cfg.profile.load_cleanup_after_vm_start else Phase.LOAD_STATE
+        closes = leave & (pc == load_end)
         if is_any(closes):
             for d in range(self.D):
                 t[self.cfg.key("dst_fd", d)] = where(closes, 0, t[self.cfg.key("dst_fd", d)])

@@ -38,6 +38,7 @@ from model.decision.tracking import TrackingDecision, decide
 from model.fsm.kernel.builtin import default_kernel
 from model.fsm.kernel.step import KernelStepFunction
 from model.fsm.uapi import STATE_NAMES, DeviceState
+from model.migration import switchover
 from model.migration.actions import ActionBuilder, Parts
 from model.migration.config import PER_DEVICE, ModelConfig, make_config
 from model.migration.dirty import Trackers
@@ -103,6 +104,7 @@ def declare_layout(cfg: ModelConfig) -> Layout:
     if cfg.viommu:
         lay.var("iova_map", values=("unmapped", *pages), count=D * P, array=True,
                 doc="vIOMMU mapping of device d's IOVA i, at index d*pages+i")
+    switchover.declare(lay, cfg)
     return lay
 
 

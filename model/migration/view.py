@@ -18,6 +18,7 @@ from model.migration.actions import FAIR_FAMILIES, FAULT_FAMILIES, RESET_FAMILIE
 from model.migration.config import ModelConfig
 from model.migration.dirty import Trackers
 from model.migration.phases import DstRun, Phase, SrcRun, Status
+from model.migration.switchover import SWITCHOVER_FAMILIES
 from model.protocol.view import ConfigView
 
 S = DeviceState
@@ -31,7 +32,7 @@ class QemuView(ConfigView):
     fault_families: tuple[str, ...] = FAULT_FAMILIES
     reset_families: tuple[str, ...] = RESET_FAMILIES
     reopen_families: tuple[str, ...] = REOPEN_FAMILIES
-    fair_families: tuple[str, ...] = FAIR_FAMILIES
+    fair_families: tuple[str, ...] = FAIR_FAMILIES + SWITCHOVER_FAMILIES
 
     def __init__(self, cfg: ModelConfig, trk: Trackers) -> None:
         super().__init__(cfg)
