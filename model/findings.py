@@ -158,6 +158,34 @@ QEMU_FINDINGS: tuple[Finding, ...] = (
             "the VM runs and STOP otherwise (what vfio_vmstate_change would ask for)",
         fix_flags={"failure_notifier_follows_runstate": True},
     ),
+    Finding(
+        name="return-path-cancel-split-brain",
+        title="with the return path, a cancel after the destination started restarts the "
+              "source too",
+        configuration="the return-path capability, a VM whose guest state is not guarded by "
+                      "shared-storage drive locks (here no block device), a migrate_cancel "
+                      "while the source waits for the destination's SHUT",
+        path=(
+            "process_incoming_migration_bh() on the destination runs vm_start(), then "
+            "migration_incoming_state_destroy() sends MIG_RP_MSG_SHUT",
+            "the source's migration_completion() is waiting for that SHUT in "
+            "close_return_path_on_source() (await_return_path_close_on_source() in 8.1)",
+            "migrate_cancel: migration_cancel() shuts the return path and the stream down; "
+            "the join returns, the completion fails (CANCELLING)",
+            "migration_iteration_finish() restarts the VM that ran before: vm_start(), the "
+            "VFIO callbacks take every device back to RUNNING; from 10.2 (26f65c01ed) only "
+            "after re-activating the block devices, which succeeds without shared-storage "
+            "locks; the guest runs on both hosts",
+        ),
+        checked="line by line in migration/migration.c (process_incoming_migration_bh, "
+                "migration_incoming_state_destroy, migration_completion, "
+                "close_return_path_on_source, migration_cancel, migration_iteration_finish) "
+                "at 8.1 7e5a8bb223, 9.1 fd1952d814 and master ece408818d; QEMU's comment in "
+                "migration_iteration_finish names the split brain; not run on QEMU",
+        fix="once the stream's end (QEMU_VM_EOF) is sent, a completion that hears no SHUT "
+            "must not restart the source: leave the VM stopped for management to decide, "
+            "as the 10.2 branch for a failed drive re-activation already does",
+    ),
 )
 
 

@@ -513,7 +513,7 @@ class ActionBuilder:
         for d in range(cfg.devices):
 
             def lguard(s: View, d: int = d) -> Term:
-                return (s.pc == Phase.LOAD_STATE) & (s.cursor == d)
+                return (s.pc == Phase.LOAD_STATE) & (s.cursor == d) & _no_error(s)
 
             def load(s: View, t: Next, d: int = d) -> None:
                 # vfio_load_state: the device data (saved on the source in STOP_COPY)

@@ -51,10 +51,9 @@
 ║ is final.  Any interleaving of these independent steps reaches the same destination  ║
 ║ states, so fixing the order removes states without removing behaviours the           ║
 ║ properties can tell apart.                                                           ║
-║ With the return path QEMU's source reaches COMPLETED only after the destination's    ║
-║ SHUT (sent after its vm_start); that order is not modelled either, since the SHUT of ║
-║ the model's destination never reports an error                                       ║
-║ (docs/sources.md#qemu-switchover-ack).                                               ║
+║ With the return path the destination's load and vm_start come before the source's    ║
+║ COMPLETE instead: migration_completion() waits for the SHUT the destination sends    ║
+║ after its vm_start (docs/sources.md#qemu-return-path).                               ║
 ╚══════════════════════════════════════════════════════════════════════════════════════╝
 """
 
@@ -197,9 +196,12 @@ PHASES_OF_KIND: dict[Kind, tuple[Phase, ...]] = {
 # Points where the migration thread looks at the stream's error state and at a pending
 # cancel before going on (migration_iteration_run / migration_completion and
 # qemu_savevm_state_setup's error path, migration/migration.c and migration/savevm.c).
+# LOAD_STATE: with the return path the source waits there for the SHUT (in the default
+# order the migration is COMPLETED by then, so nothing is ever seen there).
 CHECKPOINTS = np.zeros(NPH, dtype=bool)
 for _p in (Phase.SAVE_SETUP, Phase.LOAD_SETUP, Phase.ACTIVE, Phase.FINAL_SYNC,
-           Phase.SEND_REST, Phase.SAVE_COMPLETE, Phase.SAVE_COMPLETE_STOP, Phase.COMPLETE):
+           Phase.SEND_REST, Phase.SAVE_COMPLETE, Phase.SAVE_COMPLETE_STOP, Phase.COMPLETE,
+           Phase.LOAD_STATE):
     CHECKPOINTS[_p] = True
 
 # Hooks whose failure fails the migration: save_setup and save_complete return the error;
@@ -253,8 +255,11 @@ def _success_order(cfg: ModelConfig) -> list[Phase]:
     switch += [Phase.SEND_REST, Phase.SAVE_COMPLETE]
     if not prof.stop_copy_to_stop_in_cleanup:
         switch.append(Phase.SAVE_COMPLETE_STOP)
-    switch += [Phase.COMPLETE, Phase.LOG_STOP, Phase.SAVE_CLEANUP, Phase.LOAD_STATE,
-               Phase.DST_START_PREPARE, Phase.DST_START, Phase.DST_RESUME]
+    dst = [Phase.LOAD_STATE, Phase.DST_START_PREPARE, Phase.DST_START, Phase.DST_RESUME]
+    src_end = [Phase.COMPLETE, Phase.LOG_STOP, Phase.SAVE_CLEANUP]
+    # With the return path migration_completion() waits for the destination's SHUT, sent
+    # after its vm_start (close_return_path_on_source; docs/sources.md#qemu-return-path).
+    switch += [*dst, *src_end] if cfg.scenario.migration.return_path else [*src_end, *dst]
     # ram_init_bitmaps() syncs once right after log_global_start; VFIO's part runs where
     # the profile's log_sync gate is open in SETUP (8.0, 10.0+; not 8.1-9.2, ff180c6bd7).
     setup = [Phase.SETUP_SYNC] if prof.setup_sync_reaches_vfio else []
@@ -274,7 +279,7 @@ class PhasePlan:
         self.next = np.arange(NPH, dtype=np.int64)
         for a, b in zip(order, order[1:], strict=False):
             self.next[a] = b
-        self.next[Phase.DST_RESUME] = Phase.IDLE
+        self.next[order[-1]] = Phase.IDLE
         for a, b in zip(fail, fail[1:], strict=False):
             self.next[a] = b
         self.order = tuple(order)
