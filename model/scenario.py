@@ -181,6 +181,7 @@ class MigrationConfig:
     # QEMU's migration capabilities return-path and switchover-ack (both off by default)
     return_path: bool = False
     switchover_ack: bool = False
+    load_faults: bool = False  # the destination's write of one device's state may fail
 
 
 @dataclass(frozen=True)
@@ -295,7 +296,8 @@ _PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-trackin
                   "enable-migration")
 _MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults",
                    "log_start_faults", "attempts", "postcopy", "background_snapshot", "local",
-                   "preserve_source", "late_errors", "return_path", "switchover_ack")
+                   "preserve_source", "late_errors", "return_path", "switchover_ack",
+                   "load_faults")
 _CHECK_KEYS = ("invariants", "expect", *PIN_KEYS, "tracking_method", "blocked_by")
 
 
@@ -484,6 +486,7 @@ def _load_migration(t: Table, profile: Profile, vmm: str) -> MigrationConfig:
         late_errors=t.boolean("late_errors", False),
         return_path=t.boolean("return_path", False),
         switchover_ack=_switchover_ack(t, profile),
+        load_faults=t.boolean("load_faults", False),
     )
     problem = ch_migration_problem(config) if vmm == CLOUD_HYPERVISOR else None
     if problem is not None:

@@ -35,7 +35,8 @@ QEMU_ONLY: dict[str, dict[str, str]] = {
                   "log_start_faults": "a failing DMA_LOGGING_START in QEMU's log_global_start",
                   "background_snapshot": "QEMU's background-snapshot capability",
                   "return_path": "QEMU's return-path capability",
-                  "switchover_ack": "QEMU's switchover-ack capability"},
+                  "switchover_ack": "QEMU's switchover-ack capability",
+                  "load_faults": "a failing write of a device's state on QEMU's destination"},
 }
 CH_ONLY: dict[str, dict[str, str]] = {
     "": {"cloud_hypervisor": "the cloud-hypervisor profile"},

@@ -69,3 +69,30 @@ def test_a_failed_save_keeps_the_destination_from_loading(profile: str) -> None:
     res = explore(build_spec(_scenario(profile, check, return_path=True, device_faults=True)))
     assert res.outcome == "pass", res.violation
     assert res.family_coverage.get("MigrationFails", 0) > 0
+
+
+def _ends(**migration: Any) -> set[tuple[str, str, str]]:
+    """(status, source run state, destination) of every state where the migration ended
+    after the destination's load failed."""
+    spec = build_spec(_scenario(load_faults=True, **migration))
+    res = explore(spec, keep_graph=True)
+    assert res.outcome == "pass" and res.graph_data is not None
+    assert res.family_coverage.get("LoadStateFails", 0) > 0
+    states = [spec.layout.unpack(r) for r in res.graph_data.rows]
+    return {(s["status"], s["src_run"], s["dst_run"]) for s in states
+            if s["pc"] == "idle" and s["dst_run"] == "load-failed"}
+
+
+def test_a_load_error_reaches_the_source_only_through_the_return_path() -> None:
+    """SHUT carries the stream error qemu_loadvm_state_main() set: with the return path the
+    waiting source fails and restarts its VM; without it the source had completed."""
+    assert _ends(return_path=True) == {("failed", "running", "load-failed")}
+    assert _ends() == {("completed", "postmigrate", "load-failed")}
+
+
+def test_load_faults_is_a_qemu_key() -> None:
+    from model.scenario import SpecError
+
+    data = {"vmm": "cloud-hypervisor", "devices": [{"name": "vf0"}], "migration": {"load_faults": True}}
+    with pytest.raises(SpecError, match='only with vmm = "qemu"'):
+        scenario_from_dict(data, Path("specs/t.toml"))

@@ -320,7 +320,7 @@ DEV = {"name": "vf0"}
         ({"devices": [DEV], "migration": {"rounds": 2}},
          "[migration].rounds: unknown key; allowed: precopy_rounds, cancel, device_faults, "
          "query_faults, log_start_faults, attempts, postcopy, background_snapshot, return_path, "
-         "switchover_ack; did you mean 'precopy_rounds'?"),
+         "switchover_ack, load_faults; did you mean 'precopy_rounds'?"),
         ({"devices": [DEV], "host": {"iommu_dirty": True}},
          "[host].iommu_dirty: unknown key; allowed: iommu, iommu_dirty_tracking; "
          "did you mean 'iommu_dirty_tracking'?"),

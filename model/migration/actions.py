@@ -70,7 +70,7 @@ from model.fsm.uapi import (
     DeviceState,
     supported_states,
 )
-from model.migration import switchover
+from model.migration import return_path, switchover
 from model.migration.config import ModelConfig
 from model.migration.dirty import Trackers
 from model.migration.phases import (
@@ -100,7 +100,7 @@ FAIR_FAMILIES: tuple[str, ...] = (
     "DeviceReset", "DstDeviceReset", "SetupSync", "SendPage", "LogSync", "Switchover", "FinalSync",
     "Complete", "LogGlobalStop", "LoadState", "DstResume", "VmResume", "MigrationFails",
 )
-FAULT_FAMILIES = ("DeviceFault", "DstDeviceFault")
+FAULT_FAMILIES = ("DeviceFault", "DstDeviceFault", "LoadStateFails")
 RESET_FAMILIES = ("DeviceReset", "DstDeviceReset")
 
 # A P2P write into a device in these states changes a device whose state is being (or
@@ -148,7 +148,7 @@ class ActionBuilder:
         self._devices()
         if self.cfg.viommu:
             self._viommu()
-        self.actions += switchover.actions(self.cfg, self.p.trk)
+        self.actions += switchover.actions(self.cfg, self.p.trk) + return_path.actions(self.cfg, self.p.ctl)
         return self.actions
 
     # ================================================================== migrate command
