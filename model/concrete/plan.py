@@ -107,7 +107,8 @@ def unexercised_keys(scenario: Scenario) -> list[str]:
     """The spec's ``[migration]`` keys a timed run does not exercise: it makes one attempt
     without faults or cancel (those paths are the abstract model's)."""
     m = scenario.migration
-    keys = [f"[migration].{k}" for k in ("cancel", "device_faults", "query_faults", "log_start_faults")
+    keys = [f"[migration].{k}" for k in ("cancel", "device_faults", "query_faults", "log_start_faults",
+                                         "load_faults")
             if getattr(m, k)]
     if m.attempts > 1:
         keys.append("[migration].attempts")
