@@ -87,6 +87,7 @@ from model.migration.phases import (
     SrcRun,
     Status,
 )
+from model.migration.tracking_faults import add_set_tracking_faults
 from model.protocol.kernel import hangs, next_step, take_arc
 
 S = DeviceState
@@ -194,7 +195,7 @@ class ActionBuilder:
         (vfio_set_migration_error; the migration is in SETUP), KVM logs on and
         ram_init_bitmaps() goes on; the error fails the migration at save_setup.  Returns
         the phase the migration enters (docs/sources.md#qemu-tracking-start-failure)."""
-        self.p.trk.dma_logging_stop(t)
+        self.p.trk.start_rollback(t)
         if self.cfg.has(Mutation.IGNORE_LOG_START_FAILURE):
             return first  # mutation: nobody hears of the failure
         t["mig_error"] = 1
@@ -227,6 +228,8 @@ class ActionBuilder:
                     self.add("DmaLoggingStartFails", idle_none,
                              lambda s, t: self._start(t, retry=False, log_start_fails=True),
                              dev=cfg.names[d])
+        add_set_tracking_faults(cfg, self.add, idle_none,
+                                lambda s, t: self._start(t, retry=False, log_start_fails=True))
         if cfg.attempts > 1:
             def can_retry(s: View) -> Term:
                 st = s.status

@@ -124,6 +124,13 @@ class ModelConfig:
         return self.uses_device_logging and self.scenario.migration.log_start_faults
 
     @property
+    def hwpt_tracking_can_fail(self) -> bool:
+        """IOMMU_HWPT_SET_DIRTY_TRACKING may fail (``[migration].hwpt_tracking_faults``):
+        only where QEMU issues it, iommufd hardware dirty tracking
+        (iommufd_set_dirty_page_tracking, :mod:`model.migration.tracking_faults`)."""
+        return self.uses_iommu_dirty and self.scenario.migration.hwpt_tracking_faults
+
+    @property
     def uses_iommu_dirty(self) -> bool:
         return self.method is Method.IOMMUFD_HW
 

@@ -93,10 +93,13 @@ class QemuView(ConfigView):
     def source_as_before(self, s: View) -> Term:
         # Before a migration QEMU's VM runs, every device is RUNNING, logging is off; a VM
         # the user paused has every device in STOP (the pause's VM-state callbacks).
+        # Where set-tracking can fail, also no hwpt left tracking (model.migration.tracking_faults).
         run, dev = (SrcRun.PAUSED, S.STOP) if self.cfg.paused else (SrcRun.RUNNING, S.RUNNING)
+        hwpt = [s.hwpt_tracking == 0] if self.cfg.hwpt_tracking_can_fail else []
         return all_of([
             s.src_run == run,
             s.dirty_log == 0,
+            *hwpt,
             *(s[self.cfg.key("kstate", d)] == dev for d in range(self.devices)),
         ])
 
