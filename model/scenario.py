@@ -153,6 +153,8 @@ class VmConfig:
     cpu_writes: bool = True
     ram: int = DEFAULT_RAM  # bytes of guest RAM (only the type1 large-RAM limit reads it)
     paused: bool = False  # the VM is paused (QEMU: a user's stop) when the migration starts
+    # QEMU: the user may stop the VM during pre-copy and continue it (model.migration.user_pause)
+    user_pause: bool = False
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,7 @@ def load_scenarios(paths_or_dirs: Iterable[str | Path]) -> list[Scenario]:
 
 _TOP_KEYS = ("name", "description", "vmm", "qemu", "cloud_hypervisor", "vm", "host", "devices",
              "migration", "check", "mutations")
-_VM_KEYS = ("pages", "viommu", "cpu_writes", "ram", "paused")
+_VM_KEYS = ("pages", "viommu", "cpu_writes", "ram", "paused", "user_pause")
 _HOST_KEYS = ("iommu", "iommu_dirty_tracking")
 _DEVICE_KEYS = ("name", "features", "dma_logging", "dma_pages", "pins", "p2p_dma",
                 "iommu_dirty_tracking", "properties", "migration")
@@ -359,9 +361,14 @@ def _load_vm(t: Table, vmm: str) -> VmConfig:
     ram = t.size("ram", DEFAULT_RAM)
     if ram < pages * PAGE_SIZE:
         t.fail("ram", f"{ram} bytes is less than vm.pages = {pages} pages of {PAGE_SIZE} bytes")
+    paused = t.boolean("paused", False)
+    user_pause = t.boolean("user_pause", False)
+    if user_pause and paused:
+        t.fail("user_pause", "true needs paused = false (a VM paused before the migration "
+                             "is [vm].paused; user_pause stops a running VM during pre-copy)")
     return VmConfig(pages=pages, viommu=t.boolean("viommu", False),
                     cpu_writes=t.boolean("cpu_writes", True), ram=ram,
-                    paused=t.boolean("paused", False))
+                    paused=paused, user_pause=user_pause)
 
 
 def _load_host(t: Table, profile: Profile) -> HostConfig:

@@ -257,7 +257,8 @@ def test_contract_members_are_their_spec_file_names() -> None:
         ("dma_page_out_of_range.toml",
          "[devices.1].dma_pages: page 5 is out of range 0..2 (vm.pages = 3)"),
         ("unknown_key.toml",
-         "[vm].pagez: unknown key; allowed: pages, viommu, cpu_writes, ram, paused; did you mean 'pages'?"),
+         "[vm].pagez: unknown key; allowed: pages, viommu, cpu_writes, ram, paused, "
+         "user_pause; did you mean 'pages'?"),
         ("unknown_profile.toml",
          'qemu: unknown profile "7.2"; allowed: "8.0", "8.1", "8.2", "9.0", "9.1", "9.2", '
          '"10.0", "10.1", "10.2", "master"'),

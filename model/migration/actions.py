@@ -88,6 +88,7 @@ from model.migration.phases import (
     Status,
 )
 from model.migration.tracking_faults import add_set_tracking_faults
+from model.migration.user_pause import add_user_pause, switchover_entry
 from model.protocol.kernel import hangs, next_step, take_arc
 
 S = DeviceState
@@ -144,6 +145,7 @@ class ActionBuilder:
         self._completion()
         self._destination()
         self._failure()
+        add_user_pause(self.cfg, self.p.ctl, self.add)
         self._guest()
         self._devices()
         if self.cfg.viommu:
@@ -450,7 +452,8 @@ class ActionBuilder:
             t.status = Status.DEVICE
             if not cfg.has(Mutation.VCPUS_RUN_IN_STOP_COPY):
                 t.src_run = SrcRun.FINISH_MIGRATE
-            ctl.enter(t, s.ones(), self.p.plan.switchover_entry)
+            entry, phases = switchover_entry(cfg, self.p.plan, s)
+            ctl.enter(t, s.ones(), entry, phases=phases)
 
         self.add("Switchover", switch_guard, switchover)
 

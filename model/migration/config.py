@@ -118,6 +118,12 @@ class ModelConfig:
         return self.scenario.vm.paused
 
     @property
+    def user_pause(self) -> bool:
+        """The user may stop the running VM during pre-copy and continue it
+        (``[vm].user_pause``, :mod:`model.migration.user_pause`)."""
+        return self.scenario.vm.user_pause
+
+    @property
     def log_start_can_fail(self) -> bool:
         """DMA_LOGGING_START may fail (``[migration].log_start_faults``): only where QEMU
         issues it, device DMA logging (vfio_devices_dma_logging_start)."""

@@ -53,6 +53,7 @@ from model.migration.phases import (
     PhasePlan,
     Req,
 )
+from model.migration.user_pause import USER_PAUSE_NAMES
 from model.migration.view import QemuView
 from model.protocol import props
 from model.protocol.pages import declare_pages, iova_names, page_names
@@ -76,6 +77,8 @@ def declare_layout(cfg: ModelConfig) -> Layout:
     lay.flag("mig_error", doc="migration_file_set_error() was called")
     lay.var("round", max(1, cfg.rounds.bit_length()), doc="pre-copy log_syncs done")
     lay.var("attempt", max(1, (cfg.attempts - 1).bit_length()), doc="migration attempt")
+    if cfg.user_pause:
+        lay.var("upause", values=USER_PAUSE_NAMES, doc="the user's stop / cont during pre-copy")
     if cfg.scenario.migration.device_faults:
         lay.flag("fault_used", doc="the (single) injected device fault has happened")
     lay.flag("dirty_log", doc="global dirty logging started (log_global_start)")

@@ -6,11 +6,12 @@ DMA logging on every device (vfio_listener_log_global_start) calls
 vfio_container_set_dirty_page_tracking(), which for iommufd walks the container's hwpt list,
 issues IOMMU_HWPT_SET_DIRTY_TRACKING on every dirty-capable hwpt, and at the first failure
 turns tracking off again on every dirty-capable hwpt of the list (not only the ones it had
-set) and returns an error; dirty_pages_started stays false.  From there the failure takes
-the path of a failed DMA_LOGGING_START (``ActionBuilder._log_start_failed``): 9.1+ fails
-RAM's save_setup (3688fec892 / 639ec3fbf9, the profile's log_global_start_fails_setup),
-and, since memory_global_dirty_log_start() cleared the global flag, ram_save_cleanup()
-never calls log_global_stop, so the rollback is the only thing that turns the hwpts off
+set) and returns an error (from 10.0, d77e85dbd7, dirty_pages_started is then left false).
+From there the failure takes the path of a failed DMA_LOGGING_START
+(``ActionBuilder._log_start_failed``): 9.1+ fails RAM's save_setup (3688fec892 /
+639ec3fbf9, the profile's log_global_start_fails_setup), and, since
+memory_global_dirty_log_start() cleared the global flag, ram_save_cleanup() never calls
+log_global_stop, so the rollback is the only thing that turns the hwpts off
 (docs/sources.md#qemu-tracking-start-failure).
 
 ╔══════════════════════════════════════════════════════════════════════════════════════╗
