@@ -175,6 +175,8 @@ class MigrationConfig:
     log_start_faults: bool = False
     # IOMMU_HWPT_SET_DIRTY_TRACKING may fail at log_global_start (QEMU iommufd only)
     hwpt_tracking_faults: bool = False
+    # ... and may fail at log_global_stop (QEMU iommufd only)
+    log_stop_faults: bool = False
     attempts: int = 1
     postcopy: bool = False
     background_snapshot: bool = False
@@ -295,7 +297,8 @@ _DEVICE_KEYS = ("name", "features", "dma_logging", "dma_pages", "pins", "p2p_dma
 _PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-tracking",
                   "enable-migration")
 _MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults",
-                   "log_start_faults", "hwpt_tracking_faults", "attempts", "postcopy",
+                   "log_start_faults", "hwpt_tracking_faults", "log_stop_faults", "attempts",
+                   "postcopy",
                    "background_snapshot", "local", "preserve_source", "late_errors")
 _CHECK_KEYS = ("invariants", "expect", *PIN_KEYS, "tracking_method", "blocked_by")
 
@@ -483,6 +486,7 @@ def _load_migration(t: Table, profile: Profile, vmm: str) -> MigrationConfig:
         query_faults=t.boolean("query_faults", False),
         log_start_faults=t.boolean("log_start_faults", False),
         hwpt_tracking_faults=t.boolean("hwpt_tracking_faults", False),
+        log_stop_faults=t.boolean("log_stop_faults", False),
         attempts=t.integer("attempts", 1, 1, MAX_ATTEMPTS),
         postcopy=postcopy,
         background_snapshot=_background_snapshot(t, profile),

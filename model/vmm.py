@@ -36,6 +36,8 @@ QEMU_ONLY: dict[str, dict[str, str]] = {
                   "log_start_faults": "a failing DMA_LOGGING_START in QEMU's log_global_start",
                   "hwpt_tracking_faults": "a failing IOMMU_HWPT_SET_DIRTY_TRACKING in QEMU's "
                                           "log_global_start",
+                  "log_stop_faults": "a failing IOMMU_HWPT_SET_DIRTY_TRACKING in QEMU's "
+                                     "log_global_stop",
                   "background_snapshot": "QEMU's background-snapshot capability"},
 }
 CH_ONLY: dict[str, dict[str, str]] = {

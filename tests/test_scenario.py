@@ -320,7 +320,8 @@ DEV = {"name": "vf0"}
          "did you mean 'enable-migration'?"),
         ({"devices": [DEV], "migration": {"rounds": 2}},
          "[migration].rounds: unknown key; allowed: precopy_rounds, cancel, device_faults, "
-         "query_faults, log_start_faults, hwpt_tracking_faults, attempts, postcopy, "
+         "query_faults, log_start_faults, hwpt_tracking_faults, log_stop_faults, attempts, "
+         "postcopy, "
          "background_snapshot; "
          "did you mean 'precopy_rounds'?"),
         ({"devices": [DEV], "host": {"iommu_dirty": True}},

@@ -5,6 +5,7 @@ tracking; the ignored-failure mutation losing a device write."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from checker.explore import explore
 from checker.trace import replay
 from model.fsm.uapi import DeviceState
+from model.migration.phases import Phase
 from model.migration.spec import build_spec
 from model.profiles import PROFILE_NAMES
 from model.scenario import scenario_from_dict
@@ -113,3 +115,56 @@ def test_only_iommufd_hw_tracking_can_fail_to_set() -> None:
     spec = build_spec(scenario_from_dict(data, Path("specs/t.toml")))
     assert not any(a.family == "HwptSetDirtyTrackingFails" for a in spec.actions)
     assert "hwpt_tracking" not in {f.name for f in spec.layout.fields}
+
+
+# ------------------------------------------------------------------ log_global_stop fails
+
+def _stop_spec(qemu: Any = "master", **migration: Any):
+    data = _data(qemu)
+    data["devices"] = [dict(VF, name="vf0")]
+    data["migration"] = {"cancel": True, "log_stop_faults": True, **migration}
+    return build_spec(scenario_from_dict(data, Path("specs/t.toml")))
+
+
+@pytest.mark.parametrize("profile", FROM_9_1)
+def test_a_failed_stop_leaves_the_hwpt_tracking(profile: str) -> None:
+    """The rollback of a failed stop turns tracking back on: SourceRecovers sees it."""
+    res = explore(_stop_spec(profile))
+    assert res.violation is not None and res.violation.name == "SourceRecovers"
+    labels = [s.action for s in res.violation.trace]
+    assert labels[-1] == "HwptStopTrackingFails" and "Cancel" in labels
+    last = res.violation.trace[-1].state(_stop_spec(profile).layout)
+    assert last["hwpt_tracking"] is True and last["dirty_log"] is False and last["pc"] == "idle"
+
+
+def test_the_retry_after_a_failed_stop_loses_no_page() -> None:
+    spec = _stop_spec(attempts=2)
+    spec = dataclasses.replace(spec, invariants={k: v for k, v in spec.invariants.items()
+                                                 if k != "SourceRecovers"})
+    res = explore(spec)
+    assert res.outcome == "pass"
+    assert res.family_coverage.get("HwptStopTrackingFails", 0) > 0
+    assert res.family_coverage.get("MigrateRetry", 0) > 0
+
+
+def test_no_failed_stop_where_qemu_postpones_or_skips_it() -> None:
+    """Not after a failed start (global tracking off: ram_save_cleanup calls no stop), not
+    under a VM the user paused (memory_global_dirty_log_stop postpones it)."""
+    data = _data()
+    data["vm"] = {"pages": 1, "cpu_writes": False, "user_pause": True}
+    data["migration"] = {"cancel": True, "log_stop_faults": True, "hwpt_tracking_faults": True}
+    spec = build_spec(scenario_from_dict(data, Path("specs/t.toml")))
+    fam = next(a for a in spec.actions if a.family == "HwptStopTrackingFails")
+
+    def skipped(s):
+        return (s.pc == Phase.FAIL_LOG_STOP) & ((s.dirty_log == 0) | (s.upause == 1))
+
+    def bare(inv):
+        return dataclasses.replace(spec, invariants={"Probe": inv}, action_invariants={},
+                                   liveness=[], witnesses={})
+
+    for kind in (lambda s: s.dirty_log == 0, lambda s: s.upause == 1):
+        res = explore(bare(lambda s, kind=kind: ~(skipped(s) & kind(s))))
+        assert res.violation is not None  # both kinds of state are reached ...
+    res = explore(bare(lambda s: ~(skipped(s) & fam.guard(s))))
+    assert res.outcome == "pass"  # ... and the failed stop is offered in none

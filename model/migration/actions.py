@@ -87,7 +87,7 @@ from model.migration.phases import (
     SrcRun,
     Status,
 )
-from model.migration.tracking_faults import add_set_tracking_faults
+from model.migration.tracking_faults import add_set_tracking_faults, add_stop_tracking_faults
 from model.migration.user_pause import add_user_pause, switchover_entry
 from model.protocol.kernel import hangs, next_step, take_arc
 
@@ -146,6 +146,7 @@ class ActionBuilder:
         self._destination()
         self._failure()
         add_user_pause(self.cfg, self.p.ctl, self.add)
+        add_stop_tracking_faults(self.cfg, self.add, self.p.trk, self.p.ctl)
         self._guest()
         self._devices()
         if self.cfg.viommu:

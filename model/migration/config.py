@@ -137,6 +137,18 @@ class ModelConfig:
         return self.uses_iommu_dirty and self.scenario.migration.hwpt_tracking_faults
 
     @property
+    def log_stop_can_fail(self) -> bool:
+        """IOMMU_HWPT_SET_DIRTY_TRACKING may fail at log_global_stop
+        (``[migration].log_stop_faults``; iommufd hardware dirty tracking only)."""
+        return self.uses_iommu_dirty and self.scenario.migration.log_stop_faults
+
+    @property
+    def hwpt_flag(self) -> bool:
+        """The model keeps ``hwpt_tracking`` (whether the hwpt tracks): where setting its
+        tracking can fail, at start or at stop (:mod:`model.migration.tracking_faults`)."""
+        return self.hwpt_tracking_can_fail or self.log_stop_can_fail
+
+    @property
     def uses_iommu_dirty(self) -> bool:
         return self.method is Method.IOMMUFD_HW
 

@@ -189,7 +189,7 @@ class Trackers:
         t["kvm_dirty"] = 0
         if cfg.log_start_can_fail:
             t["dma_logging"] = 1
-        if cfg.hwpt_tracking_can_fail:
+        if cfg.hwpt_flag:
             t["hwpt_tracking"] = 1
         if cfg.method is Method.DEVICE_DMA_LOGGING:
             for d in range(cfg.devices):
@@ -218,7 +218,7 @@ class Trackers:
         rollback) and no hwpt tracking (iommufd_set_dirty_page_tracking's rollback,
         :mod:`model.migration.tracking_faults`); log_global_stop ends the same way."""
         self.dma_logging_stop(t)
-        if self.cfg.hwpt_tracking_can_fail:
+        if self.cfg.hwpt_flag:
             t["hwpt_tracking"] = 0
 
     def dma_logging_stop(self, t: Next) -> None:
@@ -253,7 +253,7 @@ class Trackers:
             # same container is written down nowhere (docs/sources.md#qemu-iommufd-hwpt).
             key = self.cfg.key("iommu_dirty", cfg.space_of(dev))
             tracked = on
-            if cfg.hwpt_tracking_can_fail:
+            if cfg.hwpt_flag:
                 tracked = tracked & (x["hwpt_tracking"] == 1)
             out[key] = x[key] | where(tracked, 1 << iova, 0)
         return out

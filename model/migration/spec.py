@@ -96,7 +96,7 @@ def declare_layout(cfg: ModelConfig) -> Layout:
     iovas = iova_names(P)
     if cfg.log_start_can_fail:
         lay.flag("dma_logging", doc="the devices log DMA (DMA_LOGGING_START took effect)")
-    if cfg.hwpt_tracking_can_fail:
+    if cfg.hwpt_flag:
         lay.flag("hwpt_tracking", doc="the dirty-capable hwpt tracks (SET_DIRTY_TRACKING took effect)")
     if cfg.uses_device_logging:
         lay.var("dma_log", flags=iovas, count=D, array=True, doc="device DMA log, by IOVA")

@@ -1,4 +1,5 @@
-"""iommufd's set-tracking failing at log_global_start (``[migration].hwpt_tracking_faults``).
+"""iommufd's set-tracking failing at log_global_start (``[migration].hwpt_tracking_faults``)
+and at log_global_stop (``[migration].log_stop_faults``, :func:`add_stop_tracking_faults`).
 
 QEMU (9.1+, 52ce88229c; read at Q-9.1 fd1952d814 and Q-master ece408818d,
 hw/vfio/iommufd.c iommufd_set_dirty_page_tracking): log_global_start on a container without
@@ -34,8 +35,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from checker.lang.layout import Next, View
+from checker.lang.ops import Term
 from checker.lang.spec import Effect, Predicate
 from model.migration.config import ModelConfig
+from model.migration.dirty import Trackers
+from model.migration.phases import Control, Phase, SrcRun
 
 #: ActionBuilder.add: (family, guard, effect, **params).
 AddAction = Callable[..., None]
@@ -53,3 +58,37 @@ def add_set_tracking_faults(cfg: ModelConfig, add: AddAction, idle_none: Predica
     owner = next((d for d in range(cfg.devices) if cfg.hwpt_dirty[d]), None)
     if owner is not None:
         add("HwptSetDirtyTrackingFails", idle_none, start_failed, hwpt=cfg.names[owner])
+
+
+def add_stop_tracking_faults(cfg: ModelConfig, add: AddAction, trk: Trackers, ctl: Control) -> None:
+    """``HwptStopTrackingFails``: log_global_stop of a failed or cancelled migration finds
+    IOMMU_HWPT_SET_DIRTY_TRACKING failing (``[migration].log_stop_faults``).
+
+    iommufd_set_dirty_page_tracking()'s rollback then sends the opposite request, *start*,
+    to every dirty-capable hwpt, so tracking stays on (from 10.0 dirty_pages_started stays
+    true too, d77e85dbd7); vfio_listener_log_global_stop() reports the error through
+    vfio_set_migration_error(), which sets nothing in FAILED (8.0-9.2: nor in CANCELLING;
+    10.0+: the stream's error, just before migration_cleanup() closes it), so the cleanup
+    goes on (docs/sources.md#qemu-log-stop-failure).  Offered only where QEMU runs the stop
+    at cleanup: global tracking on and the VM running (memory_global_dirty_log_stop()
+    postpones it while the VM is not running, so not after a completed migration).
+
+    ╔════════════════════════════════════════════════════════════════════════════════╗
+    ║ Abstraction: a retry's start still clears the hwpt's dirty bits.               ║
+    ║ From 10.0 vfio_container_set_dirty_page_tracking() returns early for a        ║
+    ║ container still "started", so the bits gathered since stay; they only add     ║
+    ║ pages, every one of which ram_init_bitmaps() marks dirty at that start anyway. ║
+    ╚════════════════════════════════════════════════════════════════════════════════╝
+    """
+    if not cfg.log_stop_can_fail:
+        return
+
+    def guard(s: View) -> Term:
+        return (s.pc == Phase.FAIL_LOG_STOP) & (s.dirty_log == 1) & (s.src_run == SrcRun.RUNNING)
+
+    def fails(s: View, t: Next) -> None:
+        trk.log_stop(t)
+        t["hwpt_tracking"] = 1
+        ctl.finish(t, s.ones(), phases=(Phase.FAIL_LOG_STOP,))
+
+    add("HwptStopTrackingFails", guard, fails)

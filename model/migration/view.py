@@ -95,13 +95,14 @@ class QemuView(ConfigView):
         # the user paused has every device in STOP (the pause's VM-state callbacks).
         # Where set-tracking can fail, also no hwpt left tracking (model.migration.tracking_faults).
         run, dev = (SrcRun.PAUSED, S.STOP) if self.cfg.paused else (SrcRun.RUNNING, S.RUNNING)
-        hwpt = [s.hwpt_tracking == 0] if self.cfg.hwpt_tracking_can_fail else []
+        hwpt = [s.hwpt_tracking == 0] if self.cfg.hwpt_flag else []
         if self.cfg.user_pause:
             # A stop during pre-copy not continued: as [vm].paused (model.migration.user_pause).
             p = s.upause == 1
             return all_of([
                 where(p, s.src_run == SrcRun.PAUSED, s.src_run == SrcRun.RUNNING),
                 s.dirty_log == 0,
+                *hwpt,
                 *(where(p, s[self.cfg.key("kstate", d)] == S.STOP, s[self.cfg.key("kstate", d)] == S.RUNNING)
                   for d in range(self.devices)),
             ])
