@@ -168,3 +168,12 @@ def test_no_failed_stop_where_qemu_postpones_or_skips_it() -> None:
         assert res.violation is not None  # both kinds of state are reached ...
     res = explore(bare(lambda s: ~(skipped(s) & fam.guard(s))))
     assert res.outcome == "pass"  # ... and the failed stop is offered in none
+
+
+def test_a_timed_run_names_the_tracking_faults_as_not_exercised() -> None:
+    from model.concrete.plan import unexercised_keys
+
+    data = _data()
+    data["migration"] = {"hwpt_tracking_faults": True, "log_stop_faults": True}
+    assert unexercised_keys(scenario_from_dict(data, Path("specs/t.toml"))) == [
+        "[migration].hwpt_tracking_faults", "[migration].log_stop_faults"]

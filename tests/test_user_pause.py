@@ -102,3 +102,10 @@ def test_without_the_key_no_user_action_exists() -> None:
     spec = build_spec(scenario_from_dict(data, Path("specs/t.toml")))
     assert not any(a.family in ("QmpStop", "QmpCont") for a in spec.actions)
     assert "upause" not in {f.name for f in spec.layout.fields}
+
+
+def test_a_timed_run_names_the_stop_as_not_exercised() -> None:
+    from model.concrete.plan import unexercised_keys
+
+    data = {"vm": {"pages": 1, "user_pause": True}, "devices": [VF]}
+    assert unexercised_keys(scenario_from_dict(data, Path("specs/t.toml"))) == ["[vm].user_pause"]
