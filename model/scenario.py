@@ -317,7 +317,7 @@ def scenario_from_dict(data: Mapping[str, Any], path: str | Path) -> Scenario:
     ch = (top.choice("cloud_hypervisor", CH_DEFAULT_PROFILE, tuple(CH_PROFILES),
                      what="cloud-hypervisor profile") if vmm == CLOUD_HYPERVISOR else None)
 
-    vm = _load_vm(top.table("vm"), vmm)
+    vm = _load_vm(top.table("vm"), vmm, profile)
     host = _load_host(top.table("host"), profile)
     devices = _load_devices(top, vm, profile, vmm)
     migration = _load_migration(top.table("migration"), profile, vmm)
@@ -358,7 +358,7 @@ def _check_vmm_keys(top: Table, vmm: str) -> None:
             table.fail(*found)
 
 
-def _load_vm(t: Table, vmm: str) -> VmConfig:
+def _load_vm(t: Table, vmm: str, profile: Profile) -> VmConfig:
     t.only(keys_for(vmm, "vm", _VM_KEYS))
     pages = t.integer("pages", DEFAULT_PAGES, 1, MAX_PAGES)
     ram = t.size("ram", DEFAULT_RAM)
@@ -369,6 +369,9 @@ def _load_vm(t: Table, vmm: str) -> VmConfig:
     if user_pause and paused:
         t.fail("user_pause", "true needs paused = false (a VM paused before the migration "
                              "is [vm].paused; user_pause stops a running VM during pre-copy)")
+    if user_pause and profile.failure_notifier_follows_runstate:
+        t.fail("user_pause", "true is not modelled with the patch flag "
+                             "failure_notifier_follows_runstate (it is read for [vm].paused only)")
     return VmConfig(pages=pages, viommu=t.boolean("viommu", False),
                     cpu_writes=t.boolean("cpu_writes", True), ram=ram,
                     paused=paused, user_pause=user_pause)

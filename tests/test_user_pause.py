@@ -109,3 +109,11 @@ def test_a_timed_run_names_the_stop_as_not_exercised() -> None:
 
     data = {"vm": {"pages": 1, "user_pause": True}, "devices": [VF]}
     assert unexercised_keys(scenario_from_dict(data, Path("specs/t.toml"))) == ["[vm].user_pause"]
+
+
+def test_the_notifier_patch_is_refused_with_a_user_pause() -> None:
+    """The patch's STOP under a paused VM is a static table entry ([vm].paused only)."""
+    data = {"qemu": {"base": "master", "failure_notifier_follows_runstate": True},
+            "vm": {"pages": 1, "user_pause": True}, "devices": [VF]}
+    with pytest.raises(SpecError, match="failure_notifier_follows_runstate"):
+        scenario_from_dict(data, Path("specs/t.toml"))
