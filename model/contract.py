@@ -123,8 +123,8 @@ class Mutation(StrEnum):
                               "stop-and-copy", Property.VCPUS_STOPPED_FOR_STOP_COPY)
     IGNORE_LOG_START_FAILURE = (
         "ignore_log_start_failure",
-        "a failed DMA_LOGGING_START is rolled back but not reported: the migration goes on "
-        "with no device logging DMA",
+        "a failed DMA_LOGGING_START (or IOMMU_HWPT_SET_DIRTY_TRACKING) is rolled back but not "
+        "reported: the migration goes on with nothing tracking device writes",
         Property.NO_PAGE_LOST)
 
 

@@ -153,6 +153,8 @@ class VmConfig:
     cpu_writes: bool = True
     ram: int = DEFAULT_RAM  # bytes of guest RAM (only the type1 large-RAM limit reads it)
     paused: bool = False  # the VM is paused (QEMU: a user's stop) when the migration starts
+    # QEMU: the user may stop the VM during pre-copy and continue it (model.migration.user_pause)
+    user_pause: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,10 @@ class MigrationConfig:
     query_faults: bool = False
     # DMA_LOGGING_START may fail on one of the logging devices (QEMU only)
     log_start_faults: bool = False
+    # IOMMU_HWPT_SET_DIRTY_TRACKING may fail at log_global_start (QEMU iommufd only)
+    hwpt_tracking_faults: bool = False
+    # ... and may fail at log_global_stop (QEMU iommufd only)
+    log_stop_faults: bool = False
     attempts: int = 1
     postcopy: bool = False
     background_snapshot: bool = False
@@ -288,16 +294,16 @@ def load_scenarios(paths_or_dirs: Iterable[str | Path]) -> list[Scenario]:
 
 _TOP_KEYS = ("name", "description", "vmm", "qemu", "cloud_hypervisor", "vm", "host", "devices",
              "migration", "check", "mutations")
-_VM_KEYS = ("pages", "viommu", "cpu_writes", "ram", "paused")
+_VM_KEYS = ("pages", "viommu", "cpu_writes", "ram", "paused", "user_pause")
 _HOST_KEYS = ("iommu", "iommu_dirty_tracking")
 _DEVICE_KEYS = ("name", "features", "dma_logging", "dma_pages", "pins", "p2p_dma",
                 "iommu_dirty_tracking", "properties", "migration")
 _PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-tracking",
                   "enable-migration")
 _MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults",
-                   "log_start_faults", "attempts", "postcopy", "background_snapshot", "local",
-                   "preserve_source", "late_errors", "return_path", "switchover_ack",
-                   "load_faults")
+                   "log_start_faults", "hwpt_tracking_faults", "log_stop_faults", "attempts",
+                   "postcopy", "background_snapshot", "local", "preserve_source", "late_errors",
+                   "return_path", "switchover_ack", "load_faults")
 _CHECK_KEYS = ("invariants", "expect", *PIN_KEYS, "tracking_method", "blocked_by")
 
 
@@ -315,7 +321,7 @@ def scenario_from_dict(data: Mapping[str, Any], path: str | Path) -> Scenario:
     ch = (top.choice("cloud_hypervisor", CH_DEFAULT_PROFILE, tuple(CH_PROFILES),
                      what="cloud-hypervisor profile") if vmm == CLOUD_HYPERVISOR else None)
 
-    vm = _load_vm(top.table("vm"), vmm)
+    vm = _load_vm(top.table("vm"), vmm, profile)
     host = _load_host(top.table("host"), profile)
     devices = _load_devices(top, vm, profile, vmm)
     migration = _load_migration(top.table("migration"), profile, vmm)
@@ -356,15 +362,23 @@ def _check_vmm_keys(top: Table, vmm: str) -> None:
             table.fail(*found)
 
 
-def _load_vm(t: Table, vmm: str) -> VmConfig:
+def _load_vm(t: Table, vmm: str, profile: Profile) -> VmConfig:
     t.only(keys_for(vmm, "vm", _VM_KEYS))
     pages = t.integer("pages", DEFAULT_PAGES, 1, MAX_PAGES)
     ram = t.size("ram", DEFAULT_RAM)
     if ram < pages * PAGE_SIZE:
         t.fail("ram", f"{ram} bytes is less than vm.pages = {pages} pages of {PAGE_SIZE} bytes")
+    paused = t.boolean("paused", False)
+    user_pause = t.boolean("user_pause", False)
+    if user_pause and paused:
+        t.fail("user_pause", "true needs paused = false (a VM paused before the migration "
+                             "is [vm].paused; user_pause stops a running VM during pre-copy)")
+    if user_pause and profile.failure_notifier_follows_runstate:
+        t.fail("user_pause", "true is not modelled with the patch flag "
+                             "failure_notifier_follows_runstate (it is read for [vm].paused only)")
     return VmConfig(pages=pages, viommu=t.boolean("viommu", False),
                     cpu_writes=t.boolean("cpu_writes", True), ram=ram,
-                    paused=t.boolean("paused", False))
+                    paused=paused, user_pause=user_pause)
 
 
 def _load_host(t: Table, profile: Profile) -> HostConfig:
@@ -478,6 +492,8 @@ def _load_migration(t: Table, profile: Profile, vmm: str) -> MigrationConfig:
         device_faults=t.boolean("device_faults", False),
         query_faults=t.boolean("query_faults", False),
         log_start_faults=t.boolean("log_start_faults", False),
+        hwpt_tracking_faults=t.boolean("hwpt_tracking_faults", False),
+        log_stop_faults=t.boolean("log_stop_faults", False),
         attempts=t.integer("attempts", 1, 1, MAX_ATTEMPTS),
         postcopy=postcopy,
         background_snapshot=_background_snapshot(t, profile),

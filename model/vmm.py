@@ -26,13 +26,18 @@ QEMU_ONLY: dict[str, dict[str, str]] = {
     "": {"qemu": "the QEMU behaviour profile",
          "host": "QEMU's host IOMMU backend and its dirty tracking",
          "mutations": "deliberate bugs in QEMU's flow"},
-    "vm": {"ram": "guest RAM for QEMU's type1 dirty-bitmap limit"},
+    "vm": {"ram": "guest RAM for QEMU's type1 dirty-bitmap limit",
+           "user_pause": "a user's stop and cont of QEMU's VM during pre-copy"},
     "devices": {"pins": "pages pinned through type1 (QEMU's type1 dirty tracking)",
                 "properties": "QEMU -device vfio-pci properties",
                 "iommu_dirty_tracking": "the device's IOMMU dirty capability (QEMU's iommufd "
                                         "backend)"},
     "migration": {"attempts": "QEMU's retries after a failed attempt",
                   "log_start_faults": "a failing DMA_LOGGING_START in QEMU's log_global_start",
+                  "hwpt_tracking_faults": "a failing IOMMU_HWPT_SET_DIRTY_TRACKING in QEMU's "
+                                          "log_global_start",
+                  "log_stop_faults": "a failing IOMMU_HWPT_SET_DIRTY_TRACKING in QEMU's "
+                                     "log_global_stop",
                   "background_snapshot": "QEMU's background-snapshot capability",
                   "return_path": "QEMU's return-path capability",
                   "switchover_ack": "QEMU's switchover-ack capability",

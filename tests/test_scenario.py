@@ -257,7 +257,8 @@ def test_contract_members_are_their_spec_file_names() -> None:
         ("dma_page_out_of_range.toml",
          "[devices.1].dma_pages: page 5 is out of range 0..2 (vm.pages = 3)"),
         ("unknown_key.toml",
-         "[vm].pagez: unknown key; allowed: pages, viommu, cpu_writes, ram, paused; did you mean 'pages'?"),
+         "[vm].pagez: unknown key; allowed: pages, viommu, cpu_writes, ram, paused, "
+         "user_pause; did you mean 'pages'?"),
         ("unknown_profile.toml",
          'qemu: unknown profile "7.2"; allowed: "8.0", "8.1", "8.2", "9.0", "9.1", "9.2", '
          '"10.0", "10.1", "10.2", "master"'),
@@ -319,8 +320,9 @@ DEV = {"name": "vf0"}
          "did you mean 'enable-migration'?"),
         ({"devices": [DEV], "migration": {"rounds": 2}},
          "[migration].rounds: unknown key; allowed: precopy_rounds, cancel, device_faults, "
-         "query_faults, log_start_faults, attempts, postcopy, background_snapshot, return_path, "
-         "switchover_ack, load_faults; did you mean 'precopy_rounds'?"),
+         "query_faults, log_start_faults, hwpt_tracking_faults, log_stop_faults, attempts, "
+         "postcopy, background_snapshot, return_path, switchover_ack, load_faults; "
+         "did you mean 'precopy_rounds'?"),
         ({"devices": [DEV], "host": {"iommu_dirty": True}},
          "[host].iommu_dirty: unknown key; allowed: iommu, iommu_dirty_tracking; "
          "did you mean 'iommu_dirty_tracking'?"),

@@ -104,14 +104,16 @@ def unexercised_mutations(scenario: Scenario) -> list[str]:
 
 
 def unexercised_keys(scenario: Scenario) -> list[str]:
-    """The spec's ``[migration]`` keys a timed run does not exercise: it makes one attempt
-    without faults or cancel (those paths are the abstract model's)."""
+    """The spec's keys a timed run does not exercise: it makes one attempt without faults,
+    cancel or a user's stop (those paths are the abstract model's)."""
     m = scenario.migration
     keys = [f"[migration].{k}" for k in ("cancel", "device_faults", "query_faults", "log_start_faults",
-                                         "load_faults")
+                                         "hwpt_tracking_faults", "log_stop_faults", "load_faults")
             if getattr(m, k)]
     if m.attempts > 1:
         keys.append("[migration].attempts")
+    if scenario.vm.user_pause:
+        keys.append("[vm].user_pause")  # a timed run has no user stopping the VM
     return keys
 
 

@@ -88,6 +88,8 @@ from model.migration.phases import (
     SrcRun,
     Status,
 )
+from model.migration.tracking_faults import add_set_tracking_faults, add_stop_tracking_faults
+from model.migration.user_pause import add_user_pause, switchover_entry
 from model.protocol.kernel import hangs, next_step, take_arc
 
 S = DeviceState
@@ -144,6 +146,8 @@ class ActionBuilder:
         self._completion()
         self._destination()
         self._failure()
+        add_user_pause(self.cfg, self.p.ctl, self.add)
+        add_stop_tracking_faults(self.cfg, self.add, self.p.trk, self.p.ctl)
         self._guest()
         self._devices()
         if self.cfg.viommu:
@@ -197,7 +201,7 @@ class ActionBuilder:
         (vfio_set_migration_error; the migration is in SETUP), KVM logs on and
         ram_init_bitmaps() goes on; the error fails the migration at save_setup.  Returns
         the phase the migration enters (docs/sources.md#qemu-tracking-start-failure)."""
-        self.p.trk.dma_logging_stop(t)
+        self.p.trk.start_rollback(t)
         if self.cfg.has(Mutation.IGNORE_LOG_START_FAILURE):
             return first  # mutation: nobody hears of the failure
         t["mig_error"] = 1
@@ -230,6 +234,8 @@ class ActionBuilder:
                     self.add("DmaLoggingStartFails", idle_none,
                              lambda s, t: self._start(t, retry=False, log_start_fails=True),
                              dev=cfg.names[d])
+        add_set_tracking_faults(cfg, self.add, idle_none,
+                                lambda s, t: self._start(t, retry=False, log_start_fails=True))
         if cfg.attempts > 1:
             def can_retry(s: View) -> Term:
                 st = s.status
@@ -450,7 +456,8 @@ class ActionBuilder:
             t.status = Status.DEVICE
             if not cfg.has(Mutation.VCPUS_RUN_IN_STOP_COPY):
                 t.src_run = SrcRun.FINISH_MIGRATE
-            ctl.enter(t, s.ones(), self.p.plan.switchover_entry)
+            entry, phases = switchover_entry(cfg, self.p.plan, s)
+            ctl.enter(t, s.ones(), entry, phases=phases)
 
         self.add("Switchover", switch_guard, switch)
 

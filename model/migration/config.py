@@ -118,10 +118,35 @@ class ModelConfig:
         return self.scenario.vm.paused
 
     @property
+    def user_pause(self) -> bool:
+        """The user may stop the running VM during pre-copy and continue it
+        (``[vm].user_pause``, :mod:`model.migration.user_pause`)."""
+        return self.scenario.vm.user_pause
+
+    @property
     def log_start_can_fail(self) -> bool:
         """DMA_LOGGING_START may fail (``[migration].log_start_faults``): only where QEMU
         issues it, device DMA logging (vfio_devices_dma_logging_start)."""
         return self.uses_device_logging and self.scenario.migration.log_start_faults
+
+    @property
+    def hwpt_tracking_can_fail(self) -> bool:
+        """IOMMU_HWPT_SET_DIRTY_TRACKING may fail (``[migration].hwpt_tracking_faults``):
+        only where QEMU issues it, iommufd hardware dirty tracking
+        (iommufd_set_dirty_page_tracking, :mod:`model.migration.tracking_faults`)."""
+        return self.uses_iommu_dirty and self.scenario.migration.hwpt_tracking_faults
+
+    @property
+    def log_stop_can_fail(self) -> bool:
+        """IOMMU_HWPT_SET_DIRTY_TRACKING may fail at log_global_stop
+        (``[migration].log_stop_faults``; iommufd hardware dirty tracking only)."""
+        return self.uses_iommu_dirty and self.scenario.migration.log_stop_faults
+
+    @property
+    def hwpt_flag(self) -> bool:
+        """The model keeps ``hwpt_tracking`` (whether the hwpt tracks): where setting its
+        tracking can fail, at start or at stop (:mod:`model.migration.tracking_faults`)."""
+        return self.hwpt_tracking_can_fail or self.log_stop_can_fail
 
     @property
     def uses_iommu_dirty(self) -> bool:

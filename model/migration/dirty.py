@@ -189,6 +189,8 @@ class Trackers:
         t["kvm_dirty"] = 0
         if cfg.log_start_can_fail:
             t["dma_logging"] = 1
+        if cfg.hwpt_flag:
+            t["hwpt_tracking"] = 1
         if cfg.method is Method.DEVICE_DMA_LOGGING:
             for d in range(cfg.devices):
                 t[self.cfg.key("dma_log", d)] = 0
@@ -206,10 +208,18 @@ class Trackers:
         cfg = self.cfg
         t["dirty_log"] = 0
         t["kvm_dirty"] = 0
-        self.dma_logging_stop(t)
+        self.start_rollback(t)
         if cfg.method is Method.IOMMUFD_HW:
             for s in range(cfg.spaces):
                 t[self.cfg.key("iommu_dirty", s)] = 0
+
+    def start_rollback(self, t: Next) -> None:
+        """What a failed log_global_start leaves: no device logging (the DMA logging
+        rollback) and no hwpt tracking (iommufd_set_dirty_page_tracking's rollback,
+        :mod:`model.migration.tracking_faults`); log_global_stop ends the same way."""
+        self.dma_logging_stop(t)
+        if self.cfg.hwpt_flag:
+            t["hwpt_tracking"] = 0
 
     def dma_logging_stop(self, t: Next) -> None:
         """vfio_devices_dma_logging_stop(): DMA_LOGGING_STOP on every device that logs,
@@ -242,7 +252,10 @@ class Trackers:
             # Only a dirty-capable hwpt records the write; a device on a plain hwpt of the
             # same container is written down nowhere (docs/sources.md#qemu-iommufd-hwpt).
             key = self.cfg.key("iommu_dirty", cfg.space_of(dev))
-            out[key] = x[key] | where(on, 1 << iova, 0)
+            tracked = on
+            if cfg.hwpt_flag:
+                tracked = tracked & (x["hwpt_tracking"] == 1)
+            out[key] = x[key] | where(tracked, 1 << iova, 0)
         return out
 
     def changes(self, x: State, new: Cols) -> Term:

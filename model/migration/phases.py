@@ -162,6 +162,11 @@ class Phase(IntEnum):
     FAIL_SAVE_CLEANUP = 21  # vfio_save_cleanup: STOP_COPY -> STOP, close fd
     FAIL_NOTIFY = 22  # vfio_migration_state_notifier(PRECOPY_FAILED): -> RUNNING
     SETUP_SYNC = 23  # ram_init_bitmaps: the first migration_bitmap_sync_precopy (8.0, 10.0+)
+    # a user's stop / cont during pre-copy ([vm].user_pause, model.migration.user_pause)
+    USER_STOP_PREPARE = 24  # vfio_vmstate_change_prepare(running=false, PAUSED)
+    USER_STOP = 25  # vfio_vmstate_change(running=false, PAUSED): -> STOP_COPY / STOP
+    USER_CONT_PREPARE = 26  # qmp_cont -> vm_start: prepare -> *_P2P
+    USER_CONT = 27  # ... main VM-state callbacks -> RUNNING
 
 
 PHASE_NAMES = (
@@ -170,8 +175,10 @@ PHASE_NAMES = (
     "log_global_stop", "save_cleanup", "load_state", "dst_vm_start_prepare",
     "dst_vm_start", "dst_resume", "vm_start_prepare", "vm_start", "vm_resume",
     "fail_log_global_stop", "fail_save_cleanup", "migration_notifier", "setup_sync",
+    "user_stop_prepare", "user_stop", "user_cont_prepare", "user_cont",
 )
 NPH = len(Phase)
+USER_PHASES = (Phase.USER_STOP_PREPARE, Phase.USER_STOP, Phase.USER_CONT_PREPARE, Phase.USER_CONT)
 
 
 class Kind(IntEnum):
@@ -184,7 +191,7 @@ class Kind(IntEnum):
 KIND = np.zeros(NPH, dtype=np.int64)
 for _p in (Phase.SAVE_SETUP, Phase.VM_STOP_PREPARE, Phase.VM_STOP, Phase.SAVE_COMPLETE,
            Phase.SAVE_COMPLETE_STOP, Phase.SAVE_CLEANUP, Phase.FAIL_START_PREPARE,
-           Phase.FAIL_START, Phase.FAIL_SAVE_CLEANUP, Phase.FAIL_NOTIFY):
+           Phase.FAIL_START, Phase.FAIL_SAVE_CLEANUP, Phase.FAIL_NOTIFY, *USER_PHASES):
     KIND[_p] = Kind.SRC_DEV
 for _p in (Phase.LOAD_SETUP, Phase.DST_START_PREPARE, Phase.DST_START):
     KIND[_p] = Kind.DST_DEV
@@ -210,7 +217,7 @@ for _p in (Phase.SAVE_SETUP, Phase.LOAD_SETUP, Phase.ACTIVE, Phase.FINAL_SYNC,
 # destination breaks the stream, which the source sees as an error too.
 RAISES_ERROR = np.zeros(NPH, dtype=bool)
 for _p in (Phase.SAVE_SETUP, Phase.LOAD_SETUP, Phase.VM_STOP_PREPARE, Phase.VM_STOP,
-           Phase.SAVE_COMPLETE, Phase.SAVE_COMPLETE_STOP):
+           Phase.SAVE_COMPLETE, Phase.SAVE_COMPLETE_STOP, *USER_PHASES):
     RAISES_ERROR[_p] = True
 
 # Action families that issue the SET of a device phase (named after the QEMU hook).
@@ -224,6 +231,10 @@ ISSUE_FAMILIES: dict[str, tuple[tuple[Phase, ...], str]] = {
     "VmStartPrepare": ((Phase.FAIL_START_PREPARE,), "src"),
     "VmStart": ((Phase.FAIL_START,), "src"),
     "MigrationFailedNotify": ((Phase.FAIL_NOTIFY,), "src"),
+    "UserStopPrepare": ((Phase.USER_STOP_PREPARE,), "src"),
+    "UserStop": ((Phase.USER_STOP,), "src"),
+    "UserContPrepare": ((Phase.USER_CONT_PREPARE,), "src"),
+    "UserCont": ((Phase.USER_CONT,), "src"),
     "LoadSetup": ((Phase.LOAD_SETUP,), "dst"),
     "DstVmStartPrepare": ((Phase.DST_START_PREPARE,), "dst"),
     "DstVmStart": ((Phase.DST_START,), "dst"),
@@ -285,6 +296,14 @@ class PhasePlan:
         self.order = tuple(order)
         self.reachable = frozenset(order) | frozenset(fail)
         self.switchover_entry = int(self.next[Phase.ACTIVE])
+        # A VM the user paused during pre-copy: vm_stop_force_state() runs no callback.
+        self.paused_switchover_entry = int(self.next[Phase.VM_STOP])
+        if cfg.user_pause:
+            # stop: prepare, main, back to pre-copy; cont: the same with vm_start.
+            for a, b in ((Phase.USER_STOP_PREPARE, Phase.USER_STOP), (Phase.USER_STOP, Phase.ACTIVE),
+                         (Phase.USER_CONT_PREPARE, Phase.USER_CONT), (Phase.USER_CONT, Phase.ACTIVE)):
+                self.next[a] = b
+            self.reachable |= frozenset(USER_PHASES)
 
         # ---- request tables: target / recover per (phase, device, cached state)
         tgt = np.full((NPH, D, 8), -1, dtype=np.int64)
@@ -306,8 +325,11 @@ class PhasePlan:
                         tgt[Phase.VM_STOP_PREPARE, d, q] = _prepare_target(q)
                     tgt[Phase.FAIL_START_PREPARE, d, q] = _prepare_target(q)
                     tgt[Phase.DST_START_PREPARE, d, q] = _prepare_target(q)
+                    tgt[Phase.USER_STOP_PREPARE, d, q] = _prepare_target(q)
+                    tgt[Phase.USER_CONT_PREPARE, d, q] = _prepare_target(q)
                 # vfio_vmstate_change(running=false) with FINISH_MIGRATE.
-                tgt[Phase.VM_STOP, d, q] = (
+                # The same with PAUSED (8.1+ eda7362af9; 8.0 has no PRE_COPY state).
+                tgt[Phase.VM_STOP, d, q] = tgt[Phase.USER_STOP, d, q] = (
                     S.STOP_COPY if q in (S.PRE_COPY, S.PRE_COPY_P2P) else S.STOP
                 )
                 # vfio_save_complete_precopy: STOP_COPY, recover STOP.
@@ -321,7 +343,7 @@ class PhasePlan:
                         tgt[Phase.FAIL_SAVE_CLEANUP, d, q] = S.STOP
                     else:
                         tgt[Phase.SAVE_COMPLETE_STOP, d, q] = S.STOP
-                tgt[Phase.FAIL_START, d, q] = S.RUNNING
+                tgt[Phase.FAIL_START, d, q] = tgt[Phase.USER_CONT, d, q] = S.RUNNING
                 tgt[Phase.DST_START, d, q] = S.RUNNING
                 # vfio_migration_state_notifier(PRECOPY_FAILED): RUNNING whatever the run
                 # state; the patch flag keeps a paused VM's devices in STOP instead.
@@ -527,7 +549,16 @@ class Control:
             t["src_run"] = where(all_of([rows, run == SrcRun.FINISH_MIGRATE]), back, run)
             self.enter(t, rows, Phase.FAIL_LOG_STOP, phases=(Phase.FAIL_LOG_STOP,))
             return
-        stopped = t["src_run"] != SrcRun.RUNNING
+        run = t["src_run"]
+        stopped = run != SrcRun.RUNNING
+        if self.cfg.user_pause:
+            # migration_stop_vm() records the old run state only at the switchover (-1
+            # before: a failure in pre-copy restarts nothing, a VM paused there stays
+            # PAUSED); a VM the user had paused at the switchover gets it back as above.
+            paused_then = all_of([rows, run == SrcRun.FINISH_MIGRATE, t["upause"] == 1])
+            back = SrcRun.PAUSED if self.cfg.profile.failure_restores_paused else SrcRun.POSTMIGRATE
+            t["src_run"] = where(paused_then, back, run)
+            stopped = (run == SrcRun.FINISH_MIGRATE) & (t["upause"] != 1)
         entry = where(stopped, Phase.FAIL_START_PREPARE, Phase.FAIL_LOG_STOP)
         self.enter(t, rows, entry, phases=(Phase.FAIL_START_PREPARE, Phase.FAIL_LOG_STOP))
 

@@ -54,6 +54,7 @@ from model.migration.phases import (
     PhasePlan,
     Req,
 )
+from model.migration.user_pause import USER_PAUSE_NAMES
 from model.migration.view import QemuView
 from model.protocol import props
 from model.protocol.pages import declare_pages, iova_names, page_names
@@ -77,6 +78,8 @@ def declare_layout(cfg: ModelConfig) -> Layout:
     lay.flag("mig_error", doc="migration_file_set_error() was called")
     lay.var("round", max(1, cfg.rounds.bit_length()), doc="pre-copy log_syncs done")
     lay.var("attempt", max(1, (cfg.attempts - 1).bit_length()), doc="migration attempt")
+    if cfg.user_pause:
+        lay.var("upause", values=USER_PAUSE_NAMES, doc="the user's stop / cont during pre-copy")
     if cfg.scenario.migration.device_faults:
         lay.flag("fault_used", doc="the (single) injected device fault has happened")
     lay.flag("dirty_log", doc="global dirty logging started (log_global_start)")
@@ -94,6 +97,8 @@ def declare_layout(cfg: ModelConfig) -> Layout:
     iovas = iova_names(P)
     if cfg.log_start_can_fail:
         lay.flag("dma_logging", doc="the devices log DMA (DMA_LOGGING_START took effect)")
+    if cfg.hwpt_flag:
+        lay.flag("hwpt_tracking", doc="the dirty-capable hwpt tracks (SET_DIRTY_TRACKING took effect)")
     if cfg.uses_device_logging:
         lay.var("dma_log", flags=iovas, count=D, array=True, doc="device DMA log, by IOVA")
         if cfg.viommu:

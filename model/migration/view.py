@@ -11,7 +11,7 @@ dirty sync is what :class:`~model.migration.dirty.Trackers` reports.
 from __future__ import annotations
 
 from checker.lang.layout import View
-from checker.lang.ops import Term, all_of
+from checker.lang.ops import Term, all_of, where
 from model.decision.tracking import Method
 from model.fsm.uapi import DeviceState
 from model.migration.actions import FAIR_FAMILIES, FAULT_FAMILIES, RESET_FAMILIES
@@ -94,10 +94,23 @@ class QemuView(ConfigView):
     def source_as_before(self, s: View) -> Term:
         # Before a migration QEMU's VM runs, every device is RUNNING, logging is off; a VM
         # the user paused has every device in STOP (the pause's VM-state callbacks).
+        # Where set-tracking can fail, also no hwpt left tracking (model.migration.tracking_faults).
         run, dev = (SrcRun.PAUSED, S.STOP) if self.cfg.paused else (SrcRun.RUNNING, S.RUNNING)
+        hwpt = [s.hwpt_tracking == 0] if self.cfg.hwpt_flag else []
+        if self.cfg.user_pause:
+            # A stop during pre-copy not continued: as [vm].paused (model.migration.user_pause).
+            p = s.upause == 1
+            return all_of([
+                where(p, s.src_run == SrcRun.PAUSED, s.src_run == SrcRun.RUNNING),
+                s.dirty_log == 0,
+                *hwpt,
+                *(where(p, s[self.cfg.key("kstate", d)] == S.STOP, s[self.cfg.key("kstate", d)] == S.RUNNING)
+                  for d in range(self.devices)),
+            ])
         return all_of([
             s.src_run == run,
             s.dirty_log == 0,
+            *hwpt,
             *(s[self.cfg.key("kstate", d)] == dev for d in range(self.devices)),
         ])
 
