@@ -117,6 +117,8 @@ class DeviceProperties:
     pre_copy_dirty_page_tracking: OnOffAuto = "on"
     x_device_dirty_page_tracking: OnOffAuto = "on"  # since 9.1 (30b9167785); only "off" counts
     enable_migration: OnOffAuto = "auto"  # 8.1+; under 8.0 "on"/"off" = x-enable-migration
+    # x-migration-multifd-transfer, 10.0+ (623af41dd3), default auto (hw/vfio/pci.c)
+    migration_multifd_transfer: OnOffAuto = "auto"
 
     @property
     def x_pre_copy_dirty_page_tracking(self) -> bool:
@@ -178,6 +180,7 @@ class MigrationConfig:
     local: bool = False  # local=on: memory handed over as file descriptors, not copied
     preserve_source: bool = False  # preserve_source=on: the source VM is kept (paused)
     late_errors: bool = False  # an error reaches the source after the destination resumed
+    multifd: bool = False  # QEMU's multifd capability (off by default, as in QEMU)
 
 
 @dataclass(frozen=True)
@@ -289,10 +292,10 @@ _HOST_KEYS = ("iommu", "iommu_dirty_tracking")
 _DEVICE_KEYS = ("name", "features", "dma_logging", "dma_pages", "pins", "p2p_dma",
                 "iommu_dirty_tracking", "properties", "migration")
 _PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-tracking",
-                  "enable-migration")
+                  "enable-migration", "x-migration-multifd-transfer")
 _MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults",
                    "log_start_faults", "attempts", "postcopy", "background_snapshot", "local",
-                   "preserve_source", "late_errors")
+                   "preserve_source", "late_errors", "multifd")
 _CHECK_KEYS = ("invariants", "expect", *PIN_KEYS, "tracking_method", "blocked_by")
 
 
@@ -314,12 +317,25 @@ def scenario_from_dict(data: Mapping[str, Any], path: str | Path) -> Scenario:
     host = _load_host(top.table("host"), profile)
     devices = _load_devices(top, vm, profile, vmm)
     migration = _load_migration(top.table("migration"), profile, vmm)
+    _check_multifd_transfer(top, devices, migration)
     check = _load_check(top.table("check"))
     mutations = _load_mutations(top.table("mutations"))
     return Scenario(path=path, name=name, description=description, qemu=qemu, vm=vm,
                     host=host, devices=devices, migration=migration, check=check,
                     mutations=mutations, vmm=vmm, cloud_hypervisor=ch,
                     patched_profile=None if profile is get_profile(qemu) else profile)
+
+
+def _check_multifd_transfer(top: Table, devices: tuple[DeviceConfig, ...],
+                            migration: MigrationConfig) -> None:
+    """x-migration-multifd-transfer=on without multifd fails QEMU's save_setup
+    (vfio_multifd_setup(), hw/vfio/migration-multifd.c, 10.0+), a failure not modelled."""
+    for i, dev in enumerate(devices):
+        if dev.properties.migration_multifd_transfer == "on" and not migration.multifd:
+            props = top.array_of_tables("devices")[i].table("properties")
+            props.fail("x-migration-multifd-transfer",
+                       '"on" needs [migration] multifd = true (QEMU fails save_setup '
+                       'otherwise, which is not modelled); use "auto" or "off"')
 
 
 def _load_qemu(top: Table) -> tuple[str, Profile]:
@@ -455,9 +471,14 @@ def _load_properties(t: Table, profile: Profile) -> DeviceProperties:
                                "x-enable-migration, default off)")
     else:
         enable = t.choice("enable-migration", "auto", ON_OFF_AUTO)
+    if "x-migration-multifd-transfer" in t.data and not profile.has_multifd_device_state:
+        t.fail("x-migration-multifd-transfer",
+               f"property does not exist in QEMU {profile.name} (added in 10.0, 623af41dd3)")
+    multifd = t.choice("x-migration-multifd-transfer", "auto", ON_OFF_AUTO)
     return DeviceProperties(pre_copy_dirty_page_tracking=pre_copy,  # type: ignore[arg-type]
                             x_device_dirty_page_tracking=device_tracking,  # type: ignore[arg-type]
-                            enable_migration=enable)  # type: ignore[arg-type]
+                            enable_migration=enable,  # type: ignore[arg-type]
+                            migration_multifd_transfer=multifd)  # type: ignore[arg-type]
 
 
 def _load_migration(t: Table, profile: Profile, vmm: str) -> MigrationConfig:
@@ -479,6 +500,7 @@ def _load_migration(t: Table, profile: Profile, vmm: str) -> MigrationConfig:
         local=t.boolean("local", False),
         preserve_source=t.boolean("preserve_source", False),
         late_errors=t.boolean("late_errors", False),
+        multifd=t.boolean("multifd", False),
     )
     problem = ch_migration_problem(config) if vmm == CLOUD_HYPERVISOR else None
     if problem is not None:

@@ -33,7 +33,8 @@ QEMU_ONLY: dict[str, dict[str, str]] = {
                                         "backend)"},
     "migration": {"attempts": "QEMU's retries after a failed attempt",
                   "log_start_faults": "a failing DMA_LOGGING_START in QEMU's log_global_start",
-                  "background_snapshot": "QEMU's background-snapshot capability"},
+                  "background_snapshot": "QEMU's background-snapshot capability",
+                  "multifd": "QEMU's multifd capability"},
 }
 CH_ONLY: dict[str, dict[str, str]] = {
     "": {"cloud_hypervisor": "the cloud-hypervisor profile"},

@@ -72,6 +72,7 @@ from model.fsm.uapi import (
 )
 from model.migration.config import ModelConfig
 from model.migration.dirty import Trackers
+from model.migration.multifd import MULTIFD_FAIR_FAMILIES, MultifdActions, reset_threads
 from model.migration.phases import (
     CHECKPOINTS,
     ISSUE_FAMILIES,
@@ -98,6 +99,7 @@ FAIR_FAMILIES: tuple[str, ...] = (
     "MigrateStart", "MigrateRefused", *ISSUE_FAMILIES, "KernelStep", "DstKernelStep",
     "DeviceReset", "DstDeviceReset", "SetupSync", "SendPage", "LogSync", "Switchover", "FinalSync",
     "Complete", "LogGlobalStop", "LoadState", "DstResume", "VmResume", "MigrationFails",
+    *MULTIFD_FAIR_FAMILIES,
 )
 FAULT_FAMILIES = ("DeviceFault", "DstDeviceFault")
 RESET_FAMILIES = ("DeviceReset", "DstDeviceReset")
@@ -147,7 +149,7 @@ class ActionBuilder:
         self._devices()
         if self.cfg.viommu:
             self._viommu()
-        return self.actions
+        return self.actions + MultifdActions(self.cfg, self.p.plan, self.p.ctl).build()
 
     # ================================================================== migrate command
     def _start(self, t: Next, retry: bool, log_start_fails: bool = False) -> None:
@@ -178,6 +180,7 @@ class ActionBuilder:
             t[cfg.key("dst_valid", d)] = 0
             if cfg.p2p_actions:
                 t[cfg.key("p2p_hit", d)] = 0
+        reset_threads(cfg, t)
         trk.log_start(t)
         first = self.p.plan.order[0]
         if log_start_fails:
@@ -374,7 +377,8 @@ class ActionBuilder:
                     rows = s.ones()
                     ctl.finish(t, rows, rows, phases=PHASES_OF_KIND[kind], dev=d)
 
-                if faults or self._reset_reachable(d):
+                # (an unloaded device fails RESUMING -> STOP: only with that mutation)
+                if faults or self._reset_reachable(d) or cfg.has(Mutation.NO_WAIT_FOR_LOAD_THREADS):
                     self.add(fam, rguard, reset, dev=cfg.names[d])
 
     def _reset_reachable(self, d: int) -> bool:
@@ -514,8 +518,9 @@ class ActionBuilder:
 
             def load(s: View, t: Next, d: int = d) -> None:
                 # vfio_load_state: the device data (saved on the source in STOP_COPY)
-                # is written to the RESUMING data_fd.
-                t[cfg.key("dst_loaded", d)] = 1
+                # is written to the RESUMING data_fd (multifd: only an end marker).
+                if not cfg.multifd[d]:
+                    t[cfg.key("dst_loaded", d)] = 1
                 ctl.finish(t, s.ones(), phases=(Phase.LOAD_STATE,), dev=d)
 
             self.add("LoadState", lguard, load, dev=cfg.names[d])

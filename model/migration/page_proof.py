@@ -124,9 +124,11 @@ STRENGTHENING = ("FinalSyncCaught", "RestSent", "CompletedFresh")
 BITMAP_EMPTY_TEST_PHASES = (Phase.SEND_REST,)
 
 # ram_save_complete sends the rest (SEND_REST) and the device hooks after it run with the
-# vCPUs and devices stopped, until migration_completion sets COMPLETED.
-_FROM_SEND_REST = (Phase.SEND_REST, Phase.SAVE_COMPLETE, Phase.SAVE_COMPLETE_STOP, Phase.COMPLETE)
-_AFTER_SEND_REST = (Phase.SAVE_COMPLETE, Phase.SAVE_COMPLETE_STOP, Phase.COMPLETE)
+# vCPUs and devices stopped, until migration_completion sets COMPLETED (with multifd the
+# save threads' join among them).
+_AFTER_SEND_REST = (Phase.SAVE_COMPLETE, Phase.SAVE_THREADS_JOIN, Phase.SAVE_COMPLETE_STOP,
+                    Phase.COMPLETE)
+_FROM_SEND_REST = (Phase.SEND_REST, *_AFTER_SEND_REST)
 
 Pred = Callable[[Any], Term]
 

@@ -157,6 +157,8 @@ class Phase(IntEnum):
     FAIL_SAVE_CLEANUP = 21  # vfio_save_cleanup: STOP_COPY -> STOP, close fd
     FAIL_NOTIFY = 22  # vfio_migration_state_notifier(PRECOPY_FAILED): -> RUNNING
     SETUP_SYNC = 23  # ram_init_bitmaps: the first migration_bitmap_sync_precopy (8.0, 10.0+)
+    SAVE_THREADS_JOIN = 24  # multifd_join_device_state_save_threads (model/migration/multifd.py)
+    LOAD_THREADS_WAIT = 25  # destination qemu_loadvm_thread_pool_wait, before vm_start
 
 
 PHASE_NAMES = (
@@ -165,6 +167,7 @@ PHASE_NAMES = (
     "log_global_stop", "save_cleanup", "load_state", "dst_vm_start_prepare",
     "dst_vm_start", "dst_resume", "vm_start_prepare", "vm_start", "vm_resume",
     "fail_log_global_stop", "fail_save_cleanup", "migration_notifier", "setup_sync",
+    "save_threads_join", "load_threads_wait",
 )
 NPH = len(Phase)
 
@@ -245,10 +248,14 @@ def _success_order(cfg: ModelConfig) -> list[Phase]:
     if not early_sync and not cfg.has(Mutation.NO_FINAL_SYNC):
         switch.append(Phase.FINAL_SYNC)
     switch += [Phase.SEND_REST, Phase.SAVE_COMPLETE]
+    threads = any(cfg.multifd)  # multifd device state (10.0+): the save threads are joined
+    switch += [Phase.SAVE_THREADS_JOIN] if threads else []
     if not prof.stop_copy_to_stop_in_cleanup:
         switch.append(Phase.SAVE_COMPLETE_STOP)
-    switch += [Phase.COMPLETE, Phase.LOG_STOP, Phase.SAVE_CLEANUP, Phase.LOAD_STATE,
-               Phase.DST_START_PREPARE, Phase.DST_START, Phase.DST_RESUME]
+    switch += [Phase.COMPLETE, Phase.LOG_STOP, Phase.SAVE_CLEANUP, Phase.LOAD_STATE]
+    if threads and not cfg.has(Mutation.NO_WAIT_FOR_LOAD_THREADS):
+        switch.append(Phase.LOAD_THREADS_WAIT)
+    switch += [Phase.DST_START_PREPARE, Phase.DST_START, Phase.DST_RESUME]
     # ram_init_bitmaps() syncs once right after log_global_start; VFIO's part runs where
     # the profile's log_sync gate is open in SETUP (8.0, 10.0+; not 8.1-9.2, ff180c6bd7).
     setup = [Phase.SETUP_SYNC] if prof.setup_sync_reaches_vfio else []
@@ -299,8 +306,10 @@ class PhasePlan:
                 tgt[Phase.VM_STOP, d, q] = (
                     S.STOP_COPY if q in (S.PRE_COPY, S.PRE_COPY_P2P) else S.STOP
                 )
-                # vfio_save_complete_precopy: STOP_COPY, recover STOP.
-                tgt[Phase.SAVE_COMPLETE, d, q] = S.STOP_COPY
+                # vfio_save_complete_precopy: STOP_COPY, recover STOP; a multifd device's
+                # SET is in its save thread instead (model/migration/multifd.py).
+                if not (cfg.multifd and cfg.multifd[d]):
+                    tgt[Phase.SAVE_COMPLETE, d, q] = S.STOP_COPY
                 rec[Phase.SAVE_COMPLETE, d, q] = S.STOP
                 if q == S.STOP_COPY:
                     # 8.0/8.1: STOP (recover ERROR) at the end of save_complete;

@@ -41,6 +41,7 @@ from model.fsm.uapi import STATE_NAMES, DeviceState
 from model.migration.actions import ActionBuilder, Parts
 from model.migration.config import PER_DEVICE, ModelConfig, make_config
 from model.migration.dirty import Trackers
+from model.migration.multifd import declare_threads
 from model.migration.phases import (
     DST_RUN_NAMES,
     KIND,
@@ -89,6 +90,7 @@ def declare_layout(cfg: ModelConfig) -> Layout:
     lay.flag("dst_fd", count=D, array=True, doc="destination device: QEMU holds a data_fd")
     lay.flag("dst_loaded", count=D, array=True, doc="destination device: its state was written")
     lay.flag("dst_valid", count=D, array=True, doc="destination device: RESUMING -> STOP validated it")
+    declare_threads(lay, cfg)
     declare_pages(lay, P, bitmap="QEMU's migration bitmap")
     iovas = iova_names(P)
     if cfg.log_start_can_fail:
