@@ -174,3 +174,18 @@ def test_the_multifd_flag_may_be_patched_and_the_config_order_may_not() -> None:
     assert multifd_transfer(sc, sc.profile) == (True, True)
     with pytest.raises(OverrideError, match="no modelled path reads it yet"):
         apply_overrides(PROFILES["master"], {"has_load_config_after_iter": False})
+
+
+def test_two_identical_multifd_devices_reduce_under_symmetry() -> None:
+    """The thread variables are per-device control: check --symmetry swaps two identical
+    devices only where their threads agree, and keeps the verdict."""
+    from checker.symmetry import explore_symmetric
+
+    data = _data(cancel=True)
+    data["devices"][1] = dict(VF0, name="vf1")
+    data["vm"]["cpu_writes"] = False
+    spec = build_spec(scenario_from_dict(data, Path("specs/t.toml")))
+    full, reduced = explore(spec), explore_symmetric(spec)
+    assert full.outcome == reduced.outcome == "pass"
+    assert reduced.stats.depth == full.stats.depth
+    assert reduced.stats.distinct < full.stats.distinct

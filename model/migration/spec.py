@@ -133,7 +133,7 @@ def declare_request_goal(lay: Layout, parts: Parts) -> None:
 # descriptors.  The rest of a device's part of a state is what it recorded (DMA logs, P2P
 # hits, IOMMU dirty bits, IOVA mappings), read by actions over all devices at once.
 DEVICE_CONTROL = frozenset({"kstate", "qstate", "data_fd", "dst_kstate", "dst_qstate", "dst_fd",
-                            "dst_loaded", "dst_valid"})
+                            "dst_loaded", "dst_valid", "save_thread", "load_thread"})
 
 
 def device_symmetry(cfg: ModelConfig, lay: Layout) -> Symmetry | None:
