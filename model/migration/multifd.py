@@ -60,6 +60,7 @@ QEMU 10.0 (7c949c53e9), 10.1 (f8b2f64e23), 10.2 (698104725e) and master (ece4088
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
 
 import numpy as np
@@ -146,6 +147,20 @@ class MultifdActions:
             self._wait()
         return self.actions
 
+    def _fault(self, family: str, guard: Callable[[View, int], Term], var: str, d: int) -> None:
+        """The injected fault ([migration].device_faults, one per behaviour): the thread
+        of device ``d`` fails where it could run."""
+        key = self.cfg.key(var, d)
+
+        def fguard(s: View) -> Term:
+            return guard(s, d) & (s.fault_used == 0)
+
+        def fail(s: View, t: Next) -> None:
+            t.fault_used = 1
+            t[key] = Thread.FAILED
+
+        self._add(family, fguard, fail, dev=self.cfg.names[d])
+
     def _devices(self) -> list[int]:
         return [d for d in range(self.cfg.devices) if self.cfg.multifd[d]]
 
@@ -184,16 +199,8 @@ class MultifdActions:
 
             self._add("SaveThread", guard, run, dev=cfg.names[d])
             if faults:
-
-                def fguard(s: View, d: int = d) -> Term:
-                    return guard(s, d) & (s.fault_used == 0)
-
-                def fail(s: View, t: Next, d: int = d) -> None:
-                    # The thread's SET or a read of data_fd fails (the device stays).
-                    t.fault_used = 1
-                    t[cfg.key("save_thread", d)] = Thread.FAILED
-
-                self._add("SaveThreadFault", fguard, fail, dev=cfg.names[d])
+                # The thread's SET or a read of data_fd fails (the device stays).
+                self._fault("SaveThreadFault", guard, "save_thread", d)
 
     def _join(self) -> None:
         cfg, ctl = self.cfg, self.ctl
@@ -232,16 +239,8 @@ class MultifdActions:
 
             self._add("LoadThread", guard, run, dev=cfg.names[d])
             if faults:
-
-                def fguard(s: View, d: int = d) -> Term:
-                    return guard(s, d) & (s.fault_used == 0)
-
-                def fail(s: View, t: Next, d: int = d) -> None:
-                    # A buffer or the config fails to load.
-                    t.fault_used = 1
-                    t[cfg.key("load_thread", d)] = Thread.FAILED
-
-                self._add("LoadThreadFault", fguard, fail, dev=cfg.names[d])
+                # A buffer or the config fails to load.
+                self._fault("LoadThreadFault", guard, "load_thread", d)
 
     def _wait(self) -> None:
         if Phase.LOAD_THREADS_WAIT not in self.plan.order:
