@@ -33,7 +33,13 @@ from cli.load import load_migration
 from cli.options import writable_file
 from model import units
 from model.concrete.executor import METHODS, Executor, ExecutorError, RunConfig
-from model.concrete.plan import GuestLoad, executor_method, timed_config, unexercised_mutations
+from model.concrete.plan import (
+    GuestLoad,
+    executor_method,
+    timed_config,
+    unexercised_keys,
+    unexercised_mutations,
+)
 from model.concrete.results import MigrationResult, RoundStats, RunStatus
 from model.contract import PAGE_SIZE
 from model.scenario import Scenario
@@ -146,6 +152,12 @@ def build_plan(scenario: Scenario, opts: Options, methods: Sequence[str]) -> Pla
         warnings.append(f"QEMU {scenario.profile.name}: the all-dirty fallback is never reached "
                         "from log_sync (dirty tracking never counts as started), so nothing "
                         "reports the devices' writes: simulated as method 'none'")
+    if unexercised_keys(scenario):
+        warnings.append(f"{', '.join(unexercised_keys(scenario))}: not exercised by a timed run "
+                        "(one attempt, no faults, no cancel: `check` explores those paths)")
+    if scenario.vm.paused:
+        warnings.append("[vm].paused: the VM stays paused, so neither vCPUs nor devices write "
+                        "(the --cpu-dirty-rate and --dma-rate given are not applied)")
     chosen = [(m, "override") for m in methods] if methods else [(reporting, "qemu")]
     configs = []
     for method, how in chosen:
@@ -378,7 +390,7 @@ def simulate(spec: str, guest_size: str | None, cpu_dirty_rate: str, hot_set: st
         _report_blocked(plan, as_json, out)
         sys.exit(1)
     for note in _notes(plan, overridden=bool(methods), as_json=as_json):
-        err.print(f"note: {note}")
+        err.print(f"note: {note}", markup=False)
     results, interrupted = _run_all(plan, show_progress=not no_progress and err.is_terminal, err=err,
                                     plain=not no_progress and not err.is_terminal)
     if plot is not None and results:

@@ -230,3 +230,22 @@ def test_the_readme_comparison_example_runs(tmp_path: Path, monkeypatch: pytest.
     code, out, err = run(*args, "--no-progress")
     assert code == 0, err
     assert "type1" in out and "device-dma-logging" in out and (tmp_path / "cmp.png").is_file()
+
+
+def test_a_paused_vm_writes_nothing_and_says_so(tmp_path: Path) -> None:
+    running = json.loads(run(spec(tmp_path, DEVICE_LOGGING), *SMALL, "--json")[1])
+    paused_text = DEVICE_LOGGING.replace("[vm]\npages = 3\n", "[vm]\npages = 3\npaused = true\n")
+    code, out, _ = run(spec(tmp_path, paused_text, "p.toml"), *SMALL, "--json")
+    doc = json.loads(out)
+    assert code == 0 and any(n.startswith("[vm].paused") for n in doc["notes"])
+    (r,) = doc["results"]
+    assert all(step["pages_dirtied"] == 0 for step in r["rounds"][1:])
+    assert any(step["pages_dirtied"] > 0 for step in running["results"][0]["rounds"][1:])
+    assert len(r["rounds"]) <= len(running["results"][0]["rounds"])
+
+
+def test_keys_a_timed_run_does_not_exercise_are_named(tmp_path: Path) -> None:
+    text = DEVICE_LOGGING + "[migration]\ncancel = true\nattempts = 2\n"
+    code, _, err = run(spec(tmp_path, text), *SMALL)
+    assert code == 0
+    assert "note: [migration].cancel, [migration].attempts: not exercised by a timed run" in err

@@ -103,6 +103,17 @@ def unexercised_mutations(scenario: Scenario) -> list[str]:
     return sorted(set(scenario.mutations) - set(RUN_MUTATIONS))
 
 
+def unexercised_keys(scenario: Scenario) -> list[str]:
+    """The spec's ``[migration]`` keys a timed run does not exercise: it makes one attempt
+    without faults or cancel (those paths are the abstract model's)."""
+    m = scenario.migration
+    keys = [f"[migration].{k}" for k in ("cancel", "device_faults", "query_faults", "log_start_faults")
+            if getattr(m, k)]
+    if m.attempts > 1:
+        keys.append("[migration].attempts")
+    return keys
+
+
 def _regions(pages: int, abstract: int) -> list[tuple[int, int]]:
     """Abstract page ``p`` -> the ``p``-th of ``abstract`` equal slices of the guest."""
     bounds = [pages * i // abstract for i in range(abstract + 1)]
@@ -163,12 +174,17 @@ def timed_config(scenario: Scenario, decision: TrackingDecision, load: GuestLoad
     ``method``); ``run``: the link and timing fields of :class:`RunConfig` (bandwidth,
     downtime_limit, max_rounds, step, stop_latency, seed).  Not validated here."""
     n = load.guest_bytes // PAGE_SIZE
-    cpu_rate = load.cpu_dirty_rate if scenario.vm.cpu_writes else 0.0
+    # A VM paused before the migration (``[vm].paused``) stays paused throughout: its vCPUs
+    # are stopped and every VFIO device is in STOP (vfio_vmstate_change() on the user's
+    # stop, docs/sources.md "A VM paused before the migration"), so nothing dirties memory.
+    writes = not scenario.vm.paused
+    cpu_rate = load.cpu_dirty_rate if scenario.vm.cpu_writes and writes else 0.0
     workload = Workload(
         cpu_dirty_rate=cpu_rate,
         hot_set=PageSet.span(0, min(n, max(1, load.hot_set // PAGE_SIZE))),
         devices=device_loads(scenario, n, dma_set_pages=load.dma_set // PAGE_SIZE,
-                             dma_rate=load.dma_rate, stop_copy_bytes=load.stop_copy_bytes),
+                             dma_rate=load.dma_rate if writes else 0.0,
+                             stop_copy_bytes=load.stop_copy_bytes),
     )
     return RunConfig(
         method=method if method is not None else executor_method(scenario, decision),
