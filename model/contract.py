@@ -121,6 +121,10 @@ class Mutation(StrEnum):
     VCPUS_RUN_IN_STOP_COPY = ("vcpus_run_in_stop_copy",
                               "the switchover does not pause the vCPUs: the guest writes during "
                               "stop-and-copy", Property.VCPUS_STOPPED_FOR_STOP_COPY)
+    NO_WAIT_FOR_LOAD_THREADS = (
+        "no_wait_for_load_threads",
+        "the destination starts the VM without waiting for the multifd load threads",
+        Property.DESTINATION_STARTS_LOADED)
     IGNORE_LOG_START_FAILURE = (
         "ignore_log_start_failure",
         "a failed DMA_LOGGING_START (or IOMMU_HWPT_SET_DIRTY_TRACKING) is rolled back but not "

@@ -41,7 +41,8 @@ QEMU_ONLY: dict[str, dict[str, str]] = {
                   "background_snapshot": "QEMU's background-snapshot capability",
                   "return_path": "QEMU's return-path capability",
                   "switchover_ack": "QEMU's switchover-ack capability",
-                  "load_faults": "a failing write of a device's state on QEMU's destination"},
+                  "load_faults": "a failing write of a device's state on QEMU's destination",
+                  "multifd": "QEMU's multifd capability"},
 }
 CH_ONLY: dict[str, dict[str, str]] = {
     "": {"cloud_hypervisor": "the cloud-hypervisor profile"},

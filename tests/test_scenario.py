@@ -218,6 +218,7 @@ def test_contract_names() -> None:
         "no_unmap_dirty_query", "type1_ignores_unpinned_groups",
         "device_logging_for_mixed_container", "skip_p2p_prepare", "retry_keeps_cleared_bits",
         "no_recovery_on_cancel", "vcpus_run_in_stop_copy", "ignore_log_start_failure",
+        "no_wait_for_load_threads",
     }
     for name, mutation in MUTATIONS.items():
         assert mutation.value == name and mutation.violates in PROPERTY_NAMES
@@ -225,6 +226,7 @@ def test_contract_names() -> None:
     assert MUTATIONS["skip_p2p_prepare"].violates == "P2PQuiescedBeforeStop"
     assert MUTATIONS["no_recovery_on_cancel"].violates == "SourceRecovers"
     assert MUTATIONS["vcpus_run_in_stop_copy"].violates == "VcpusStoppedForStopCopy"
+    assert MUTATIONS["no_wait_for_load_threads"].violates == "DestinationStartsLoaded"
     assert PROPERTY_KINDS == {
         "TypeOK": "invariant", "NoPageLost": "invariant", "DirtyTrackingSound": "invariant",
         "NoDeviceTrackingWithViommu": "invariant", "LegalDeviceArcs": "action-invariant",
@@ -316,12 +318,12 @@ DEV = {"name": "vf0"}
          "pins, p2p_dma, iommu_dirty_tracking, properties; did you mean 'dma_logging'?"),
         ({"devices": [{"name": "vf0", "properties": {"enable_migration": "on"}}]},
          "[devices.0.properties].enable_migration: unknown key; allowed: "
-         "x-pre-copy-dirty-page-tracking, x-device-dirty-page-tracking, enable-migration; "
-         "did you mean 'enable-migration'?"),
+         "x-pre-copy-dirty-page-tracking, x-device-dirty-page-tracking, enable-migration, "
+         "x-migration-multifd-transfer; did you mean 'enable-migration'?"),
         ({"devices": [DEV], "migration": {"rounds": 2}},
          "[migration].rounds: unknown key; allowed: precopy_rounds, cancel, device_faults, "
          "query_faults, log_start_faults, hwpt_tracking_faults, log_stop_faults, attempts, "
-         "postcopy, background_snapshot, return_path, switchover_ack, load_faults; "
+         "postcopy, background_snapshot, return_path, switchover_ack, load_faults, multifd; "
          "did you mean 'precopy_rounds'?"),
         ({"devices": [DEV], "host": {"iommu_dirty": True}},
          "[host].iommu_dirty: unknown key; allowed: iommu, iommu_dirty_tracking; "

@@ -62,7 +62,6 @@ from checker.lang.ops import (
 )
 from checker.lang.spec import Action, Effect, Predicate
 from model.contract import Mutation
-from model.decision.tracking import Method
 from model.fsm.uapi import (
     ALLOWS_DMA,
     ALLOWS_P2P_INITIATE,
@@ -73,6 +72,7 @@ from model.fsm.uapi import (
 from model.migration import return_path, switchover
 from model.migration.config import ModelConfig
 from model.migration.dirty import Trackers
+from model.migration.multifd import MULTIFD_FAIR_FAMILIES, MultifdActions, reset_threads
 from model.migration.phases import (
     CHECKPOINTS,
     ISSUE_FAMILIES,
@@ -87,9 +87,11 @@ from model.migration.phases import (
     Req,
     SrcRun,
     Status,
+    migrating,
 )
 from model.migration.tracking_faults import add_set_tracking_faults, add_stop_tracking_faults
 from model.migration.user_pause import add_user_pause, switchover_entry
+from model.migration.viommu import add_viommu_actions
 from model.protocol.kernel import hangs, next_step, take_arc
 
 S = DeviceState
@@ -101,6 +103,7 @@ FAIR_FAMILIES: tuple[str, ...] = (
     "MigrateStart", "MigrateRefused", *ISSUE_FAMILIES, "KernelStep", "DstKernelStep",
     "DeviceReset", "DstDeviceReset", "SetupSync", "SendPage", "LogSync", "Switchover", "FinalSync",
     "Complete", "LogGlobalStop", "LoadState", "DstResume", "VmResume", "MigrationFails",
+    *MULTIFD_FAIR_FAMILIES,
 )
 FAULT_FAMILIES = ("DeviceFault", "DstDeviceFault", "LoadStateFails")
 RESET_FAMILIES = ("DeviceReset", "DstDeviceReset")
@@ -119,9 +122,7 @@ class Parts:
     trk: Trackers
 
 
-def _migrating(x: View | Next) -> Term:
-    st = x["status"]
-    return (st == Status.SETUP) | (st == Status.ACTIVE) | (st == Status.DEVICE)
+_migrating = migrating
 
 
 def _no_error(x: View | Next) -> Term:
@@ -153,7 +154,7 @@ class ActionBuilder:
         if self.cfg.viommu:
             self._viommu()
         self.actions += switchover.actions(self.cfg, self.p.trk) + return_path.actions(self.cfg, self.p.ctl)
-        return self.actions
+        return self.actions + MultifdActions(self.cfg, self.p.plan, self.p.ctl).build()
 
     # ================================================================== migrate command
     def _start(self, t: Next, retry: bool, log_start_fails: bool = False) -> None:
@@ -184,6 +185,7 @@ class ActionBuilder:
             t[cfg.key("dst_valid", d)] = 0
             if cfg.p2p_actions:
                 t[cfg.key("p2p_hit", d)] = 0
+        reset_threads(cfg, t)
         trk.log_start(t)
         switchover.restart(cfg, t)
         first = self.p.plan.order[0]
@@ -383,7 +385,8 @@ class ActionBuilder:
                     rows = s.ones()
                     ctl.finish(t, rows, rows, phases=PHASES_OF_KIND[kind], dev=d)
 
-                if faults or self._reset_reachable(d):
+                # (an unloaded device fails RESUMING -> STOP: only with that mutation)
+                if faults or self._reset_reachable(d) or cfg.has(Mutation.NO_WAIT_FOR_LOAD_THREADS):
                     self.add(fam, rguard, reset, dev=cfg.names[d])
 
     def _reset_reachable(self, d: int) -> bool:
@@ -524,8 +527,9 @@ class ActionBuilder:
 
             def load(s: View, t: Next, d: int = d) -> None:
                 # vfio_load_state: the device data (saved on the source in STOP_COPY)
-                # is written to the RESUMING data_fd.
-                t[cfg.key("dst_loaded", d)] = 1
+                # is written to the RESUMING data_fd (multifd: only an end marker).
+                if not cfg.multifd[d]:
+                    t[cfg.key("dst_loaded", d)] = 1
                 ctl.finish(t, s.ones(), phases=(Phase.LOAD_STATE,), dev=d)
 
             self.add("LoadState", lguard, load, dev=cfg.names[d])
@@ -653,45 +657,4 @@ class ActionBuilder:
 
     # ================================================================== vIOMMU
     def _viommu(self) -> None:
-        cfg, trk = self.cfg, self.p.trk
-        queries = cfg.decision.unmap_queries_dirty
-        can_fail = (cfg.scenario.migration.query_faults and queries
-                    and cfg.method is not Method.ALL_DIRTY)
-        for d in range(cfg.devices):
-            for i in cfg.dma_iovas[d]:
-                key = trk.map_key(d, i)
-                for p in range(cfg.pages):
-
-                    def mguard(s: View, key: str = key) -> Term:
-                        return self._guest_runs(s) & (s[key] == 0)
-
-                    def do_map(s: View, t: Next, key: str = key, p: int = p) -> None:
-                        # The guest maps IOVA -> page in its vIOMMU; QEMU's notifier maps
-                        # it in the container (vfio_iommu_map_notify).
-                        t[key] = p + 1
-
-                    self.add("IommuMap", mguard, do_map, dev=cfg.names[d], iova=str(i),
-                             page=f"p{p}")
-
-                def uguard(s: View, key: str = key) -> Term:
-                    return self._guest_runs(s) & (s[key] != 0)
-
-                def unmap(s: View, t: Next, d: int = d, i: int = i) -> None:
-                    for k, v in trk.unmap(s, d, i, queries).items():
-                        t[k] = v
-
-                self.add("IommuUnmap", uguard, unmap, dev=cfg.names[d], iova=str(i))
-
-                if can_fail:
-
-                    def qguard(s: View, key: str = key) -> Term:
-                        return uguard(s, key) & (s.dirty_log == 1) & _migrating(s)
-
-                    def qfail(s: View, t: Next, d: int = d, i: int = i) -> None:
-                        # The dirty query of the unmap fails; the mapping goes anyway and
-                        # the error fails the migration (iommufd_cdev_unmap, master).
-                        for k, v in trk.unmap(s, d, i, False).items():
-                            t[k] = v
-                        t.mig_error = 1
-
-                    self.add("UnmapQueryFails", qguard, qfail, dev=cfg.names[d], iova=str(i))
+        add_viommu_actions(self.cfg, self.p.trk, self._guest_runs, self.add)

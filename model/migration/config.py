@@ -18,6 +18,7 @@ from model.contract import Mutation
 from model.decision.tracking import Method, TrackingDecision
 from model.fsm.kernel.step import KernelStepFunction
 from model.fsm.uapi import DeviceState, MigFlag
+from model.migration.multifd_transfer import multifd_transfer
 from model.profiles import Profile
 from model.protocol.kernel import device_flags, device_tables
 from model.scenario import Scenario
@@ -28,6 +29,7 @@ S = DeviceState
 PER_DEVICE = frozenset({
     "kstate", "qstate", "data_fd", "p2p_hit", "dma_log", "log_range",
     "dst_kstate", "dst_qstate", "dst_fd", "dst_loaded", "dst_valid", "init_data_sent",
+    "save_thread", "load_thread",
 })
 
 
@@ -59,6 +61,8 @@ class ModelConfig:
     mutations: frozenset[Mutation]
     # per device: its iommufd hwpt is dirty-capable, so the IOMMU records its DMA
     hwpt_dirty: tuple[bool, ...] = ()
+    # per device: its final state goes over multifd in a save / load thread (10.0+)
+    multifd: tuple[bool, ...] = ()
 
     # ------------------------------------------------------------------ derived views
     @property
@@ -239,4 +243,5 @@ def make_config(
         mutations=frozenset(scenario.mutations),
         hwpt_dirty=(decision.hwpt_dirty if decision.hwpt_dirty
                     else tuple(decision.method is Method.IOMMUFD_HW for _ in scenario.devices)),
+        multifd=multifd_transfer(scenario, scenario.profile),
     )

@@ -124,13 +124,15 @@ STRENGTHENING = ("FinalSyncCaught", "RestSent", "CompletedFresh")
 BITMAP_EMPTY_TEST_PHASES = (Phase.SEND_REST,)
 
 # ram_save_complete sends the rest (SEND_REST) and the device hooks after it run with the
-# vCPUs and devices stopped, until migration_completion sets COMPLETED; with the return path
-# the destination's load and vm_start come before COMPLETE (docs/sources.md#qemu-return-path;
-# in the default order they run after COMPLETED, where these conjuncts say nothing).
-_DST_BEFORE_SHUT = (Phase.LOAD_STATE, Phase.DST_START_PREPARE, Phase.DST_START, Phase.DST_RESUME)
-_FROM_SEND_REST = (Phase.SEND_REST, Phase.SAVE_COMPLETE, Phase.SAVE_COMPLETE_STOP, *_DST_BEFORE_SHUT,
-                   Phase.COMPLETE)
-_AFTER_SEND_REST = (Phase.SAVE_COMPLETE, Phase.SAVE_COMPLETE_STOP, *_DST_BEFORE_SHUT, Phase.COMPLETE)
+# vCPUs and devices stopped, until migration_completion sets COMPLETED (with multifd the
+# save threads' join among them); with the return path the destination's load and vm_start
+# come before COMPLETE (docs/sources.md#qemu-return-path; in the default order they run
+# after COMPLETED, where these conjuncts say nothing).
+_DST_BEFORE_SHUT = (Phase.LOAD_STATE, Phase.LOAD_THREADS_WAIT, Phase.DST_START_PREPARE, Phase.DST_START,
+                    Phase.DST_RESUME)
+_AFTER_SEND_REST = (Phase.SAVE_COMPLETE, Phase.SAVE_THREADS_JOIN, Phase.SAVE_COMPLETE_STOP,
+                    *_DST_BEFORE_SHUT, Phase.COMPLETE)
+_FROM_SEND_REST = (Phase.SEND_REST, *_AFTER_SEND_REST)
 
 Pred = Callable[[Any], Term]
 

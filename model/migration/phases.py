@@ -61,7 +61,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from enum import IntEnum
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -84,6 +84,7 @@ from checker.lang.ops import (
 from model.contract import Mutation
 from model.fsm.uapi import DeviceState
 from model.migration.config import ModelConfig
+from model.migration.settling import Pinned, Reads, Writes, const_key
 
 S = DeviceState
 
@@ -102,6 +103,12 @@ class Status(IntEnum):
 
 
 STATUS_NAMES = ("none", "setup", "active", "device", "completed", "failed", "cancelled")
+
+
+def migrating(x: Reads) -> Term:
+    """A migration is under way on the source (SETUP, ACTIVE or DEVICE)."""
+    st = x["status"]
+    return (st == Status.SETUP) | (st == Status.ACTIVE) | (st == Status.DEVICE)
 
 
 class SrcRun(IntEnum):
@@ -167,6 +174,8 @@ class Phase(IntEnum):
     USER_STOP = 25  # vfio_vmstate_change(running=false, PAUSED): -> STOP_COPY / STOP
     USER_CONT_PREPARE = 26  # qmp_cont -> vm_start: prepare -> *_P2P
     USER_CONT = 27  # ... main VM-state callbacks -> RUNNING
+    SAVE_THREADS_JOIN = 28  # multifd_join_device_state_save_threads (model/migration/multifd.py)
+    LOAD_THREADS_WAIT = 29  # destination qemu_loadvm_thread_pool_wait, before vm_start
 
 
 PHASE_NAMES = (
@@ -176,6 +185,7 @@ PHASE_NAMES = (
     "dst_vm_start", "dst_resume", "vm_start_prepare", "vm_start", "vm_resume",
     "fail_log_global_stop", "fail_save_cleanup", "migration_notifier", "setup_sync",
     "user_stop_prepare", "user_stop", "user_cont_prepare", "user_cont",
+    "save_threads_join", "load_threads_wait",
 )
 NPH = len(Phase)
 USER_PHASES = (Phase.USER_STOP_PREPARE, Phase.USER_STOP, Phase.USER_CONT_PREPARE, Phase.USER_CONT)
@@ -264,9 +274,14 @@ def _success_order(cfg: ModelConfig) -> list[Phase]:
     if not early_sync and not cfg.has(Mutation.NO_FINAL_SYNC):
         switch.append(Phase.FINAL_SYNC)
     switch += [Phase.SEND_REST, Phase.SAVE_COMPLETE]
+    threads = any(cfg.multifd)  # multifd device state (10.0+): the save threads are joined
+    switch += [Phase.SAVE_THREADS_JOIN] if threads else []
     if not prof.stop_copy_to_stop_in_cleanup:
         switch.append(Phase.SAVE_COMPLETE_STOP)
-    dst = [Phase.LOAD_STATE, Phase.DST_START_PREPARE, Phase.DST_START, Phase.DST_RESUME]
+    dst = [Phase.LOAD_STATE]
+    if threads and not cfg.has(Mutation.NO_WAIT_FOR_LOAD_THREADS):
+        dst.append(Phase.LOAD_THREADS_WAIT)
+    dst += [Phase.DST_START_PREPARE, Phase.DST_START, Phase.DST_RESUME]
     src_end = [Phase.COMPLETE, Phase.LOG_STOP, Phase.SAVE_CLEANUP]
     # With the return path migration_completion() waits for the destination's SHUT, sent
     # after its vm_start (close_return_path_on_source; docs/sources.md#qemu-return-path).
@@ -332,8 +347,10 @@ class PhasePlan:
                 tgt[Phase.VM_STOP, d, q] = tgt[Phase.USER_STOP, d, q] = (
                     S.STOP_COPY if q in (S.PRE_COPY, S.PRE_COPY_P2P) else S.STOP
                 )
-                # vfio_save_complete_precopy: STOP_COPY, recover STOP.
-                tgt[Phase.SAVE_COMPLETE, d, q] = S.STOP_COPY
+                # vfio_save_complete_precopy: STOP_COPY, recover STOP; a multifd device's
+                # SET is in its save thread instead (model/migration/multifd.py).
+                if not (cfg.multifd and cfg.multifd[d]):
+                    tgt[Phase.SAVE_COMPLETE, d, q] = S.STOP_COPY
                 rec[Phase.SAVE_COMPLETE, d, q] = S.STOP
                 if q == S.STOP_COPY:
                     # 8.0/8.1: STOP (recover ERROR) at the end of save_complete;
@@ -375,7 +392,7 @@ class Control:
         self.settle_bound = self._settle_bound()
 
     # ------------------------------------------------------------------ reading
-    def at_cursor(self, x: _Reads, name: str) -> Term:
+    def at_cursor(self, x: Reads, name: str) -> Term:
         """The indexed variable ``name`` of the device the cursor points at."""
         cur = x["cursor"]
         out = x[self.cfg.key(name, 0)]
@@ -383,7 +400,7 @@ class Control:
             out = where(cur == d, x[self.cfg.key(name, d)], out)
         return out
 
-    def cached_at_cursor(self, x: _Reads) -> Term:
+    def cached_at_cursor(self, x: Reads) -> Term:
         """QEMU's cached state of the device the current phase works on (its side)."""
         src = self.at_cursor(x, "qstate")
         dst = self.at_cursor(x, "dst_qstate")
@@ -425,7 +442,7 @@ class Control:
             bound = max(bound, n)
         return bound
 
-    def has_work(self, t: _Reads) -> Term:
+    def has_work(self, t: Reads) -> Term:
         pc = t["pc"]
         kind = lookup(KIND, pc)
         work = true_like(pc)
@@ -451,7 +468,7 @@ class Control:
             work = where(skip, False, work)
         return work
 
-    def step(self, t: _Writes, rows: Term) -> None:
+    def step(self, t: Writes, rows: Term) -> None:
         """Move ``rows`` past their current unit: next device, or the next phase."""
         if not is_any(rows):
             return
@@ -578,7 +595,7 @@ class Control:
         if is_any(rows & ~ok):
             raise RuntimeError(f"an action's unit is not at phases {phases} / device {dev}")
 
-    def _by_unit(self, t: Next, rows: Term, run: Callable[[_Pinned], None],
+    def _by_unit(self, t: Next, rows: Term, run: Callable[[Pinned], None],
                  phases: Sequence[int] | None = None, dev: int | None = None) -> None:
         """Run ``run`` (a move of the unit, for every row) on z3 terms, as a case split
         over the concrete unit (``pc``, ``cursor``) that ``t`` is at.
@@ -604,7 +621,7 @@ class Control:
         cases: list[tuple[Term, dict[str, Term]]] = []
         for ph in starts:
             for c in cursors:
-                here = _Pinned(t, {"pc": np.int64(ph), "cursor": np.int64(c)})
+                here = Pinned(t, {"pc": np.int64(ph), "cursor": np.int64(c)})
                 run(here)
                 moved = {k: v for k, v in here.assigned.items()
                          if not (k in ("pc", "cursor") and as_const(v) == (ph if k == "pc" else c))}
@@ -619,11 +636,11 @@ class Control:
                 value = where(at, out.get(key, t[key]), value)
             t[key] = where(rows, value, t[key])
 
-    def _finish_here(self, here: _Pinned) -> None:
+    def _finish_here(self, here: Pinned) -> None:
         self.step(here, np.True_)
         self._settle_here(here)
 
-    def _settle_here(self, here: _Pinned) -> None:
+    def _settle_here(self, here: Pinned) -> None:
         """:meth:`settle` at one concrete unit: the skipping loop unrolled along the one
         path of units it can take, each skip guarded by the unit's (symbolic) lack of work."""
         written = {k: v for k, v in here.assigned.items() if k not in ("pc", "cursor")}
@@ -639,10 +656,10 @@ class Control:
         """The variables settling assigns when it starts at unit (``ph``, ``c``) of ``t``
         with ``written`` assigned by the units before (None: nothing, the unit surely has
         work)."""
-        key = (ph, c, budget, tuple(sorted((k, _const_key(v)) for k, v in written.items())))
+        key = (ph, c, budget, tuple(sorted((k, const_key(v)) for k, v in written.items())))
         if key in memo:
             return memo[key]
-        here = _Pinned(t, {"pc": np.int64(ph), "cursor": np.int64(c), **written})
+        here = Pinned(t, {"pc": np.int64(ph), "cursor": np.int64(c), **written})
         work = self.has_work(here)
         out: dict[str, Term] | None
         if budget == 0 or is_all(work):
@@ -659,36 +676,3 @@ class Control:
                    for k in dict.fromkeys([*stay, *rest])}
         memo[key] = out
         return out
-
-
-class _Reads(Protocol):
-    """What :meth:`Control.has_work` reads: variables by layout key (a View, a Next, or
-    a :class:`_Pinned` stand-in for one unit)."""
-
-    def __getitem__(self, key: str) -> Term: ...
-
-
-class _Writes(_Reads, Protocol):
-    """What :meth:`Control.step` writes: primed variables by layout key."""
-
-    def __setitem__(self, key: str, value: Term) -> None: ...
-
-
-class _Pinned:
-    """``t`` as seen from one concrete unit: ``pc``/``cursor`` (and whatever the skipped
-    units assigned) are fixed, the rest reads through; writes stay here."""
-
-    def __init__(self, t: Next, assigned: dict[str, Term]) -> None:
-        self.base = t
-        self.assigned = assigned
-
-    def __getitem__(self, key: str) -> Term:
-        return self.assigned[key] if key in self.assigned else self.base[key]
-
-    def __setitem__(self, key: str, value: Term) -> None:
-        self.assigned[key] = value
-
-
-def _const_key(v: Term) -> object:
-    """A hashable stand-in for a value written while settling (a constant, or a term)."""
-    return ("sym", v.get_id()) if is_symbolic(v) else int(np.asarray(v))

@@ -42,6 +42,7 @@ from model.migration import switchover
 from model.migration.actions import ActionBuilder, Parts
 from model.migration.config import PER_DEVICE, ModelConfig, make_config
 from model.migration.dirty import Trackers
+from model.migration.multifd import declare_threads
 from model.migration.phases import (
     DST_RUN_NAMES,
     KIND,
@@ -93,6 +94,7 @@ def declare_layout(cfg: ModelConfig) -> Layout:
     lay.flag("dst_fd", count=D, array=True, doc="destination device: QEMU holds a data_fd")
     lay.flag("dst_loaded", count=D, array=True, doc="destination device: its state was written")
     lay.flag("dst_valid", count=D, array=True, doc="destination device: RESUMING -> STOP validated it")
+    declare_threads(lay, cfg)
     declare_pages(lay, P, bitmap="QEMU's migration bitmap")
     iovas = iova_names(P)
     if cfg.log_start_can_fail:
@@ -138,7 +140,7 @@ def declare_request_goal(lay: Layout, parts: Parts) -> None:
 # descriptors.  The rest of a device's part of a state is what it recorded (DMA logs, P2P
 # hits, IOMMU dirty bits, IOVA mappings), read by actions over all devices at once.
 DEVICE_CONTROL = frozenset({"kstate", "qstate", "data_fd", "dst_kstate", "dst_qstate", "dst_fd",
-                            "dst_loaded", "dst_valid"})
+                            "dst_loaded", "dst_valid", "save_thread", "load_thread"})
 
 
 def device_symmetry(cfg: ModelConfig, lay: Layout) -> Symmetry | None:

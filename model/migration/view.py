@@ -17,7 +17,7 @@ from model.fsm.uapi import DeviceState
 from model.migration.actions import FAIR_FAMILIES, FAULT_FAMILIES, RESET_FAMILIES
 from model.migration.config import ModelConfig
 from model.migration.dirty import Trackers
-from model.migration.phases import DstRun, Phase, SrcRun, Status
+from model.migration.phases import DstRun, Phase, SrcRun, Status, migrating
 from model.migration.switchover import SWITCHOVER_FAMILIES
 from model.protocol.view import ConfigView
 
@@ -49,8 +49,7 @@ class QemuView(ConfigView):
         return [s.round <= cfg.rounds, s.attempt < cfg.attempts, s.cursor < cfg.devices]
 
     def migrating(self, s: View) -> Term:
-        st = s.status
-        return (st == Status.SETUP) | (st == Status.ACTIVE) | (st == Status.DEVICE)
+        return migrating(s)
 
     def doomed(self, s: View) -> Term:
         return s.mig_error == 1
