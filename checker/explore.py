@@ -226,19 +226,19 @@ class Explorer:
     def run(self) -> Result:
         self._t0 = self._last_progress = time.perf_counter()
         self._rss0 = current_rss_mb()
-        try:
-            with INTERRUPT.polling():
+        with INTERRUPT.polling():  # from here to the result, a Ctrl-C loses nothing found
+            try:
                 frontier: np.ndarray | None = self.init()
                 while frontier is not None and len(frontier):
                     frontier = self.level(frontier)
                 self.complete = frontier is not None and self.stopped is None
-        except KeyboardInterrupt:
-            self.stopped = (Limit.INTERRUPTED, None)
-        finally:
-            self.workers.close()
-        self.phase_seconds["search"] = self.elapsed()
-        self.peak_mb["search"] = peak_rss_mb()
-        return self.finish()
+            except KeyboardInterrupt:
+                self.stopped = (Limit.INTERRUPTED, None)
+            finally:
+                self.workers.close()
+            self.phase_seconds["search"] = self.elapsed()
+            self.peak_mb["search"] = peak_rss_mb()
+            return self.finish()
 
     def failed(self, exc: BaseException) -> Result:
         """The result of a run that raised ``exc``: :attr:`Outcome.ERROR`, the figures so far."""
@@ -580,7 +580,16 @@ class Explorer:
         )
 
     def finish(self) -> Result:
-        """The result: on a complete search also the witnesses' and liveness verdicts."""
+        """The result: on a complete search also the witnesses' and liveness verdicts.
+
+        A Ctrl-C here never loses the search: the whole of it is a polled region (the
+        request is only noted), except the liveness checks, which may be cut anywhere and
+        then stay unchecked; a request noted elsewhere leaves a complete result, and the
+        front end stops after it."""
+        with INTERRUPT.polling():
+            return self._finish()
+
+    def _finish(self) -> Result:
         spec = self.spec
         if not self._figures_fixed:
             self.stats.distinct = self.store.n
@@ -595,8 +604,13 @@ class Explorer:
             self._witness_verdicts(properties)
             if self.check_liveness and spec.liveness and not (self.first and self.violations):
                 t = time.perf_counter()
+                for name in spec.liveness:
+                    properties[name] = "unchecked"  # until decided; a Ctrl-C may come first
                 try:
-                    self._liveness_verdicts(graph, properties)
+                    with INTERRUPT.raising():
+                        self._liveness_verdicts(graph, properties)
+                except KeyboardInterrupt:
+                    self.stopped = (Limit.INTERRUPTED, None)
                 except _OverMemory:
                     self.stopped = (Limit.MEMORY, self.limits.memory_mb)
                 self.phase_seconds["liveness"] = time.perf_counter() - t
@@ -660,8 +674,6 @@ class Explorer:
         (then they stay unchecked)."""
         self.stats.phase = "liveness"
         self._report_progress(force=True)
-        for name in self.spec.liveness:
-            properties[name] = "unchecked"
         try:
             self._memory("liveness")
             if graph is not None:

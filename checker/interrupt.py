@@ -54,6 +54,19 @@ class Interrupt:
         finally:
             self._polling -= 1
 
+    @contextmanager
+    def raising(self) -> Iterator[Interrupt]:
+        """Inside a polled region, a stretch that cannot poll (long calls into compiled code)
+        and may be cut anywhere: a request made before it raises ``KeyboardInterrupt`` at
+        once, one made during it raises as without polling.  The caller catches it."""
+        saved, self._polling = self._polling, 0
+        try:
+            if self.requested:
+                raise KeyboardInterrupt
+            yield self
+        finally:
+            self._polling = saved
+
 
 #: The process's one Ctrl-C request (a signal is process-wide too).
 INTERRUPT = Interrupt()

@@ -26,6 +26,7 @@ from typing import Any
 import click
 
 from checker.explore import Explorer, Limits, Progress
+from checker.interrupt import INTERRUPT
 from checker.junit import junit_tree
 from checker.lang.layout import Layout
 from checker.result import Outcome, Result, Stats
@@ -222,10 +223,11 @@ def check(
     try:
         for t in targets:
             r = _explore_one(mode, t, limits, quiet=quiet, workers=workers)
-            c = t.judge(r, pins=mode.pins)
-            results.append((t, c))
-            output.finished(t, c)
-            if r.outcome == Outcome.INTERRUPTED:
+            with INTERRUPT.polling():  # a result in hand is judged and kept, Ctrl-C or not
+                c = t.judge(r, pins=mode.pins)
+                results.append((t, c))
+                output.finished(t, c)
+            if r.outcome == Outcome.INTERRUPTED or INTERRUPT.requested:
                 interrupted = True
                 break
     except KeyboardInterrupt:  # between explorations (building a spec, judging)

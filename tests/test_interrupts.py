@@ -219,3 +219,46 @@ def test_finaliser_errors_after_ctrl_c_are_dropped_but_not_before(monkeypatch: p
     monkeypatch.setattr(interrupts._State, "signals", 1)
     interrupts._unraisable(info)
     assert seen == [info]  # after one: the consequence of a cut constructor, dropped
+
+
+# --- the request API, and where a Ctrl-C may cut the explorer -------------------------------------
+
+
+def test_raising_inside_polling_raises_and_restores_polling() -> None:
+    from checker.interrupt import Interrupt
+
+    intr = Interrupt()
+    with intr.polling():
+        with intr.raising():
+            assert not intr.polled  # cut anywhere: the handler raises
+        assert intr.polled
+        intr.request()
+        with pytest.raises(KeyboardInterrupt), intr.raising():
+            pytest.fail("a request made before the stretch must raise at its start")
+        assert intr.polled
+
+
+def test_a_ctrl_c_after_the_search_keeps_the_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI saw the liveness test lose the whole result: the Ctrl-C meant for the liveness
+    phase was raised just after it, outside any handler.  Now the explorer notes a request
+    anywhere after the search and only the liveness checks are cut."""
+    from checker.explore import Explorer
+    from checker.interrupt import INTERRUPT
+    from checker.result import Outcome
+    from cli.load import load_targets
+
+    (target,) = load_targets([str(SPECS / "cancel-recovers.toml")])
+    original = Explorer._witness_verdicts
+
+    def request_then_witnesses(self: Explorer, properties: dict[str, str]) -> None:
+        INTERRUPT.request()  # as the SIGINT handler does, inside the polled region
+        original(self, properties)
+
+    monkeypatch.setattr(Explorer, "_witness_verdicts", request_then_witnesses)
+    try:
+        result = Explorer(target.spec).run()
+    finally:
+        INTERRUPT.clear()
+    assert result.outcome == Outcome.INTERRUPTED
+    assert result.stats.distinct == 4013  # the pin of specs/cancel-recovers.toml: the whole search
+    assert result.properties["NoPageLost"] == "ok" and result.properties["MigrationEnds"] == "unchecked"
