@@ -295,13 +295,69 @@ def _success_order(cfg: ModelConfig) -> list[Phase]:
     return [*setup, Phase.SAVE_SETUP, Phase.LOAD_SETUP, Phase.ACTIVE, *switch]
 
 
+def _request_tables(cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The target and recover state of each (phase, device, cached state); -1: no SET."""
+    prof = cfg.profile
+    D = cfg.devices
+    tgt = np.full((NPH, D, 8), -1, dtype=np.int64)
+    rec = np.zeros((NPH, D, 8), dtype=np.int64)  # ERROR (0): reset on failure
+    for d in range(D):
+        p2p, pre = cfg.has_p2p(d), cfg.has_pre_copy(d)
+        for q in range(8):
+            # save_setup (vfio_save_setup, 8.1+ eda7362af9): only PRE_COPY devices,
+            # only from cached RUNNING (from STOP nothing happens).
+            if prof.uses_pre_copy and pre and q == S.RUNNING:
+                tgt[Phase.SAVE_SETUP, d, q] = S.PRE_COPY
+                rec[Phase.SAVE_SETUP, d, q] = S.RUNNING
+            # load_setup (vfio_load_setup): RESUMING, recover = the cached state.
+            tgt[Phase.LOAD_SETUP, d, q] = S.RESUMING
+            rec[Phase.LOAD_SETUP, d, q] = q
+            # prepare callbacks exist only for P2P devices (8.2+, 94f775e428).
+            if prof.p2p_prepare and p2p:
+                if not cfg.has(Mutation.SKIP_P2P_PREPARE):
+                    tgt[Phase.VM_STOP_PREPARE, d, q] = _prepare_target(q)
+                tgt[Phase.FAIL_START_PREPARE, d, q] = _prepare_target(q)
+                tgt[Phase.DST_START_PREPARE, d, q] = _prepare_target(q)
+                tgt[Phase.USER_STOP_PREPARE, d, q] = _prepare_target(q)
+                tgt[Phase.USER_CONT_PREPARE, d, q] = _prepare_target(q)
+            # vfio_vmstate_change(running=false) with FINISH_MIGRATE.
+            # The same with PAUSED (8.1+ eda7362af9; 8.0 has no PRE_COPY state).
+            tgt[Phase.VM_STOP, d, q] = tgt[Phase.USER_STOP, d, q] = (
+                S.STOP_COPY if q in (S.PRE_COPY, S.PRE_COPY_P2P) else S.STOP
+            )
+            # vfio_save_complete_precopy: STOP_COPY, recover STOP; a multifd device's
+            # SET is in its save thread instead (model/migration/multifd.py).
+            if not (cfg.multifd and cfg.multifd[d]):
+                tgt[Phase.SAVE_COMPLETE, d, q] = S.STOP_COPY
+            rec[Phase.SAVE_COMPLETE, d, q] = S.STOP
+            if q == S.STOP_COPY:
+                # 8.0/8.1: STOP (recover ERROR) at the end of save_complete;
+                # 8.2+: in vfio_save_cleanup (5485298ce0).
+                if prof.stop_copy_to_stop_in_cleanup:
+                    tgt[Phase.SAVE_CLEANUP, d, q] = S.STOP
+                    tgt[Phase.FAIL_SAVE_CLEANUP, d, q] = S.STOP
+                else:
+                    tgt[Phase.SAVE_COMPLETE_STOP, d, q] = S.STOP
+            tgt[Phase.FAIL_START, d, q] = tgt[Phase.USER_CONT, d, q] = S.RUNNING
+            tgt[Phase.DST_START, d, q] = S.RUNNING
+            # vfio_migration_state_notifier(PRECOPY_FAILED): RUNNING whatever the run
+            # state; the patch flag keeps a paused VM's devices in STOP instead.
+            keep_stopped = cfg.paused and prof.failure_notifier_follows_runstate
+            tgt[Phase.FAIL_NOTIFY, d, q] = S.STOP if keep_stopped else S.RUNNING
+    # vfio_migration_set_state() makes no ioctl for the state QEMU already caches (9.1+,
+    # 64366eddf1); before, the SET goes to the kernel, whose driver loop takes no arc.
+    if prof.set_state_skips_cached:
+        for q in range(8):
+            same = tgt[:, :, q] == q
+            tgt[:, :, q][same] = -1
+    return tgt, rec
+
+
 class PhasePlan:
     """The phase order and the per-(phase, device, cached state) request tables."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         self.cfg = cfg
-        prof = cfg.profile
-        D = cfg.devices
         order = _success_order(cfg)
         fail = [Phase.FAIL_START_PREPARE, Phase.FAIL_START, Phase.FAIL_RESUME,
                 Phase.FAIL_LOG_STOP, Phase.FAIL_SAVE_CLEANUP, Phase.FAIL_NOTIFY, Phase.IDLE]
@@ -323,60 +379,7 @@ class PhasePlan:
                 self.next[a] = b
             self.reachable |= frozenset(USER_PHASES)
 
-        # ---- request tables: target / recover per (phase, device, cached state)
-        tgt = np.full((NPH, D, 8), -1, dtype=np.int64)
-        rec = np.zeros((NPH, D, 8), dtype=np.int64)  # ERROR (0): reset on failure
-        for d in range(D):
-            p2p, pre = cfg.has_p2p(d), cfg.has_pre_copy(d)
-            for q in range(8):
-                # save_setup (vfio_save_setup, 8.1+ eda7362af9): only PRE_COPY devices,
-                # only from cached RUNNING (from STOP nothing happens).
-                if prof.uses_pre_copy and pre and q == S.RUNNING:
-                    tgt[Phase.SAVE_SETUP, d, q] = S.PRE_COPY
-                    rec[Phase.SAVE_SETUP, d, q] = S.RUNNING
-                # load_setup (vfio_load_setup): RESUMING, recover = the cached state.
-                tgt[Phase.LOAD_SETUP, d, q] = S.RESUMING
-                rec[Phase.LOAD_SETUP, d, q] = q
-                # prepare callbacks exist only for P2P devices (8.2+, 94f775e428).
-                if prof.p2p_prepare and p2p:
-                    if not cfg.has(Mutation.SKIP_P2P_PREPARE):
-                        tgt[Phase.VM_STOP_PREPARE, d, q] = _prepare_target(q)
-                    tgt[Phase.FAIL_START_PREPARE, d, q] = _prepare_target(q)
-                    tgt[Phase.DST_START_PREPARE, d, q] = _prepare_target(q)
-                    tgt[Phase.USER_STOP_PREPARE, d, q] = _prepare_target(q)
-                    tgt[Phase.USER_CONT_PREPARE, d, q] = _prepare_target(q)
-                # vfio_vmstate_change(running=false) with FINISH_MIGRATE.
-                # The same with PAUSED (8.1+ eda7362af9; 8.0 has no PRE_COPY state).
-                tgt[Phase.VM_STOP, d, q] = tgt[Phase.USER_STOP, d, q] = (
-                    S.STOP_COPY if q in (S.PRE_COPY, S.PRE_COPY_P2P) else S.STOP
-                )
-                # vfio_save_complete_precopy: STOP_COPY, recover STOP; a multifd device's
-                # SET is in its save thread instead (model/migration/multifd.py).
-                if not (cfg.multifd and cfg.multifd[d]):
-                    tgt[Phase.SAVE_COMPLETE, d, q] = S.STOP_COPY
-                rec[Phase.SAVE_COMPLETE, d, q] = S.STOP
-                if q == S.STOP_COPY:
-                    # 8.0/8.1: STOP (recover ERROR) at the end of save_complete;
-                    # 8.2+: in vfio_save_cleanup (5485298ce0).
-                    if prof.stop_copy_to_stop_in_cleanup:
-                        tgt[Phase.SAVE_CLEANUP, d, q] = S.STOP
-                        tgt[Phase.FAIL_SAVE_CLEANUP, d, q] = S.STOP
-                    else:
-                        tgt[Phase.SAVE_COMPLETE_STOP, d, q] = S.STOP
-                tgt[Phase.FAIL_START, d, q] = tgt[Phase.USER_CONT, d, q] = S.RUNNING
-                tgt[Phase.DST_START, d, q] = S.RUNNING
-                # vfio_migration_state_notifier(PRECOPY_FAILED): RUNNING whatever the run
-                # state; the patch flag keeps a paused VM's devices in STOP instead.
-                keep_stopped = cfg.paused and prof.failure_notifier_follows_runstate
-                tgt[Phase.FAIL_NOTIFY, d, q] = S.STOP if keep_stopped else S.RUNNING
-        # vfio_migration_set_state() makes no ioctl for the state QEMU already caches (9.1+,
-        # 64366eddf1); before, the SET goes to the kernel, whose driver loop takes no arc.
-        if prof.set_state_skips_cached:
-            for q in range(8):
-                same = tgt[:, :, q] == q
-                tgt[:, :, q][same] = -1
-        self.tgt = tgt
-        self.rec = rec
+        self.tgt, self.rec = _request_tables(cfg)
 
 
 class Control:
