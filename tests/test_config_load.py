@@ -131,3 +131,10 @@ def test_the_fix_as_a_patch_of_10_0_passes_and_the_finding_names_it() -> None:
     assert f.fix_flags == {"has_load_config_after_iter": True}
     _, res = _explore(qemu={"base": "10.0", **f.fix_flags})
     assert res.outcome == "pass"
+
+
+def test_a_timed_run_names_the_arch_it_does_not_exercise() -> None:
+    from model.concrete.plan import unexercised_keys
+
+    assert unexercised_keys(_scenario()) == ["[vm].arch"]
+    assert unexercised_keys(_scenario(arch=None)) == []
