@@ -56,6 +56,8 @@ class Property(StrEnum):
     DESTINATION_STARTS_LOADED = ("DestinationStartsLoaded", PropertyKind.INVARIANT)
     NO_SPLIT_BRAIN = ("NoSplitBrain", PropertyKind.INVARIANT)
     VCPUS_STOPPED_FOR_STOP_COPY = ("VcpusStoppedForStopCopy", PropertyKind.INVARIANT)
+    CONFIG_LOAD_AFTER_INTERRUPT_CONTROLLER = ("ConfigLoadAfterInterruptController",
+                                              PropertyKind.INVARIANT)
     MIGRATION_ENDS = ("MigrationEnds", PropertyKind.LIVENESS)
     MIGRATION_CAN_COMPLETE = ("MigrationCanComplete", PropertyKind.WITNESS)
 

@@ -48,6 +48,25 @@ _FIX_STARTED = ("count a container without dirty-tracking support as started (se
                 "vfio_container_set_dirty_page_tracking(), or test dirty_pages_supported in "
                 "vfio_container_dirty_tracking_is_started())")
 
+_CONFIG_BEFORE_GIC_PATH = (
+    "the source's save thread vfio_multifd_save_complete_precopy_thread() "
+    "(hw/vfio/migration-multifd.c, 10.0 8305921a91) queues the device config as the last "
+    "multifd buffer; vfio_save_state() puts only an empty end marker in the device's "
+    "non-iterable section (vfio_multifd_emit_dummy_eos)",
+    "on the destination vfio_load_bufs_thread() (b1937fd1eb), started at the switchover "
+    "marker, writes the buffers in order and then calls vfio_load_bufs_thread_load_config() "
+    "at once, with no wait on the main stream",
+    "the main thread loads the interrupt controller's GICv3 / ITS sections in the "
+    "non-iterables phase of qemu_loadvm_state_main() (MIG_PRI_GICV3 / MIG_PRI_GICV3_ITS "
+    "sort them before VFIO's, savevm_state_handler_insert): nothing orders the thread's "
+    "config load (vfio_pci_load_config: MSI / MSI-X, routed through the ITS on ARM) after "
+    "them, the order d329f5032e17 made for the main stream",
+    "10.1 (6380b0a02f) adds x-migration-load-config-after-iter, auto = on for an ARM "
+    "target: the thread waits for DEV_CONFIG_LOAD_READY in the device's non-iterable "
+    "section (vfio_load_state_config_load_ready); hw_compat_10_0 sets it off for machine "
+    "types up to 10.0, where the 10.0 order remains",
+)
+
 QEMU_FINDINGS: tuple[Finding, ...] = (
     Finding(
         name="all-dirty-10.2-loses-pages",
@@ -186,7 +205,27 @@ QEMU_FINDINGS: tuple[Finding, ...] = (
             "must not restart the source: leave the VM stopped for management to decide, "
             "as the 10.2 branch for a failed drive re-activation already does",
     ),
+    Finding(
+        name="multifd-10.0-aarch64-config-before-gic",
+        title="10.0 multifd on ARM: a VFIO device's config can load before the interrupt "
+              "controller's state",
+        configuration="an ARM (aarch64) guest, the multifd capability with the default "
+                      "x-migration-multifd-transfer=auto (or on), QEMU 10.0 (or 10.1+ with "
+                      "x-migration-load-config-after-iter=off, as for a virt-10.0 or older "
+                      "machine type)",
+        path=_CONFIG_BEFORE_GIC_PATH,
+        checked="line by line in hw/vfio/migration-multifd.c (vfio_load_bufs_thread, "
+                "vfio_multifd_save_complete_precopy_thread) and hw/vfio/migration.c "
+                "(vfio_save_state) at 10.0 7c949c53e9, the 10.1 change 6380b0a02f and its "
+                "hw_compat_10_0 entry; the section order from savevm_state_handler_insert "
+                "and the GIC priorities; what a config loaded before the GIC does to the "
+                "guest's interrupts (the reason 6380b0a02f gives) is inferred, not run",
+        fix="load the config only after the device's non-iterable section (what 10.1's "
+            "x-migration-load-config-after-iter does, on by default for ARM)",
+        fix_flags={"has_load_config_after_iter": True},
+    ),
 )
+
 
 
 def finding(name: str) -> Finding:

@@ -103,6 +103,7 @@ TRACKING_METHODS: tuple[str, ...] = tuple(m.value for m in Method)
 
 IommuBackend = Literal["type1", "iommufd", "iommufd-compat"]
 OnOffAuto = Literal["on", "off", "auto"]
+ARCHES: tuple[str, ...] = ("x86_64", "aarch64")
 ExpectKind = Literal["pass", "blocked", "violation"]
 
 
@@ -119,6 +120,7 @@ class DeviceProperties:
     enable_migration: OnOffAuto = "auto"  # 8.1+; under 8.0 "on"/"off" = x-enable-migration
     # x-migration-multifd-transfer, 10.0+ (623af41dd3), default auto (hw/vfio/pci.c)
     migration_multifd_transfer: OnOffAuto = "auto"
+    migration_load_config_after_iter: OnOffAuto = "auto"  # x-migration-load-config-after-iter, 10.1+
 
     @property
     def x_pre_copy_dirty_page_tracking(self) -> bool:
@@ -157,6 +159,7 @@ class VmConfig:
     paused: bool = False  # the VM is paused (QEMU: a user's stop) when the migration starts
     # QEMU: the user may stop the VM during pre-copy and continue it (model.migration.user_pause)
     user_pause: bool = False
+    arch: str = "x86_64"  # QEMU: the guest architecture (read by model.migration.config_load)
 
 
 @dataclass(frozen=True)
@@ -297,12 +300,17 @@ def load_scenarios(paths_or_dirs: Iterable[str | Path]) -> list[Scenario]:
 
 _TOP_KEYS = ("name", "description", "vmm", "qemu", "cloud_hypervisor", "vm", "host", "devices",
              "migration", "check", "mutations")
-_VM_KEYS = ("pages", "viommu", "cpu_writes", "ram", "paused", "user_pause")
+_VM_KEYS = ("pages", "viommu", "cpu_writes", "ram", "paused", "user_pause", "arch")
 _HOST_KEYS = ("iommu", "iommu_dirty_tracking")
 _DEVICE_KEYS = ("name", "features", "dma_logging", "dma_pages", "pins", "p2p_dma",
                 "iommu_dirty_tracking", "properties", "migration")
 _PROPERTY_KEYS = ("x-pre-copy-dirty-page-tracking", "x-device-dirty-page-tracking",
-                  "enable-migration", "x-migration-multifd-transfer")
+                  "enable-migration", "x-migration-multifd-transfer",
+                  "x-migration-load-config-after-iter")
+_NEWER_PROPERTIES = {  # properties newer than 8.0: (the profile flag that says they exist, since)
+    "x-device-dirty-page-tracking": ("has_device_dirty_page_tracking_property", "9.1, 30b9167785"),
+    "x-migration-multifd-transfer": ("has_multifd_device_state", "10.0, 623af41dd3"),
+    "x-migration-load-config-after-iter": ("has_load_config_after_iter", "10.1, 6380b0a02f")}
 _MIGRATION_KEYS = ("precopy_rounds", "cancel", "device_faults", "query_faults",
                    "log_start_faults", "hwpt_tracking_faults", "log_stop_faults", "attempts",
                    "postcopy", "background_snapshot", "local", "preserve_source", "late_errors",
@@ -400,7 +408,8 @@ def _load_vm(t: Table, vmm: str, profile: Profile) -> VmConfig:
                              "failure_notifier_follows_runstate (it is read for [vm].paused only)")
     return VmConfig(pages=pages, viommu=t.boolean("viommu", False),
                     cpu_writes=t.boolean("cpu_writes", True), ram=ram,
-                    paused=paused, user_pause=user_pause)
+                    paused=paused, user_pause=user_pause,
+                    arch=t.choice("arch", "x86_64", ARCHES, what="guest architecture"))
 
 
 def _load_host(t: Table, profile: Profile) -> HostConfig:
@@ -485,9 +494,9 @@ def _load_properties(t: Table, profile: Profile) -> DeviceProperties:
         t.fail("x-pre-copy-dirty-page-tracking",
                'an OnOffAuto property: write "on", "off" or "auto" (as QEMU takes it)')
     pre_copy = t.choice("x-pre-copy-dirty-page-tracking", "on", ON_OFF_AUTO)
-    if "x-device-dirty-page-tracking" in t.data and not profile.has_device_dirty_page_tracking_property:
-        t.fail("x-device-dirty-page-tracking",
-               f"property does not exist in QEMU {profile.name} (added in 9.1, 30b9167785)")
+    for key, (flag, since) in _NEWER_PROPERTIES.items():
+        if key in t.data and not getattr(profile, flag):
+            t.fail(key, f"property does not exist in QEMU {profile.name} (added in {since})")
     device_tracking = t.choice("x-device-dirty-page-tracking", "on", ON_OFF_AUTO)
     if profile.enable_migration_property is EnableMigrationProperty.EXPERIMENTAL_BOOL:
         # QEMU 8.0: boolean x-enable-migration, default false (hw/vfio/pci.c at c1eb2ddf0f).
@@ -496,14 +505,13 @@ def _load_properties(t: Table, profile: Profile) -> DeviceProperties:
                                "x-enable-migration, default off)")
     else:
         enable = t.choice("enable-migration", "auto", ON_OFF_AUTO)
-    if "x-migration-multifd-transfer" in t.data and not profile.has_multifd_device_state:
-        t.fail("x-migration-multifd-transfer",
-               f"property does not exist in QEMU {profile.name} (added in 10.0, 623af41dd3)")
     multifd = t.choice("x-migration-multifd-transfer", "auto", ON_OFF_AUTO)
+    config_after_iter = t.choice("x-migration-load-config-after-iter", "auto", ON_OFF_AUTO)
     return DeviceProperties(pre_copy_dirty_page_tracking=pre_copy,  # type: ignore[arg-type]
                             x_device_dirty_page_tracking=device_tracking,  # type: ignore[arg-type]
                             enable_migration=enable,  # type: ignore[arg-type]
-                            migration_multifd_transfer=multifd)  # type: ignore[arg-type]
+                            migration_multifd_transfer=multifd,  # type: ignore[arg-type]
+                            migration_load_config_after_iter=config_after_iter)  # type: ignore[arg-type]
 
 
 def _load_migration(t: Table, profile: Profile, vmm: str) -> MigrationConfig:

@@ -27,7 +27,8 @@ QEMU_ONLY: dict[str, dict[str, str]] = {
          "host": "QEMU's host IOMMU backend and its dirty tracking",
          "mutations": "deliberate bugs in QEMU's flow"},
     "vm": {"ram": "guest RAM for QEMU's type1 dirty-bitmap limit",
-           "user_pause": "a user's stop and cont of QEMU's VM during pre-copy"},
+           "user_pause": "a user's stop and cont of QEMU's VM during pre-copy",
+           "arch": "the guest architecture of QEMU's target (its VFIO config load ordering)"},
     "devices": {"pins": "pages pinned through type1 (QEMU's type1 dirty tracking)",
                 "properties": "QEMU -device vfio-pci properties",
                 "iommu_dirty_tracking": "the device's IOMMU dirty capability (QEMU's iommufd "

@@ -210,8 +210,8 @@ def test_contract_names() -> None:
     assert PROPERTY_NAMES == (
         "TypeOK", "NoPageLost", "DirtyTrackingSound", "NoDeviceTrackingWithViommu",
         "LegalDeviceArcs", "P2PQuiescedBeforeStop", "SourceRecovers",
-        "DestinationStartsLoaded", "NoSplitBrain", "VcpusStoppedForStopCopy", "MigrationEnds",
-        "MigrationCanComplete",
+        "DestinationStartsLoaded", "NoSplitBrain", "VcpusStoppedForStopCopy",
+        "ConfigLoadAfterInterruptController", "MigrationEnds", "MigrationCanComplete",
     )
     assert set(MUTATIONS) == {
         "no_final_sync", "sync_before_devices_stop", "allow_viommu_device_tracking",
@@ -232,7 +232,7 @@ def test_contract_names() -> None:
         "NoDeviceTrackingWithViommu": "invariant", "LegalDeviceArcs": "action-invariant",
         "P2PQuiescedBeforeStop": "invariant", "SourceRecovers": "invariant",
         "DestinationStartsLoaded": "invariant", "NoSplitBrain": "invariant",
-        "VcpusStoppedForStopCopy": "invariant",
+        "VcpusStoppedForStopCopy": "invariant", "ConfigLoadAfterInterruptController": "invariant",
         "MigrationEnds": "liveness", "MigrationCanComplete": "witness",
     }
 
@@ -260,7 +260,7 @@ def test_contract_members_are_their_spec_file_names() -> None:
          "[devices.1].dma_pages: page 5 is out of range 0..2 (vm.pages = 3)"),
         ("unknown_key.toml",
          "[vm].pagez: unknown key; allowed: pages, viommu, cpu_writes, ram, paused, "
-         "user_pause; did you mean 'pages'?"),
+         "user_pause, arch; did you mean 'pages'?"),
         ("unknown_profile.toml",
          'qemu: unknown profile "7.2"; allowed: "8.0", "8.1", "8.2", "9.0", "9.1", "9.2", '
          '"10.0", "10.1", "10.2", "master"'),
@@ -319,7 +319,8 @@ DEV = {"name": "vf0"}
         ({"devices": [{"name": "vf0", "properties": {"enable_migration": "on"}}]},
          "[devices.0.properties].enable_migration: unknown key; allowed: "
          "x-pre-copy-dirty-page-tracking, x-device-dirty-page-tracking, enable-migration, "
-         "x-migration-multifd-transfer; did you mean 'enable-migration'?"),
+         "x-migration-multifd-transfer, x-migration-load-config-after-iter; did you mean "
+         "'enable-migration'?"),
         ({"devices": [DEV], "migration": {"rounds": 2}},
          "[migration].rounds: unknown key; allowed: precopy_rounds, cancel, device_faults, "
          "query_faults, log_start_faults, hwpt_tracking_faults, log_stop_faults, attempts, "

@@ -69,7 +69,7 @@ from model.fsm.uapi import (
     DeviceState,
     supported_states,
 )
-from model.migration import return_path, switchover
+from model.migration import config_load, return_path, switchover
 from model.migration.config import ModelConfig
 from model.migration.dirty import Trackers
 from model.migration.multifd import MULTIFD_FAIR_FAMILIES, MultifdActions, reset_threads
@@ -103,7 +103,7 @@ FAIR_FAMILIES: tuple[str, ...] = (
     "MigrateStart", "MigrateRefused", *ISSUE_FAMILIES, "KernelStep", "DstKernelStep",
     "DeviceReset", "DstDeviceReset", "SetupSync", "SendPage", "LogSync", "Switchover", "FinalSync",
     "Complete", "LogGlobalStop", "LoadState", "DstResume", "VmResume", "MigrationFails",
-    *MULTIFD_FAIR_FAMILIES,
+    *MULTIFD_FAIR_FAMILIES, *config_load.CONFIG_LOAD_FAIR_FAMILIES,
 )
 FAULT_FAMILIES = ("DeviceFault", "DstDeviceFault", "LoadStateFails")
 RESET_FAMILIES = ("DeviceReset", "DstDeviceReset")
@@ -154,6 +154,7 @@ class ActionBuilder:
         if self.cfg.viommu:
             self._viommu()
         self.actions += switchover.actions(self.cfg, self.p.trk) + return_path.actions(self.cfg, self.p.ctl)
+        self.actions += config_load.actions(self.cfg, self.p.ctl)
         return self.actions + MultifdActions(self.cfg, self.p.plan, self.p.ctl).build()
 
     # ================================================================== migrate command
@@ -186,6 +187,7 @@ class ActionBuilder:
             if cfg.p2p_actions:
                 t[cfg.key("p2p_hit", d)] = 0
         reset_threads(cfg, t)
+        config_load.reset(cfg, t)
         trk.log_start(t)
         switchover.restart(cfg, t)
         first = self.p.plan.order[0]
@@ -530,6 +532,7 @@ class ActionBuilder:
                 # is written to the RESUMING data_fd (multifd: only an end marker).
                 if not cfg.multifd[d]:
                     t[cfg.key("dst_loaded", d)] = 1
+                    config_load.config_loaded(cfg, t, d)  # its non-iterable section
                 ctl.finish(t, s.ones(), phases=(Phase.LOAD_STATE,), dev=d)
 
             self.add("LoadState", lguard, load, dev=cfg.names[d])

@@ -18,7 +18,7 @@ from model.contract import Mutation
 from model.decision.tracking import Method, TrackingDecision
 from model.fsm.kernel.step import KernelStepFunction
 from model.fsm.uapi import DeviceState, MigFlag
-from model.migration.multifd_transfer import multifd_transfer
+from model.migration.multifd_transfer import load_config_after_iter, multifd_transfer
 from model.profiles import Profile
 from model.protocol.kernel import device_flags, device_tables
 from model.scenario import Scenario
@@ -29,7 +29,7 @@ S = DeviceState
 PER_DEVICE = frozenset({
     "kstate", "qstate", "data_fd", "p2p_hit", "dma_log", "log_range",
     "dst_kstate", "dst_qstate", "dst_fd", "dst_loaded", "dst_valid", "init_data_sent",
-    "save_thread", "load_thread",
+    "save_thread", "load_thread", "dst_config",
 })
 
 
@@ -63,6 +63,8 @@ class ModelConfig:
     hwpt_dirty: tuple[bool, ...] = ()
     # per device: its final state goes over multifd in a save / load thread (10.0+)
     multifd: tuple[bool, ...] = ()
+    # per device: its load thread loads the config only after the iterables (10.1+)
+    config_after_iter: tuple[bool, ...] = ()
 
     # ------------------------------------------------------------------ derived views
     @property
@@ -244,4 +246,5 @@ def make_config(
         hwpt_dirty=(decision.hwpt_dirty if decision.hwpt_dirty
                     else tuple(decision.method is Method.IOMMUFD_HW for _ in scenario.devices)),
         multifd=multifd_transfer(scenario, scenario.profile),
+        config_after_iter=load_config_after_iter(scenario, scenario.profile),
     )

@@ -52,8 +52,8 @@ QEMU 10.0 (7c949c53e9), 10.1 (f8b2f64e23), 10.2 (698104725e) and master (ece4088
 ║ (LOAD_STATE) to the wait before vm_start, in any order among devices.  Its write    ║
 ║ succeeds only into a RESUMING device.  Not modelled: the buffer-by-buffer order      ║
 ║ (vfio_load_state_buffer_insert places each by index, so the written data is the    ║
-║ same), the config load ordering of x-migration-load-config-after-iter (10.1+,       ║
-║ 6380b0a02f; the model has no device config) and, with a failed load, the return      ║
+║ same; the config load ordering of x-migration-load-config-after-iter, 10.1+, is      ║
+║ model/migration/config_load.py) and, with a failed load, the return                  ║
 ║ path to the source (the destination exits; the source stays POSTMIGRATE).           ║
 ╚══════════════════════════════════════════════════════════════════════════════════════╝
 """
@@ -70,6 +70,7 @@ from checker.lang.ops import Term, all_of, any_of, isin, lookup_bool, where
 from checker.lang.spec import Action, Effect, Predicate
 from model.contract import Mutation
 from model.fsm.uapi import DeviceState
+from model.migration import config_load
 from model.migration.config import ModelConfig
 from model.migration.phases import Control, DstRun, Phase, PhasePlan, Status
 
@@ -225,9 +226,10 @@ class MultifdActions:
         window = _load_window(cfg)
         faults = cfg.scenario.migration.device_faults
         for d in self._devices():
+            when = config_load.thread_window(cfg, d, window)
 
-            def guard(s: View, d: int = d) -> Term:
-                return all_of([isin(s.pc, window), s.dst_run == DstRun.INMIGRATE,
+            def guard(s: View, d: int = d, when: Callable[[View], Term] = when) -> Term:
+                return all_of([when(s), s.dst_run == DstRun.INMIGRATE,
                                s[cfg.key("load_thread", d)] == Thread.PENDING])
 
             def run(s: View, t: Next, d: int = d) -> None:
@@ -236,6 +238,7 @@ class MultifdActions:
                 ok = s[cfg.key("dst_kstate", d)] == S.RESUMING
                 t[cfg.key("dst_loaded", d)] = where(ok, 1, s[cfg.key("dst_loaded", d)])
                 t[cfg.key("load_thread", d)] = where(ok, Thread.DONE, Thread.FAILED)
+                config_load.config_loaded(cfg, t, d, ok)  # the config is the last buffer
 
             self._add("LoadThread", guard, run, dev=cfg.names[d])
             if faults:

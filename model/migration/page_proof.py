@@ -310,6 +310,11 @@ def reached_control(ob: Obligation, control_rows: Sequence[Sequence[int]]) -> Pr
             parts = [z3.Extract(w - 1, 0, c) for c, w in zip(cols, widths, strict=True)]
             packed = z3.Concat(*reversed(parts)) if len(parts) > 1 else parts[0]
             return z3.Or([packed == z3.BitVecVal(v, total) for v in packed_rows])
+        if total > 64:
+            # Wider than a uint64 (e.g. aarch64's config-load flags on two multifd
+            # devices): pack into Python ints instead.
+            wide = sum(np.asarray(c).astype(object) << sh for c, sh in zip(cols, shifts, strict=True))
+            return np.isin(wide, np.asarray(packed_rows, dtype=object))
         packed_np = sum(np.asarray(c, dtype=np.uint64) << np.uint64(sh)
                         for c, sh in zip(cols, shifts, strict=True))
         return np.isin(packed_np, np.asarray(packed_rows, dtype=np.uint64))

@@ -176,6 +176,7 @@ class Phase(IntEnum):
     USER_CONT = 27  # ... main VM-state callbacks -> RUNNING
     SAVE_THREADS_JOIN = 28  # multifd_join_device_state_save_threads (model/migration/multifd.py)
     LOAD_THREADS_WAIT = 29  # destination qemu_loadvm_thread_pool_wait, before vm_start
+    LOAD_IRQCHIP = 30  # destination, aarch64: the GICv3 / ITS sections (model/migration/config_load.py)
 
 
 PHASE_NAMES = (
@@ -185,7 +186,7 @@ PHASE_NAMES = (
     "dst_vm_start", "dst_resume", "vm_start_prepare", "vm_start", "vm_resume",
     "fail_log_global_stop", "fail_save_cleanup", "migration_notifier", "setup_sync",
     "user_stop_prepare", "user_stop", "user_cont_prepare", "user_cont",
-    "save_threads_join", "load_threads_wait",
+    "save_threads_join", "load_threads_wait", "load_interrupt_controller",
 )
 NPH = len(Phase)
 USER_PHASES = (Phase.USER_STOP_PREPARE, Phase.USER_STOP, Phase.USER_CONT_PREPARE, Phase.USER_CONT)
@@ -278,7 +279,9 @@ def _success_order(cfg: ModelConfig) -> list[Phase]:
     switch += [Phase.SAVE_THREADS_JOIN] if threads else []
     if not prof.stop_copy_to_stop_in_cleanup:
         switch.append(Phase.SAVE_COMPLETE_STOP)
-    dst = [Phase.LOAD_STATE]
+    # aarch64: the interrupt controller's sections load before the devices' (priority order)
+    dst = [Phase.LOAD_IRQCHIP] if cfg.scenario.vm.arch == "aarch64" else []
+    dst.append(Phase.LOAD_STATE)
     if threads and not cfg.has(Mutation.NO_WAIT_FOR_LOAD_THREADS):
         dst.append(Phase.LOAD_THREADS_WAIT)
     dst += [Phase.DST_START_PREPARE, Phase.DST_START, Phase.DST_RESUME]

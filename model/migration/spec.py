@@ -38,7 +38,7 @@ from model.decision.tracking import TrackingDecision, decide
 from model.fsm.kernel.builtin import default_kernel
 from model.fsm.kernel.step import KernelStepFunction
 from model.fsm.uapi import STATE_NAMES, DeviceState
-from model.migration import switchover
+from model.migration import config_load, switchover
 from model.migration.actions import ActionBuilder, Parts
 from model.migration.config import PER_DEVICE, ModelConfig, make_config
 from model.migration.dirty import Trackers
@@ -95,6 +95,7 @@ def declare_layout(cfg: ModelConfig) -> Layout:
     lay.flag("dst_loaded", count=D, array=True, doc="destination device: its state was written")
     lay.flag("dst_valid", count=D, array=True, doc="destination device: RESUMING -> STOP validated it")
     declare_threads(lay, cfg)
+    config_load.declare(lay, cfg)
     declare_pages(lay, P, bitmap="QEMU's migration bitmap")
     iovas = iova_names(P)
     if cfg.log_start_can_fail:

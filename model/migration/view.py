@@ -14,6 +14,7 @@ from checker.lang.layout import View
 from checker.lang.ops import Term, all_of, where
 from model.decision.tracking import Method
 from model.fsm.uapi import DeviceState
+from model.migration import config_load
 from model.migration.actions import FAIR_FAMILIES, FAULT_FAMILIES, RESET_FAMILIES
 from model.migration.config import ModelConfig
 from model.migration.dirty import Trackers
@@ -38,6 +39,10 @@ class QemuView(ConfigView):
         super().__init__(cfg)
         self.cfg: ModelConfig = cfg
         self.trk = trk
+        self.config_order_modelled = config_load.orders_config(cfg)
+
+    def config_before_interrupt_controller(self, s: View) -> Term | None:
+        return config_load.config_before_interrupt_controller(self.cfg, s)
 
     def p2p_hit_keys(self) -> tuple[str, ...]:
         if not self.cfg.p2p_actions:

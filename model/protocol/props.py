@@ -85,6 +85,12 @@ def invariants(view: FlowView) -> dict[str, Pred]:
         sc = view.stop_and_copy(s)
         return s.ones() if sc is None else ~(sc & view.source_runs(s))
 
+    def config_load_after_interrupt_controller(s: View) -> Term:
+        # ARM: no destination VFIO device loads its config (MSI-X routes through the ITS)
+        # before the interrupt controller's state is loaded (QEMU: model.migration.config_load).
+        early = view.config_before_interrupt_controller(s)
+        return s.ones() if early is None else ~early
+
     return {
         Property.TYPE_OK: type_ok,
         Property.NO_PAGE_LOST: no_page_lost,
@@ -95,6 +101,7 @@ def invariants(view: FlowView) -> dict[str, Pred]:
         Property.DESTINATION_STARTS_LOADED: destination_starts_loaded,
         Property.NO_SPLIT_BRAIN: no_split_brain,
         Property.VCPUS_STOPPED_FOR_STOP_COPY: vcpus_stopped_for_stop_copy,
+        Property.CONFIG_LOAD_AFTER_INTERRUPT_CONTROLLER: config_load_after_interrupt_controller,
     }
 
 
@@ -158,6 +165,8 @@ def applicable(view: FlowView) -> tuple[str, ...]:
         names.remove(Property.MIGRATION_CAN_COMPLETE)
     if not view.stop_copy_modelled:
         names.remove(Property.VCPUS_STOPPED_FOR_STOP_COPY)
+    if not view.config_order_modelled:
+        names.remove(Property.CONFIG_LOAD_AFTER_INTERRUPT_CONTROLLER)
     return tuple(names)
 
 

@@ -120,6 +120,17 @@ class FlowView(Protocol):
         source vCPUs must not run (None: the flow does not model such a state apart)."""
         ...
 
+    @property
+    def config_order_modelled(self) -> bool:
+        """The flow orders the destination's device config load against the interrupt
+        controller (:meth:`config_before_interrupt_controller` is not None)."""
+        ...
+
+    def config_before_interrupt_controller(self, s: View) -> Term | None:
+        """Some destination device's config is loaded before the interrupt controller's
+        state (None: the flow does not model that order)."""
+        ...
+
     def destination_runs(self, s: View) -> Term:
         """The destination VM's vCPUs run the guest."""
         ...
@@ -166,4 +177,10 @@ class ConfigView:
     stop_copy_modelled: bool = False
 
     def stop_and_copy(self, s: View) -> Term | None:
+        return None
+
+    # A flow that orders the config load (QemuView on aarch64) says so.
+    config_order_modelled: bool = False
+
+    def config_before_interrupt_controller(self, s: View) -> Term | None:
         return None
