@@ -45,7 +45,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -70,6 +69,10 @@ from checker.result import (
     TraceStep,
     Violation,
 )
+from checker.search_records import Candidates as Candidates
+from checker.search_records import Fired as _Fired
+from checker.search_records import Found as _Found
+from checker.search_records import Level as _Level
 from checker.store import StateStore
 
 Progress = Callable[[Stats], None]
@@ -88,70 +91,6 @@ _NO_KEY = np.iinfo(np.int64).max
 
 class _OverMemory(Exception):
     """The memory limit was reached after the search (building the graph, liveness)."""
-
-
-@dataclass
-class _Found:
-    """A violation met during the search, before its counterexample is read from the store:
-    the trace ends in state ``state`` or, for a step (``succ`` given), goes from it by
-    action ``action`` to ``succ``, which is not stored."""
-
-    name: str
-    kind: PropertyKind
-    message: str
-    order: tuple[int, ...]  # (level, STEP|DEADLOCK|STATE, ...): the order the search meets it
-    state: int
-    action: int = -1
-    succ: np.ndarray | None = None
-    overflow: dict[str, int] | None = None
-
-
-@dataclass
-class Candidates:
-    """One chunk of a level, expanded: its successors in the order a whole-level expansion
-    computes them (by action, then by frontier row), with their parents' store indices,
-    action ids and that order as a number (``keys``: action x frontier size + row), and
-    what was met on the way (action invariants, values that do not fit, deadlocks)."""
-
-    rows: np.ndarray
-    parents: np.ndarray
-    actions: np.ndarray
-    keys: np.ndarray
-    coverage: np.ndarray  # per action: rows of the chunk enabling it
-    generated: np.ndarray  # per action: successors kept
-    found: list[_Found] = field(default_factory=list)
-
-
-@dataclass
-class _Fired:
-    """What one action did on one chunk."""
-
-    enabled: np.ndarray  # guard, per chunk row
-    succ: np.ndarray
-    parents: np.ndarray
-    found: list[_Found]
-
-
-@dataclass
-class _Level:
-    """The bookkeeping of the level being expanded."""
-
-    index: int  # BFS depth of the frontier (0 while the initial states are checked)
-    lo: int  # the frontier is store[lo:hi]; its new states start at hi
-    hi: int
-    start: Stats
-    start_coverage: np.ndarray
-    generated: np.ndarray  # per action, this level
-    coverage: np.ndarray  # per action, this level
-    minkey: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    edges: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
-    found: list[_Found] = field(default_factory=list)
-    bad_states: list[tuple[int, str, np.ndarray]] = field(default_factory=list)  # (prop index, name, idx)
-    chunks: int = 0
-
-    @property
-    def size(self) -> int:
-        return self.hi - self.lo
 
 
 class Explorer:
