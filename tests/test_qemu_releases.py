@@ -237,9 +237,13 @@ def test_x_pre_copy_dirty_page_tracking_refuses_a_boolean() -> None:
         sc({"devices": [{"name": "vf0", "properties": {"x-pre-copy-dirty-page-tracking": False}}]})
 
 
-@pytest.mark.skipif(not UNMODELLED_FLAGS, reason="every recorded flag is modelled")
-def test_an_unmodelled_flag_cannot_be_patched() -> None:
-    flag = UNMODELLED_FLAGS[0]
+def test_an_unmodelled_flag_cannot_be_patched(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every recorded flag is modelled today; the refusal stays for the next one recorded
+    # before its path is modelled, so the test marks one as such.
+    import model.profiles
+
+    flag = UNMODELLED_FLAGS[0] if UNMODELLED_FLAGS else "has_switchover_ack"
+    monkeypatch.setattr(model.profiles, "UNMODELLED_FLAGS", (flag,))
     with pytest.raises(OverrideError) as info:
         apply_overrides(PROFILES["master"], {flag: False})
     assert info.value.flag == flag
