@@ -152,8 +152,9 @@ def build_plan(scenario: Scenario, opts: Options, methods: Sequence[str]) -> Pla
         warnings.append(f"QEMU {scenario.profile.name}: the all-dirty fallback is never reached "
                         "from log_sync (dirty tracking never counts as started), so nothing "
                         "reports the devices' writes: simulated as method 'none'")
-    if unexercised_keys(scenario):
-        warnings.append(f"{', '.join(unexercised_keys(scenario))}: not exercised by a timed run "
+    ignored = unexercised_keys(scenario)
+    if ignored:
+        warnings.append(f"{', '.join(ignored)}: not exercised by a timed run "
                         "(one attempt, no faults, no cancel: `check` explores those paths)")
     if scenario.vm.paused:
         warnings.append("[vm].paused: the VM stays paused, so neither vCPUs nor devices write "

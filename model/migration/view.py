@@ -97,25 +97,22 @@ class QemuView(ConfigView):
 
     def source_as_before(self, s: View) -> Term:
         # Before a migration QEMU's VM runs, every device is RUNNING, logging is off; a VM
-        # the user paused has every device in STOP (the pause's VM-state callbacks).
-        # Where set-tracking can fail, also no hwpt left tracking (model.migration.tracking_faults).
-        run, dev = (SrcRun.PAUSED, S.STOP) if self.cfg.paused else (SrcRun.RUNNING, S.RUNNING)
-        hwpt = [s.hwpt_tracking == 0] if self.cfg.hwpt_flag else []
-        if self.cfg.user_pause:
-            # A stop during pre-copy not continued: as [vm].paused (model.migration.user_pause).
-            p = s.upause == 1
-            return all_of([
-                where(p, s.src_run == SrcRun.PAUSED, s.src_run == SrcRun.RUNNING),
-                s.dirty_log == 0,
-                *hwpt,
-                *(where(p, s[self.cfg.key("kstate", d)] == S.STOP, s[self.cfg.key("kstate", d)] == S.RUNNING)
-                  for d in range(self.devices)),
-            ])
+        # the user paused has every device in STOP (the pause's VM-state callbacks), and so
+        # has one the user stopped during pre-copy and did not continue (upause,
+        # model.migration.user_pause).  Where set-tracking can fail, also no hwpt left
+        # tracking (model.migration.tracking_faults).
+        cfg = self.cfg
+
+        def as_before(value: Term, paused: int, running: int) -> Term:
+            if cfg.user_pause:
+                return where(s.upause == 1, value == paused, value == running)
+            return value == (paused if cfg.paused else running)
+
         return all_of([
-            s.src_run == run,
+            as_before(s.src_run, SrcRun.PAUSED, SrcRun.RUNNING),
             s.dirty_log == 0,
-            *hwpt,
-            *(s[self.cfg.key("kstate", d)] == dev for d in range(self.devices)),
+            *([s.hwpt_tracking == 0] if cfg.hwpt_flag else []),
+            *(as_before(s[cfg.key("kstate", d)], S.STOP, S.RUNNING) for d in range(self.devices)),
         ])
 
     def ended(self, s: View) -> Term:
