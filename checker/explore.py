@@ -521,14 +521,10 @@ class Explorer:
     def finish(self) -> Result:
         """The result: on a complete search also the witnesses' and liveness verdicts.
 
-        A Ctrl-C here never loses the search: the whole of it is a polled region (the
-        request is only noted), except the liveness checks, which may be cut anywhere and
-        then stay unchecked; a request noted elsewhere leaves a complete result, and the
-        front end stops after it."""
-        with INTERRUPT.polling():
-            return self._finish()
-
-    def _finish(self) -> Result:
+        A Ctrl-C here never loses the search: :meth:`run` calls this inside its polled
+        region (the request is only noted), except the liveness checks, which may be cut
+        anywhere and then stay unchecked; a request noted elsewhere leaves a complete
+        result, and the front end stops after it."""
         spec = self.spec
         if not self._figures_fixed:
             self.stats.distinct = self.store.n
