@@ -11,7 +11,13 @@ Each tool's state counts are printed, checked against TLC's figures where
 known and against each other.
 
     python bench/compare_tlc.py [--rms 8] [--rounds 5] [--tlc /path/to/tla2tools.jar]
-                                [--workers N] [--engine-workers-1] [--before TREE]
+                                [--workers N] [--engine-workers-1] [--engine-numpy]
+                                [--engine-cold] [--before TREE]
+
+The engine compiles the spec's actions (``check --compile auto``) into a cache of this run,
+filled by one untimed warm-up run, as a user's second run of a spec finds it;
+``--engine-cold`` adds the engine with an empty cache every run (it compiles each time),
+``--engine-numpy`` the engine with ``--compile off``.
 
 ``--before TREE`` adds the engine of another source tree (``git archive COMMIT | tar -x -C
 TREE``, e.g. the commit before the hash-set store) run by this Python with ``PYTHONPATH=TREE``,
@@ -57,14 +63,18 @@ def _timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tupl
 
 
 def _engine(
-    work: Path, rms: int, workers: int | None, tree: Path | None = None
+    work: Path, rms: int, workers: int | None, tree: Path | None = None, compile: str | None = None,
+    cold: bool = False,
 ) -> Callable[[], tuple[float, Counts]]:
     spec = work / f"twophase-{rms}.toml"
     spec.write_text(f'example = "TwoPhase"\nname = "twophase-{rms}"\nrms = {rms}\n[check]\nexpect = "pass"\n')
     args = ["check", str(spec), "--json", "-", "--quiet"]
     if workers is not None:
         args += ["--workers", str(workers)]
+    if compile is not None:
+        args += ["--compile", compile]
     env = None
+    cache = work / "cache"  # compiled actions: built on the warm-up run, loaded after that
     if tree is None:
         exe = shutil.which("vfio-migcheck", path=str(Path(sys.executable).parent)) or "vfio-migcheck"
         cmd = [exe, *args]
@@ -75,7 +85,8 @@ def _engine(
         env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
 
     def run() -> tuple[float, Counts]:
-        dt, out = _timed(cmd, work, env)
+        where = Path(tempfile.mkdtemp(dir=work)) if cold else cache  # cold: compiled every run
+        dt, out = _timed(cmd, work, {**(env or os.environ), "VFIO_MIGCHECK_CACHE": str(where)})
         st = json.loads(out)["results"][0]["stats"]
         return dt, (st["distinct_states"], st["generated_states"], st["depth"])
 
@@ -135,6 +146,9 @@ def main() -> None:
     ap.add_argument("--cc", default=os.environ.get("CC", "cc"))
     ap.add_argument("--workers", type=int, help="the engine's --workers (default: one per core)")
     ap.add_argument("--engine-workers-1", action="store_true", help="also run the engine with --workers 1")
+    ap.add_argument("--engine-numpy", action="store_true", help="also run the engine with --compile off")
+    ap.add_argument("--engine-cold", action="store_true",
+                    help="also run the engine with an empty cache of compiled actions (compiles every run)")
     ap.add_argument("--before", type=Path, help="also run the engine of this source tree (PYTHONPATH=TREE)")
     args = ap.parse_args()
     load_start = os.getloadavg()
@@ -144,11 +158,16 @@ def main() -> None:
         tools["engine"] = _engine(work, args.rms, args.workers)
         if args.engine_workers_1:
             tools["engine_workers_1"] = _engine(work, args.rms, 1)
+        if args.engine_numpy:
+            tools["engine_numpy"] = _engine(work, args.rms, args.workers, compile="off")
+        if args.engine_cold:
+            tools["engine_cold_cache"] = _engine(work, args.rms, args.workers, cold=True)
         if args.before is not None:
             tools["engine_before"] = _engine(work, args.rms, None, args.before)
         tools["c_yardstick"] = _yardstick(work, args.rms, args.cc)
         if args.tlc is not None:
             tools["tlc_workers_1"] = _tlc(work, args.rms, args.tlc.resolve(), args.java)
+        tools["engine"]()  # warm-up, not timed: fills the cache of compiled actions
         times: dict[str, list[float]] = {name: [] for name in tools}
         counts: dict[str, Counts] = {}
         for _ in range(args.rounds):

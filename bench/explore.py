@@ -54,7 +54,8 @@ dma_pages = [{pages}]
 
 
 def one(
-    path: Path, workers: int | None, max_seconds: float | None, max_memory: float | None
+    path: Path, workers: int | None, max_seconds: float | None, max_memory: float | None,
+    compile: str = "auto",
 ) -> dict[str, Any]:
     """Explore one spec file in this process and measure it."""
     import resource
@@ -67,7 +68,7 @@ def one(
     loaded = time.perf_counter() - t0
     base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     limits = Limits(seconds=max_seconds or None, memory_mb=max_memory)
-    ex = Explorer(target.spec, workers=workers, limits=limits)
+    ex = Explorer(target.spec, workers=workers, limits=limits, compile=compile)
     r = ex.run()
     st = r.stats
     search = ex.phase_seconds["search"]
@@ -86,10 +87,12 @@ def one(
         "depth": st.depth,
         "liveness_properties": len(target.spec.liveness),
         "workers": ex.workers.count,
+        "compiled": st.compiled,
         "seconds": {
             "load": round(loaded, 3),
             "search": round(search, 3),
             "liveness": round(ex.phase_seconds.get("liveness", 0.0), 3),
+            "compile": round(ex.phase_seconds.get("compile", 0.0), 3),
             "process": round(time.perf_counter() - t0, 3),
         },
         "distinct_per_second": round(st.distinct / search) if search else None,
@@ -149,7 +152,7 @@ def cases(names: list[str], sizes: list[int], work: Path) -> list[tuple[str, Pat
 
 def _child(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--one", str(path)]
-    for flag in ("workers", "max_seconds", "max_memory"):
+    for flag in ("workers", "max_seconds", "max_memory", "compile"):
         value = getattr(args, flag)
         if value is not None:
             cmd += [f"--{flag.replace('_', '-')}", str(value)]
@@ -184,11 +187,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int)
     ap.add_argument("--max-seconds", type=float, default=60.0, help="per case; 0: no limit")
     ap.add_argument("--max-memory", type=float, help="MB, as check --max-memory")
+    ap.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                    help="as check --compile (compiled actions; a build is cached, so only a first "
+                    "run pays for it: its time is seconds.compile)")
     ap.add_argument("--one", type=Path, help="measure this one spec file in this process")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.one is not None:
-        print(json.dumps(one(args.one, args.workers, args.max_seconds, args.max_memory)))
+        print(json.dumps(one(args.one, args.workers, args.max_seconds, args.max_memory, args.compile)))
         return
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-explore-") as tmp:

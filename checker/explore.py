@@ -44,12 +44,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from checker.compiled import Built, Kernel, Uncompiled, build
 from checker.interrupt import INTERRUPT
-from checker.lang.layout import Next, Overflow, View, apply_checked
+from checker.lang.layout import Next, View, apply_checked
 from checker.lang.spec import Action, Spec, as_mask
 from checker.limits import NO_LIMITS as NO_LIMITS
 from checker.limits import Limits as Limits
@@ -73,9 +74,14 @@ from checker.search_records import Candidates as Candidates
 from checker.search_records import Fired as _Fired
 from checker.search_records import Found as _Found
 from checker.search_records import Level as _Level
+from checker.search_records import type_error
 from checker.store import StateStore
 
 Progress = Callable[[Stats], None]
+
+#: ``compile``: "auto" compiles the actions once a level has this many states.
+COMPILE_ROWS = 1 << 14
+COMPILE_MODES = ("auto", "on", "off")
 
 #: Wall time one chunk should take: limits, Ctrl-C and progress are seen between chunks.
 CHUNK_SECONDS = 0.2
@@ -112,7 +118,10 @@ class Explorer:
         progress_every: float = 1.5,
         first: bool = False,
         workers: int | None = None,
+        compile: str = "auto",
     ) -> None:
+        if compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {compile!r}")
         self.spec = spec
         self.layout = spec.layout
         self.actions = list(spec.actions)
@@ -150,6 +159,13 @@ class Explorer:
         # phase and the process's peak RSS in MB at the end of each.
         self.phase_seconds: dict[str, float] = {}
         self.peak_mb: dict[str, float] = {}
+        # Compiled actions (checker/compiled.py): "on" now, "auto" once a level reaches
+        # COMPILE_ROWS states (a smaller search does not repay a compile), "off" never.
+        self.compile = compile
+        self.built: Built | None = None
+        self._kernel: Kernel | None = None
+        if compile == "on":
+            self._build_kernel()
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._t0
@@ -216,6 +232,8 @@ class Explorer:
         """Explore one level (a contiguous block of the store), chunk by chunk; return the
         next one, or None when the search stops (a limit, Ctrl-C, ``first``)."""
         lo, hi = int(frontier[0]), int(frontier[-1]) + 1
+        if self.compile == "auto" and self.built is None and hi - lo >= COMPILE_ROWS:
+            self._build_kernel()
         level = self._open_level(self.stats.depth, lo, hi)
         c = lo
         while c < hi:
@@ -271,7 +289,12 @@ class Explorer:
             np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64),
             np.zeros(n_actions, dtype=np.int64), np.zeros(n_actions, dtype=np.int64),
         )
-        for k, fired in enumerate(self.workers.in_order(lambda k: self._fire(k, view, c0, lo), n_actions, n)):
+        each: Iterable[_Fired]
+        if self._kernel is not None:
+            each = self._fire_compiled(view, c0, lo)
+        else:
+            each = self.workers.in_order(lambda k: self._fire(k, view, c0, lo), n_actions, n)
+        for k, fired in enumerate(each):
             enabled |= fired.enabled
             cand.coverage[k] = int(np.count_nonzero(fired.enabled))
             cand.generated[k] = len(fired.succ)
@@ -281,7 +304,8 @@ class Explorer:
         if parts:
             cand.rows = np.concatenate([p[0] for p in parts])
             cand.parents = np.concatenate([p[1] for p in parts])
-            cand.actions = np.concatenate([np.full(len(p[0]), p[2], dtype=np.int32) for p in parts])
+            ids = np.array([p[2] for p in parts], dtype=np.int32)
+            cand.actions = np.repeat(ids, [len(p[0]) for p in parts])
             cand.keys = cand.actions.astype(np.int64) * (hi - lo) + (cand.parents - lo)
         if self.spec.check_deadlock:
             cand.found += self._deadlocks(view, enabled, c0, lo)
@@ -291,7 +315,7 @@ class Explorer:
         """Action ``k`` on one chunk (``view`` = store rows from ``c0``): its guard, the
         successors kept and what was met (a value that does not fit its field, an action
         invariant)."""
-        spec, a = self.spec, self.actions[k]
+        a = self.actions[k]
         g = as_mask(a.guard(view), len(view))
         idx = np.flatnonzero(g)
         none = np.zeros(0, dtype=np.int64)
@@ -304,10 +328,43 @@ class Explorer:
         parents = c0 + idx
         found: list[_Found] = []
         if overflow:
-            found.append(self._overflow(k, a, parents, succ, overflow, lo))
+            where = (self.stats.depth, STEP, k, -1)
+            found.append(type_error(self.spec, k, parents, succ, overflow, where, lo))
             fits = ~np.logical_or.reduce([bad for bad, _ in overflow.values()])
             sub, succ, parents = sub.subset(np.flatnonzero(fits)), succ[fits], parents[fits]
+        return self._kept(k, g, sub, succ, parents, found, lo)
+
+    def _build_kernel(self) -> None:
+        self.built = build(self.spec)
+        self._kernel = self.built.kernel
+        self.phase_seconds["compile"] = self.built.seconds
+        if self._kernel is None and self.compile == "on":
+            raise Uncompiled(self.built.reason)
+
+    def _fire_compiled(self, view: View, c0: int, lo: int) -> list[_Fired]:
+        """Every action on one chunk by the compiled kernel; an action that assigned a value
+        its field cannot hold is done again by :meth:`_fire`, which reports it."""
+        assert self._kernel is not None
+        succ = self._kernel.successors(view.rows, self.workers)
+        succ.parents += c0
+        fired, en = [], succ.enabled.view(bool)
+        for k in range(self._kernel.actions):
+            a, b = int(succ.offsets[k]), int(succ.offsets[k + 1])
+            fired.append(self._fire(k, view, c0, lo) if succ.overflow[k] else
+                         self._kept(k, en[k], None, succ.rows[a:b], succ.parents[a:b], [], lo))
+        return fired
+
+    def _kept(
+        self, k: int, g: np.ndarray, sub: View | None, succ: np.ndarray, parents: np.ndarray,
+        found: list[_Found], lo: int,
+    ) -> _Fired:
+        """An action's successors on a chunk after its action invariants, the constraint
+        and the symmetry reduction (``sub``: the states they come from, None to read them
+        from the store by ``parents``)."""
+        spec, a = self.spec, self.actions[k]
         if spec.action_invariants and len(succ):
+            if sub is None:
+                sub = View(self.layout, self.store.rows[parents])
             found += self._check_step(k, a, sub, succ, parents, lo)
         if spec.constraint is not None:
             keep = as_mask(spec.constraint(View(self.layout, succ)), len(succ))
@@ -315,21 +372,6 @@ class Explorer:
         if spec.canonical is not None:
             succ = spec.canonical(succ)
         return _Fired(g, succ, parents, found)
-
-    def _overflow(
-        self, k: int, a: Action, parents: np.ndarray, succ: np.ndarray, overflow: Overflow, lo: int
-    ) -> _Found:
-        bad_any = np.logical_or.reduce([bad for bad, _ in overflow.values()])
-        j = int(np.flatnonzero(bad_any)[0])
-        values = {key: int(vals[j]) for key, (bad, vals) in overflow.items() if bad[j]}
-        key, value = next(iter(values.items()))
-        slot = self.layout.slot(key)
-        name = self.spec.type_invariant
-        message = (f"invariant {name} is violated: {a.label} assigns {value} to {key}, "
-                   f"which holds 0..{slot.mask}")
-        parent = int(parents[j])
-        order = (self.stats.depth, STEP, k, -1, parent - lo)
-        return _Found(name, PropertyKind.INVARIANT, message, order, parent, k, succ[j].copy(), values)
 
     def _check_step(
         self, k: int, a: Action, before: View, succ: np.ndarray, parents: np.ndarray, lo: int
@@ -391,13 +433,19 @@ class Explorer:
         for i, (name, pred) in enumerate(self.spec.invariants.items()):
             if name in self.violations:
                 continue
-            ok = as_mask(pred(v), len(rows))
+            ok = self._holds(name, pred, v)
             if not ok.all():
                 level.bad_states.append((i, name, new_idx[0] + np.flatnonzero(~ok)))
         depth = level.index + 1
         for name, pred in self.spec.witnesses.items():
-            if self.witnessed[name] is None and as_mask(pred(v), len(rows)).any():
+            if self.witnessed[name] is None and self._holds(name, pred, v).any():
                 self.witnessed[name] = depth
+
+    def _holds(self, name: str, pred: Callable[[View], object], v: View) -> np.ndarray:
+        """A state predicate on a batch, compiled when the kernel has it."""
+        if self._kernel is not None and self._kernel.has(name):
+            return self._kernel.holds(name, v.rows)
+        return as_mask(pred(v), len(v))
 
     # ------------------------------------------------------------------ end of a level
     def _close_level(self, level: _Level) -> np.ndarray | None:
@@ -531,6 +579,8 @@ class Explorer:
         self.stats.seconds = self.elapsed()
         self.stats.fingerprints = self.store.fingerprints
         self.stats.fingerprint_collisions = self.store.collisions
+        self.stats.compiled = self._kernel is not None
+        self.stats.compile_note = self.built.reason if self.built is not None else ""
         self.store.drop_table()
         properties = {name: "ok" if self.complete else "unchecked"
                       for name in [*spec.invariants, *spec.action_invariants]}
@@ -639,9 +689,12 @@ def explore(
     progress_every: float = 1.5,
     first: bool = False,
     workers: int | None = None,
+    compile: str = "auto",
 ) -> Result:
     """Explore every reachable state of ``spec`` and check its properties: every violated
     property with its own shortest counterexample, or (``first``) only the first
-    (``workers`` threads, default one per core; the result does not depend on it)."""
+    (``workers`` threads, default one per core; ``compile``: whether the actions run as
+    compiled C, "auto", "on" or "off"; the result depends on neither)."""
     return Explorer(spec, limits=limits, keep_graph=keep_graph, check_liveness=check_liveness,
-                    progress=progress, progress_every=progress_every, first=first, workers=workers).run()
+                    progress=progress, progress_every=progress_every, first=first, workers=workers,
+                    compile=compile).run()

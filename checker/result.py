@@ -128,6 +128,10 @@ class Stats:
     # match is confirmed against the stored state, so collisions are only counted.
     fingerprints: bool = False
     fingerprint_collisions: int = 0
+    # Whether the actions ran as compiled C (checker/compiled.py) and, when a compile was
+    # tried and gave none, why (the search then ran on numpy, with the same result).
+    compiled: bool = False
+    compile_note: str = ""
 
     @property
     def states_per_second(self) -> float:
@@ -156,6 +160,7 @@ class Stats:
             "generated_states": self.generated,
             "depth": self.depth,
             "seconds": round(self.seconds, 3),
+            "compiled": self.compiled,
         }
 
 

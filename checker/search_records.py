@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from checker.lang.layout import Overflow
+from checker.lang.spec import Spec
 from checker.result import PropertyKind, Stats
 
 
@@ -73,3 +75,21 @@ class Level:
     @property
     def size(self) -> int:
         return self.hi - self.lo
+
+
+def type_error(
+    spec: Spec, k: int, parents: np.ndarray, succ: np.ndarray, overflow: Overflow,
+    where: tuple[int, ...], lo: int,
+) -> Found:
+    """The first successor of action ``k`` that assigns a value its field cannot hold, as
+    a violation of the spec's type invariant (``where``: its place in the search order, to
+    which the parent's row in the frontier ``lo..`` is added)."""
+    bad_any = np.logical_or.reduce([bad for bad, _ in overflow.values()])
+    j = int(np.flatnonzero(bad_any)[0])
+    values = {key: int(vals[j]) for key, (bad, vals) in overflow.items() if bad[j]}
+    key, value = next(iter(values.items()))
+    slot = spec.layout.slot(key)
+    name, label = spec.type_invariant, spec.actions[k].label
+    message = f"invariant {name} is violated: {label} assigns {value} to {key}, which holds 0..{slot.mask}"
+    p = int(parents[j])
+    return Found(name, PropertyKind.INVARIANT, message, (*where, p - lo), p, k, succ[j].copy(), values)

@@ -224,12 +224,14 @@ def lift_trace(spec: Spec, sym: Symmetry, trace: Sequence[TraceStep]) -> list[Tr
 
 
 def explore_symmetric(spec: Spec, *, limits: Limits | None = None, progress: Any = None,
-                      workers: int | None = None, first: bool = False) -> Result:
+                      workers: int | None = None, first: bool = False,
+                      compile: str = "auto") -> Result:
     """Explore ``spec`` with its symmetry reduction; a counterexample is lifted back to a
     behaviour of ``spec`` (its message says so when that fails and the representatives
     are shown instead)."""
     reduced = with_symmetry(spec)
-    r = explore(reduced, limits=limits or Limits(), progress=progress, workers=workers, first=first)
+    r = explore(reduced, limits=limits or Limits(), progress=progress, workers=workers, first=first,
+                compile=compile)
     r.violations = [_lifted(spec, v) for v in r.violations]
     return r
 

@@ -25,7 +25,8 @@ from typing import Any
 
 import click
 
-from checker.explore import Explorer, Limits, Progress
+from checker.compiled import Uncompiled
+from checker.explore import COMPILE_MODES, COMPILE_ROWS, Explorer, Limits, Progress
 from checker.interrupt import INTERRUPT
 from checker.junit import junit_tree
 from checker.lang.layout import Layout
@@ -68,27 +69,31 @@ class Mode:
             return ()
         return ("depth", "trace_length") if self.symmetry else None
 
-    def run(self, t: Target, limits: Limits, progress: Progress | None, workers: int | None = None) -> Result:
+    def run(self, t: Target, limits: Limits, progress: Progress | None, workers: int | None = None,
+            compile: str = "auto") -> Result:
         if self.walks is not None:
             return simulate(t.spec, walks=self.walks, seed=self.seed, depth=self.depth, limits=limits,
                             progress=progress)
         if self.symmetry and t.spec.symmetry is not None and t.spec.symmetry.reduces:
             try:
                 return explore_symmetric(t.spec, limits=limits, progress=progress, workers=workers,
-                                         first=self.first)
+                                         first=self.first, compile=compile)
             except SymmetryError as exc:
                 raise UserError(f"{t.path}: --symmetry: {exc}") from None
-        return explore_target(t, limits, progress=progress, first=self.first, workers=workers)
+        return explore_target(t, limits, progress=progress, first=self.first, workers=workers,
+                              compile=compile)
 
 
 def explore_target(t: Target, limits: Limits, *, progress: Progress | None = None, first: bool = False,
-                   keep_graph: bool = False, workers: int | None = None) -> Result:
+                   keep_graph: bool = False, workers: int | None = None, compile: str = "auto") -> Result:
     """Explore one spec; an exception is this spec's ``error`` outcome, not the run's end."""
     explorer: Explorer | None = None
     try:
         explorer = Explorer(t.spec, limits=limits, progress=progress, first=first, keep_graph=keep_graph,
-                            workers=workers)
+                            workers=workers, compile=compile)
         return explorer.run()
+    except Uncompiled as exc:  # asked for with --compile on: the user's to mend
+        raise UserError(f"{t.path}: --compile on: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - one spec's failure never ends a multi-spec run
         if explorer is not None:
             return explorer.failed(exc)
@@ -97,13 +102,14 @@ def explore_target(t: Target, limits: Limits, *, progress: Progress | None = Non
         return result
 
 
-def _explore_one(mode: Mode, t: Target, limits: Limits, *, quiet: bool, workers: int | None) -> Result:
+def _explore_one(mode: Mode, t: Target, limits: Limits, *, quiet: bool, workers: int | None,
+                 compile: str = "auto") -> Result:
     """One spec, with progress (rich on a terminal, plain lines otherwise) unless ``quiet``;
     a spec that raised is its own ``error`` outcome."""
     if quiet:
-        return _guarded(lambda: mode.run(t, limits, None, workers), t)
+        return _guarded(lambda: mode.run(t, limits, None, workers, compile), t)
     with SearchProgress(t.name) as show:
-        return _guarded(lambda: mode.run(t, limits, show, workers), t)
+        return _guarded(lambda: mode.run(t, limits, show, workers, compile), t)
 
 
 def _guarded(run: Any, t: Target) -> Result:
@@ -112,6 +118,8 @@ def _guarded(run: Any, t: Target) -> Result:
         return result
     except UserError:
         raise
+    except Uncompiled as exc:  # asked for with --compile on: the user's to mend
+        raise UserError(f"{t.path}: --compile on: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - one spec's failure never ends a multi-spec run
         result = Result(t.name, Layout(), Outcome.ERROR, Stats())
         result.error = f"{type(exc).__name__}: {exc}"
@@ -156,6 +164,12 @@ def _guarded(run: Any, t: Target) -> Result:
     help="Threads for the search (default: one per core); the result is the same for any N.",
 )
 @click.option(
+    "--compile", "compile_mode", type=click.Choice(COMPILE_MODES), default="auto", show_default=True,
+    help="Run the actions as C compiled from the spec (cached; needs a C compiler): auto does "
+    f"once a BFS level reaches {COMPILE_ROWS:,} states, on from the start (exit 2 if it cannot), "
+    "off never.  The result is the same.",
+)
+@click.option(
     "--quiet", "-q", is_flag=True,
     help="No progress, no table, no traces: one line per spec that did not match, with the reason.",
 )
@@ -190,6 +204,7 @@ def check(
     max_seconds: float | None,
     max_memory: float | None,
     workers: int | None,
+    compile_mode: str,
     quiet: bool,
     verbose: bool,
     symmetry: bool,
@@ -222,7 +237,7 @@ def check(
     limits = Limits(states=max_states, seconds=max_seconds, memory_mb=max_memory)
     try:
         for t in targets:
-            r = _explore_one(mode, t, limits, quiet=quiet, workers=workers)
+            r = _explore_one(mode, t, limits, quiet=quiet, workers=workers, compile=compile_mode)
             with INTERRUPT.polling():  # a result in hand is judged and kept, Ctrl-C or not
                 c = t.judge(r, pins=mode.pins)
                 results.append((t, c))

@@ -125,6 +125,9 @@ class CheckOutput:
         fingerprints = s.fingerprint_report()  # only for states wider than one word
         if fingerprints is not None:
             print(f"{c.name}: {fingerprints}", file=self.err, flush=True)
+        if s.compile_note:  # a compile was tried and gave none: numpy ran instead
+            note = f"{c.name}: actions not compiled ({s.compile_note}); ran on numpy"
+            print(note, file=self.err, flush=True)
 
     def _write_itf_files(self, c: Verdict) -> None:
         out = self.options.itf_out

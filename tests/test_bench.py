@@ -42,7 +42,7 @@ def test_bench_explore_measures_one_spec() -> None:
     )
     row = json.loads(out.stdout)
     assert row["outcome"] == "violation" and row["liveness_properties"] == 1
-    assert set(row["seconds"]) == {"load", "search", "liveness", "process"}
+    assert set(row["seconds"]) == {"load", "search", "liveness", "compile", "process"}
     assert row["bytes_per_state"]["search"] is not None
 
 

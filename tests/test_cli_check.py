@@ -52,7 +52,7 @@ def test_json_contract_shape():
         assert key in res
     assert res["outcome"] == "violation" and res["violated"] == "TCConsistent" and res["matched"] is True
     assert res["expected"] == {"violation": "TCConsistent"}
-    assert set(res["stats"]) == {"distinct_states", "generated_states", "depth", "seconds"}
+    assert set(res["stats"]) == {"distinct_states", "generated_states", "depth", "seconds", "compiled"}
     assert [s["action"] for s in res["trace"]] == [
         None,
         "TMCommit",
