@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checker.examples.loader import ExampleError, load_example
 from checker.lang.spec import Spec
@@ -33,12 +33,14 @@ from checker.result import Result
 from checker.verdict import NO_VIOLATION, Expectation, Pins, Verdict, judge
 from cli.errors import UserError
 from cli.limits import stopped_by
-from model.cloud_hypervisor import decision as ch_decision
-from model.cloud_hypervisor import spec as ch_spec
-from model.cloud_hypervisor.decision import ChDecision
-from model.decision.tracking import TrackingDecision, decide
-from model.migration.spec import build_spec
 from model.scenario import PIN_KEYS, Scenario, SpecError, read_toml, scenario_from_dict
+
+# The VMM models are imported where a spec of theirs is built: a run of an example (the
+# TLA+ ones) or of QEMU specs only does not load cloud-hypervisor's (start-up time counts
+# on small specs).
+if TYPE_CHECKING:
+    from model.cloud_hypervisor.decision import ChDecision
+    from model.decision.tracking import TrackingDecision
 
 DEFAULT_SPECS = Path("specs")
 
@@ -89,8 +91,16 @@ class Target:
             return self.example
         assert self.migration is not None
         scenario, decision = self.migration.scenario, self.migration.decision
-        if isinstance(decision, ChDecision):
+        if scenario.is_cloud_hypervisor:
+            from model.cloud_hypervisor import spec as ch_spec
+            from model.cloud_hypervisor.decision import ChDecision
+
+            assert isinstance(decision, ChDecision)
             return ch_spec.build_spec(scenario, decision=decision)
+        from model.decision.tracking import TrackingDecision
+        from model.migration.spec import build_spec
+
+        assert isinstance(decision, TrackingDecision)
         return build_spec(scenario, decision=decision)
 
     @property
@@ -185,9 +195,15 @@ def load_target(path: Path) -> Target:
     except SpecError as exc:
         raise UserError(str(exc)) from None
     try:
-        decision: TrackingDecision | ChDecision = (
-            ch_decision.decide(scenario) if scenario.is_cloud_hypervisor else decide(scenario)
-        )
+        decision: TrackingDecision | ChDecision
+        if scenario.is_cloud_hypervisor:
+            from model.cloud_hypervisor import decision as ch_decision
+
+            decision = ch_decision.decide(scenario)
+        else:
+            from model.decision.tracking import decide
+
+            decision = decide(scenario)
     except Exception as exc:  # noqa: BLE001 - a bug in the model, reported for this spec only
         return Target(path, scenario.name, expectation_of(scenario), error=f"{type(exc).__name__}: {exc}")
     return Target(path, scenario.name, expectation_of(scenario), Migration(scenario, decision))
