@@ -29,7 +29,7 @@ from checker.report.doc import (
     plain,
 )
 from checker.report.graphs import DrawnGraph, GraphError, legend, render_svg, to_dot
-from checker.report.results import outcome_badge, results_sections
+from checker.report.results import json_safe_stats, outcome_badge, results_sections
 from checker.report.site import Site
 from checker.result import Result
 
@@ -173,7 +173,7 @@ def machine_readable(entries: Sequence[SpecEntry], extra: Mapping[str, Mapping[s
             "expected": {"violation": e.expected_violation} if e.expected_violation else e.expected,
             "matched": e.matched,
             "violated": v.name if v else None,
-            "stats": {k: val for k, val in r.stats.as_dict().items() if k != "seconds"},
+            "stats": json_safe_stats(r),
             "properties": dict(sorted(r.properties.items())),
             "coverage": dict(r.family_coverage),
             "never_fired": r.never_fired,

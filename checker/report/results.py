@@ -287,7 +287,9 @@ def results_sections(
 
 
 def json_safe_stats(result: Result) -> dict[str, Any]:
-    """Statistics without wall time, for reproducible machine-readable output."""
+    """Statistics without wall time nor whether the actions ran compiled (the machine's
+    compiler decides), for reproducible machine-readable output."""
     d = result.stats.as_dict()
     d.pop("seconds", None)
+    d.pop("compiled", None)
     return d
