@@ -78,29 +78,33 @@ class Printer:
         self.temps = 0
 
     def value(self, root: z3.ExprRef) -> str:
-        stack: list[tuple[z3.ExprRef, bool]] = [(root, False)]
+        # (term, its id, its children once they were asked for: z3's children() is slow)
+        stack: list[tuple[z3.ExprRef, int, list[z3.ExprRef] | None]] = [(root, root.get_id(), None)]
         while stack:
-            e, ready = stack.pop()
-            eid = e.get_id()
+            e, eid, kids = stack.pop()
             if eid in self.names:
                 continue
             if eid in self.leaf:
                 self.names[eid] = self.leaf[eid]
                 continue
-            if not ready:
-                stack.append((e, True))
-                stack.extend((c, False) for c in e.children() if c.get_id() not in self.names)
+            if kids is None:
+                kids = e.children()
+                stack.append((e, eid, kids))
+                for c in kids:
+                    cid = c.get_id()
+                    if cid not in self.names:
+                        stack.append((c, cid, None))
                 continue
-            expr = self._node(e)
+            expr = self._node(e, kids)
             name = f"t{self.temps}"
             self.temps += 1
             self.lines.append(f"const u64 {name} = {expr};")
             self.names[eid] = name
         return self.names[root.get_id()]
 
-    def _node(self, e: z3.ExprRef) -> str:
+    def _node(self, e: z3.ExprRef, kids: list[z3.ExprRef]) -> str:
         k = e.decl().kind()
-        a = [self.names[c.get_id()] for c in e.children()]
+        a = [self.names[c.get_id()] for c in kids]
         if k in _SIMPLE:
             return _SIMPLE[k](a, _width(e))
         if k in _BOOL_OPS:
@@ -110,7 +114,7 @@ class Printer:
         if k in _BV_BITS:
             return "(" + f" {_BV_BITS[k]} ".join(a) + ")"
         if k in _SIGNED_CMP:
-            cw = _width(e.children()[0])
+            cw = _width(kids[0])
             return f"(sx({a[0]}, {cw}) {_SIGNED_CMP[k]} sx({a[1]}, {cw}))"
         if k in _UNSIGNED_CMP:
             return f"({a[0]} {_UNSIGNED_CMP[k]} {a[1]})"

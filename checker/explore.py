@@ -48,10 +48,10 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from checker.compiled import Built, Kernel, Uncompiled, build
+from checker.compiled import Built, Kernel, Successors, Uncompiled, build
 from checker.interrupt import INTERRUPT
 from checker.lang.layout import Next, View, apply_checked
-from checker.lang.spec import Action, Spec, as_mask
+from checker.lang.spec import Spec, as_mask
 from checker.limits import NO_LIMITS as NO_LIMITS
 from checker.limits import Limits as Limits
 from checker.limits import current_rss_mb as current_rss_mb
@@ -74,7 +74,7 @@ from checker.search_records import Candidates as Candidates
 from checker.search_records import Fired as _Fired
 from checker.search_records import Found as _Found
 from checker.search_records import Level as _Level
-from checker.search_records import type_error
+from checker.search_records import step_violations, type_error
 from checker.store import StateStore
 
 Progress = Callable[[Stats], None]
@@ -290,8 +290,9 @@ class Explorer:
             np.zeros(n_actions, dtype=np.int64), np.zeros(n_actions, dtype=np.int64),
         )
         each: Iterable[_Fired]
+        whole = None  # the kernel's successors, when every one of them is kept as it came
         if self._kernel is not None:
-            each = self._fire_compiled(view, c0, lo)
+            each, whole = self._fire_compiled(view, c0, lo)
         else:
             each = self.workers.in_order(lambda k: self._fire(k, view, c0, lo), n_actions, n)
         for k, fired in enumerate(each):
@@ -299,9 +300,15 @@ class Explorer:
             cand.coverage[k] = int(np.count_nonzero(fired.enabled))
             cand.generated[k] = len(fired.succ)
             cand.found += fired.found
-            if len(fired.succ):
+            if len(fired.succ) and whole is None:
                 parts.append((fired.succ, fired.parents, k))
-        if parts:
+        if whole is not None:  # already in (action, row) order: no copy
+            counts = np.diff(whole.offsets)
+            cand.rows, cand.parents = whole.rows, whole.parents
+            cand.actions = np.repeat(np.arange(n_actions, dtype=np.int32), counts)
+            first_key = np.arange(n_actions, dtype=np.int64) * (hi - lo) - lo  # of each action
+            cand.keys = np.repeat(first_key, counts) + whole.parents
+        elif parts:
             cand.rows = np.concatenate([p[0] for p in parts])
             cand.parents = np.concatenate([p[1] for p in parts])
             ids = np.array([p[2] for p in parts], dtype=np.int32)
@@ -341,9 +348,10 @@ class Explorer:
         if self._kernel is None and self.compile == "on":
             raise Uncompiled(self.built.reason)
 
-    def _fire_compiled(self, view: View, c0: int, lo: int) -> list[_Fired]:
-        """Every action on one chunk by the compiled kernel; an action that assigned a value
-        its field cannot hold is done again by :meth:`_fire`, which reports it."""
+    def _fire_compiled(self, view: View, c0: int, lo: int) -> tuple[list[_Fired], Successors | None]:
+        """Every action on one chunk by the compiled kernel, and its successors when all are
+        kept unchanged; an action that assigned a value its field cannot hold is done again
+        by :meth:`_fire`, which reports it."""
         assert self._kernel is not None
         succ = self._kernel.successors(view.rows, self.workers)
         succ.parents += c0
@@ -352,7 +360,9 @@ class Explorer:
             a, b = int(succ.offsets[k]), int(succ.offsets[k + 1])
             fired.append(self._fire(k, view, c0, lo) if succ.overflow[k] else
                          self._kept(k, en[k], None, succ.rows[a:b], succ.parents[a:b], [], lo))
-        return fired
+        spec = self.spec
+        intact = not succ.overflow.any() and spec.constraint is None and spec.canonical is None
+        return fired, (succ if intact else None)
 
     def _kept(
         self, k: int, g: np.ndarray, sub: View | None, succ: np.ndarray, parents: np.ndarray,
@@ -361,34 +371,18 @@ class Explorer:
         """An action's successors on a chunk after its action invariants, the constraint
         and the symmetry reduction (``sub``: the states they come from, None to read them
         from the store by ``parents``)."""
-        spec, a = self.spec, self.actions[k]
+        spec = self.spec
         if spec.action_invariants and len(succ):
             if sub is None:
                 sub = View(self.layout, self.store.rows[parents])
-            found += self._check_step(k, a, sub, succ, parents, lo)
+            found += step_violations(self.spec, k, sub, succ, parents, (self.stats.depth, STEP), lo,
+                                     skip=self.violations)
         if spec.constraint is not None:
             keep = as_mask(spec.constraint(View(self.layout, succ)), len(succ))
             succ, parents = succ[keep], parents[keep]
         if spec.canonical is not None:
             succ = spec.canonical(succ)
         return _Fired(g, succ, parents, found)
-
-    def _check_step(
-        self, k: int, a: Action, before: View, succ: np.ndarray, parents: np.ndarray, lo: int
-    ) -> list[_Found]:
-        after = View(self.layout, succ)
-        found = []
-        for i, (name, pred) in enumerate(self.spec.action_invariants.items()):
-            if name in self.violations:
-                continue
-            ok = as_mask(pred(before, after, a), len(parents))
-            if not ok.all():
-                j = int(np.flatnonzero(~ok)[0])
-                found.append(_Found(
-                    name, PropertyKind.ACTION_INVARIANT, f"action invariant {name} is violated by {a.label}",
-                    (self.stats.depth, STEP, k, i, int(parents[j]) - lo), int(parents[j]), k, succ[j].copy(),
-                ))
-        return found
 
     def _deadlocks(self, view: View, enabled: np.ndarray, c0: int, lo: int) -> list[_Found]:
         """The chunk's first state that enables no action and is no end state."""

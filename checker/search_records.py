@@ -4,12 +4,13 @@ read (:class:`Found`), one chunk expanded (:class:`Candidates`), one action fire
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from checker.lang.layout import Overflow
-from checker.lang.spec import Spec
+from checker.lang.layout import Overflow, View
+from checker.lang.spec import Spec, as_mask
 from checker.result import PropertyKind, Stats
 
 
@@ -93,3 +94,24 @@ def type_error(
     message = f"invariant {name} is violated: {label} assigns {value} to {key}, which holds 0..{slot.mask}"
     p = int(parents[j])
     return Found(name, PropertyKind.INVARIANT, message, (*where, p - lo), p, k, succ[j].copy(), values)
+
+
+def step_violations(
+    spec: Spec, k: int, before: View, succ: np.ndarray, parents: np.ndarray, where: tuple[int, ...],
+    lo: int, skip: Container[str],
+) -> list[Found]:
+    """Action ``k``'s first step violating each action invariant not in ``skip`` (``where``:
+    the level and the step's place in the search order, as for :func:`type_error`)."""
+    a, after = spec.actions[k], View(spec.layout, succ)
+    found = []
+    for i, (name, pred) in enumerate(spec.action_invariants.items()):
+        if name in skip:
+            continue
+        ok = as_mask(pred(before, after, a), len(parents))
+        if not ok.all():
+            j = int(np.flatnonzero(~ok)[0])
+            p = int(parents[j])
+            message = f"action invariant {name} is violated by {a.label}"
+            found.append(Found(name, PropertyKind.ACTION_INVARIANT, message, (*where, k, i, p - lo), p, k,
+                               succ[j].copy()))
+    return found
