@@ -81,22 +81,22 @@ def test_a_release_that_does_not_show_it_is_computed_not_listed(tmp_path: Path) 
     assert fr.affected == ("10.0", "10.1", "10.2", "master")
 
 
-def test_the_command_prints_and_writes_json() -> None:
+def test_the_command_prints_and_writes_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = CliRunner()
-    with runner.isolated_filesystem():
-        Path("specs").symlink_to(SPECS)
-        res = runner.invoke(main, ["findings", "all-dirty-10.2-loses-pages", "--json", "-"])
-        assert res.exit_code == 0, res.output
-        doc = json.loads(res.output)
-        assert doc[0]["affected_releases"] == ["10.0", "10.1", "10.2", "master"]
-        assert doc[0]["releases"]["9.2"]["outcome"] == PASSES
-        assert doc[0]["trace_length"] == 29 and doc[0]["fix"]["outcome"] == PASSES
-        res = runner.invoke(main, ["findings", "dst-validation-fault-runs-unloaded",
-                                   "iommufd-mixed-hwpt-loses-pages"])
-        assert res.exit_code == 0
-        assert "affected releases: 8.1 .. master" in res.output
-        assert "dst_vm_start_failure_aborts = true }: passes" in res.output
-        assert "fix: not checked" in res.output  # the mixed hwpts: no flag models a fix
+    monkeypatch.chdir(tmp_path)  # a directory of its own, with specs/ in it
+    Path("specs").symlink_to(SPECS)
+    res = runner.invoke(main, ["findings", "all-dirty-10.2-loses-pages", "--json", "-"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc[0]["affected_releases"] == ["10.0", "10.1", "10.2", "master"]
+    assert doc[0]["releases"]["9.2"]["outcome"] == PASSES
+    assert doc[0]["trace_length"] == 29 and doc[0]["fix"]["outcome"] == PASSES
+    res = runner.invoke(main, ["findings", "dst-validation-fault-runs-unloaded",
+                               "iommufd-mixed-hwpt-loses-pages"])
+    assert res.exit_code == 0
+    assert "affected releases: 8.1 .. master" in res.output
+    assert "dst_vm_start_failure_aborts = true }: passes" in res.output
+    assert "fix: not checked" in res.output  # the mixed hwpts: no flag models a fix
 
 
 def test_an_unknown_finding_is_exit_2() -> None:
