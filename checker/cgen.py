@@ -20,7 +20,7 @@ safe because every operator here is total.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,12 +171,12 @@ _WITH_TERM: dict[int, Callable[[z3.ExprRef, list[str]], str]] = {
 
 @dataclass
 class Unit:
-    """The C source of one spec's actions and the names of its compiled predicates
+    """The C source of one spec's actions and which of the predicates asked for compiled
     (``predicate_j`` is the ``j``-th of them)."""
 
     source: str
     actions: int
-    predicates: tuple[str, ...]
+    predicates: tuple[int, ...]  # the predicates given that compiled, by their position
 
 
 def _row_leaves(layout: Layout, s: SymView) -> dict[int, str]:
@@ -187,16 +187,34 @@ def _row_leaves(layout: Layout, s: SymView) -> dict[int, str]:
     }
 
 
-def _guarded(what: str, fn: Callable[..., Any], *args: Any) -> Any:
+def _bool_term(what: str, fn: Callable[..., Any], *args: Any) -> z3.BoolRef:
+    """``fn(*args)`` as a z3 boolean; what z3 cannot follow (a numpy-only operation, a
+    numpy array returned) is :class:`NotCompilable`."""
     try:
-        return _call(what, fn, *args)
+        return _as_bool(_call(what, fn, *args), what)
     except NotSymbolic as exc:
         raise NotCompilable(str(exc)) from exc
 
 
-def spec_unit(spec: Spec, predicates: Mapping[str, Callable[[Any], Any]] | None = None) -> Unit:
-    """The C of ``spec``'s actions, and of those ``predicates`` (state predicates by name)
-    that compile (the others are left to numpy).
+def _effect_terms(what: str, fn: Callable[..., Any], s: SymView) -> dict[str, z3.BitVecRef]:
+    """The value an effect assigns to each variable, as 64-bit z3 terms."""
+    nxt = SymNext(s)
+    try:
+        _call(what, fn, s, nxt)
+        out = {}
+        for key, value in nxt.assigned.items():
+            if isinstance(value, int) and not -(1 << 63) <= value < (1 << 64):
+                # numpy's check sees the whole number, a 64-bit term only its low bits
+                raise NotCompilable(f"{what} assigns {value} to {key}, beyond 64 bits")
+            out[key] = _as_bv(value)
+        return out
+    except NotSymbolic as exc:
+        raise NotCompilable(str(exc)) from exc
+
+
+def spec_unit(spec: Spec, predicates: Sequence[tuple[str, Callable[[Any], Any]]] = ()) -> Unit:
+    """The C of ``spec``'s actions, and of those ``predicates`` (state predicates, with a
+    name for the comment) that compile (the others are left to numpy).
 
     Entry points (all over packed rows of ``W`` words; ``n`` rows in all):
 
@@ -213,9 +231,7 @@ def spec_unit(spec: Spec, predicates: Mapping[str, Callable[[Any], Any]] | None 
     s = SymView(layout, "c")
     leaves = _row_leaves(layout, s)
     out = [PRELUDE, f"#define W {layout.words}"]
-    guard_terms = [
-        _as_bool(_guarded(f"guard of {a.label}", a.guard, s), f"guard of {a.label}") for a in spec.actions
-    ]
+    guard_terms = [_bool_term(f"guard of {a.label}", a.guard, s) for a in spec.actions]
     p = Printer(leaves)
     names = [p.value(g) for g in guard_terms]
     sets = [f"en[(i64){k} * n + i] = ({g}) != 0;" for k, g in enumerate(names)]
@@ -228,13 +244,11 @@ def spec_unit(spec: Spec, predicates: Mapping[str, Callable[[Any], Any]] | None 
     )
     effect_fns = []
     for k, a in enumerate(spec.actions):
-        nxt = SymNext(s)
-        _guarded(f"effect of {a.label}", a.effect, s, nxt)
         p = Printer(leaves)
         writes: list[str] = []
-        for key, value in nxt.assigned.items():
+        for key, value in _effect_terms(f"effect of {a.label}", a.effect, s).items():
             slot = layout.slot(key)
-            vname = p.value(_as_bv(value))
+            vname = p.value(value)
             writes.append(f"bad |= {vname} > {slot.mask}ull;")
             clear = ~(slot.mask << slot.shift) & 0xFFFFFFFFFFFFFFFF
             w = slot.word
@@ -250,12 +264,11 @@ def spec_unit(spec: Spec, predicates: Mapping[str, Callable[[Any], Any]] | None 
             f"        {{\n            {body}\n        }}\n        par[m++] = i;\n    }}\n    return bad;\n}}"
         )
         effect_fns.append(f"effect_{k}")
-    compiled: list[str] = []
-    for name, fn in (predicates or {}).items():
+    compiled: list[int] = []
+    for index, (name, fn) in enumerate(predicates):
         try:
-            v = _as_bool(_guarded(name, fn, s), name)
             p = Printer(leaves)
-            vname = p.value(v)
+            vname = p.value(_bool_term(name, fn, s))
         except NotCompilable:
             continue
         body = "\n        ".join(p.lines)
@@ -265,7 +278,7 @@ def spec_unit(spec: Spec, predicates: Mapping[str, Callable[[Any], Any]] | None 
             f"    for (i64 i = 0; i < n; i++) {{\n        const u64 *r = rows + i * W;\n"
             f"        {body}\n        ok[i] = ({vname}) != 0;\n    }}\n}}"
         )
-        compiled.append(name)
+        compiled.append(index)
     n_actions = len(spec.actions)
     etab = ", ".join(effect_fns) or "0"
     out.append(

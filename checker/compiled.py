@@ -25,12 +25,14 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from checker.lang.spec import Spec
+from checker.lang.spec import Predicate, Spec
 from checker.parallel import Workers
 
 FLAGS = ("-shared", "-fPIC", "-std=c99", "-fno-strict-aliasing")
@@ -40,6 +42,8 @@ def flags() -> tuple[str, ...]:
     """The compiler's flags: ``$VFIO_MIGCHECK_CC_OPT`` sets the optimisation (default -O2;
     the tests use -O0, a fifth of the compile time, on specs too small to tell)."""
     return (os.environ.get("VFIO_MIGCHECK_CC_OPT", "-O2"), *FLAGS)
+
+
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 _INT = ctypes.c_int
@@ -80,8 +84,11 @@ def build(spec: Spec) -> Built:
     cc = compiler()
     if cc is None:
         return Built(None, "no C compiler (set CC, or install cc)")
+    # The kernel knows a predicate by the function itself, not by its name: an invariant
+    # and a witness may share one.
+    predicates = [*spec.invariants.items(), *spec.witnesses.items()]
     try:
-        unit = spec_unit(spec, {**spec.invariants, **spec.witnesses})
+        unit = spec_unit(spec, predicates)
     except NotCompilable as exc:
         return Built(None, f"not compilable: {exc}", time.perf_counter() - t0)
     digest = hashlib.sha256("\0".join((unit.source, cc, *flags())).encode()).hexdigest()[:24]
@@ -92,7 +99,8 @@ def build(spec: Spec) -> Built:
         if why:
             return Built(None, why, time.perf_counter() - t0)
     try:
-        kernel = Kernel(ctypes.CDLL(str(lib)), unit.actions, spec.layout.words, unit.predicates)
+        kernel = Kernel(ctypes.CDLL(str(lib)), unit.actions, spec.layout.words,
+                        [predicates[i][1] for i in unit.predicates])
     except OSError as exc:
         return Built(None, f"cannot load {lib}: {exc}", time.perf_counter() - t0)
     return Built(kernel, "", time.perf_counter() - t0, cached)
@@ -131,7 +139,7 @@ class Successors:
 class Kernel:
     """A loaded library of one spec's actions (see :func:`checker.cgen.spec_unit`)."""
 
-    def __init__(self, lib: ctypes.CDLL, actions: int, words: int, predicates: tuple[str, ...]) -> None:
+    def __init__(self, lib: ctypes.CDLL, actions: int, words: int, predicates: Sequence[Predicate]) -> None:
         if lib.actions() != actions or lib.words() != words:  # a stale or foreign library
             raise OSError("the library does not match the spec")
         self._lib = lib
@@ -141,12 +149,12 @@ class Kernel:
         lib.guards.restype = None
         lib.effects.argtypes = [_P, _I64, _P, _INT, _INT, _P, _P, _P, _P]
         lib.effects.restype = None
-        self._predicates = {}
-        for j, name in enumerate(predicates):
+        self._predicates: dict[Predicate, Any] = {}  # a spec's predicate -> its C function
+        for j, pred in enumerate(predicates):
             fn = getattr(lib, f"predicate_{j}")
             fn.argtypes = [_P, _I64, _P]
             fn.restype = None
-            self._predicates[name] = fn
+            self._predicates[pred] = fn
 
     def guards(self, rows: np.ndarray, en: np.ndarray, i0: int, i1: int) -> None:
         """``en[k, i]`` (uint8, actions x rows) of every action for rows ``i0..i1-1``."""
@@ -186,10 +194,10 @@ class Kernel:
             pass
         return Successors(en, off, out, par, ovf)
 
-    def has(self, predicate: str) -> bool:
+    def has(self, predicate: Predicate) -> bool:
         return predicate in self._predicates
 
-    def holds(self, predicate: str, rows: np.ndarray) -> np.ndarray:
+    def holds(self, predicate: Predicate, rows: np.ndarray) -> np.ndarray:
         """The compiled ``predicate`` on each of ``rows`` (C-contiguous uint64), as bools."""
         ok = np.empty(len(rows), dtype=np.uint8)
         self._predicates[predicate](rows.ctypes.data, len(rows), ok.ctypes.data)

@@ -51,7 +51,7 @@ import numpy as np
 from checker.compiled import Built, Kernel, Successors, Uncompiled, build
 from checker.interrupt import INTERRUPT
 from checker.lang.layout import Next, View, apply_checked
-from checker.lang.spec import Spec, as_mask
+from checker.lang.spec import Predicate, Spec, as_mask
 from checker.limits import NO_LIMITS as NO_LIMITS
 from checker.limits import Limits as Limits
 from checker.limits import current_rss_mb as current_rss_mb
@@ -427,18 +427,18 @@ class Explorer:
         for i, (name, pred) in enumerate(self.spec.invariants.items()):
             if name in self.violations:
                 continue
-            ok = self._holds(name, pred, v)
+            ok = self._holds(pred, v)
             if not ok.all():
                 level.bad_states.append((i, name, new_idx[0] + np.flatnonzero(~ok)))
         depth = level.index + 1
         for name, pred in self.spec.witnesses.items():
-            if self.witnessed[name] is None and self._holds(name, pred, v).any():
+            if self.witnessed[name] is None and self._holds(pred, v).any():
                 self.witnessed[name] = depth
 
-    def _holds(self, name: str, pred: Callable[[View], object], v: View) -> np.ndarray:
+    def _holds(self, pred: Predicate, v: View) -> np.ndarray:
         """A state predicate on a batch, compiled when the kernel has it."""
-        if self._kernel is not None and self._kernel.has(name):
-            return self._kernel.holds(name, v.rows)
+        if self._kernel is not None and self._kernel.has(pred):
+            return self._kernel.holds(pred, v.rows)
         return as_mask(pred(v), len(v))
 
     # ------------------------------------------------------------------ end of a level

@@ -161,7 +161,7 @@ def test_random_expressions_compute_the_same_in_c_and_numpy(e: tuple, seed: int)
     en = np.empty((1, len(rows)), dtype=np.uint8)
     kernel.guards(rows, en, 0, len(rows))
     assert np.array_equal(en[0].view(bool), want)
-    assert np.array_equal(kernel.holds("Pred", rows), want)
+    assert np.array_equal(kernel.holds(guard, rows), want)
     idx = np.flatnonzero(want)
     sub = view.subset(idx)
     t = Next(sub)
@@ -246,6 +246,41 @@ def test_a_spec_z3_cannot_follow_stays_on_numpy() -> None:
     assert built.kernel is None and built.reason.startswith("not compilable: guard of Inc")
     with pytest.raises(Uncompiled, match="not compilable"):
         Explorer(spec, compile="on")
+
+
+def test_a_predicate_z3_cannot_follow_stays_on_numpy_alone() -> None:
+    """An invariant written with numpy's library is left to numpy; the actions and the
+    other predicates are compiled."""
+    layout = Layout()
+    layout.var("x", 4)
+    inc = Action("Inc", lambda s: s.x < 3, lambda s, t: setattr(t, "x", s.x + 1))
+    numpy_only = lambda s: np.where(s.x < 8, True, False)  # noqa: E731
+    spec = Spec("array-invariant", layout, [{"x": 0}], [inc], invariants={"Small": numpy_only},
+                check_deadlock=False)
+    built = build(spec)
+    assert built.kernel is not None and not built.kernel.has(numpy_only)
+    assert _summary(Explorer(spec, compile="on").run()) == _summary(Explorer(spec, compile="off").run())
+
+
+def test_an_invariant_and_a_witness_of_one_name_are_kept_apart() -> None:
+    """The kernel knows a predicate by its function: an invariant ``X`` that always holds
+    and a witness ``X`` that never does give numpy's verdicts."""
+    spec = _counter(limit=3)
+    spec.invariants = {"X": lambda s: s.x <= 3}
+    spec.witnesses = {"X": lambda s: s.x > 3}
+    on, off = Explorer(spec, compile="on").run(), Explorer(spec, compile="off").run()
+    assert on.stats.compiled and on.properties == off.properties and on.witnesses == off.witnesses
+    assert _summary(on) == _summary(off) and on.outcome == off.outcome
+
+
+def test_a_constant_beyond_64_bits_is_left_to_numpy() -> None:
+    """numpy sees the whole number and reports it; a 64-bit term would see its low bits."""
+    layout = Layout()
+    layout.var("x", 4)
+    spec = Spec("huge", layout, [{"x": 0}], [Action("Set", lambda s: s.x == 0,
+                                                    lambda s, t: setattr(t, "x", (1 << 64) + 1))])
+    built = build(spec)
+    assert built.kernel is None and "beyond 64 bits" in built.reason
 
 
 def test_the_library_is_cached_by_its_source() -> None:
