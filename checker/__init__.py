@@ -4,3 +4,12 @@ Nothing in this package knows about VFIO: models are written in its specificatio
 language (:mod:`checker.lang`), and the command line (the top-level ``cli`` package) wires
 a model to the checker.
 """
+
+import os as _os
+
+# The checker makes no BLAS call, but numpy's OpenBLAS starts a thread per core when numpy
+# is imported, and on a 2-core machine that thread spun on the search's second core for
+# the first tenth of a second or so (6% of a TwoPhase-8 run).  One BLAS thread is all the
+# checker could use; a user's own setting wins.  (Effective only before numpy is imported,
+# which every entry point of this package does after importing it.)
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

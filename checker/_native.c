@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define EMPTY (-1)
 
@@ -34,6 +37,9 @@ static inline uint64_t mix(uint64_t x) {
     x = (x ^ (x >> 27)) * M3;
     return x ^ (x >> 31);
 }
+
+/* A key's hash: its top bits pick the shard, its low bits the slot. */
+static inline uint64_t slot_hash(uint64_t key) { return mix(key * M1); }
 
 /* ------------------------------------------------------------------ buffers */
 typedef struct {
@@ -99,7 +105,7 @@ static PyObject *slots_of(PyObject *self, PyObject *args) {
     TAKE(keys, uint64_t, o_keys, 0, NULL);
     TAKE(out, uint64_t, o_out, 1, &n);
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++) out[i] = mix(keys[i] * M1);
+    for (Py_ssize_t i = 0; i < n; i++) out[i] = slot_hash(keys[i]);
     Py_END_ALLOW_THREADS
     release(&bufs);
     Py_RETURN_NONE;
@@ -114,16 +120,19 @@ static inline int same(const uint64_t *a, const uint64_t *b, Py_ssize_t words) {
     return 1;
 }
 
+/* The candidates of one shard are probed in order; the slots of the next PREFETCH_AHEAD of
+ * them are fetched meanwhile.  Hashes are computed here (each shard's thread hashes every
+ * key to find its own) rather than kept in an array of the batch: the multiplications cost
+ * less than the memory. */
 static PyObject *probe_shard(PyObject *self, PyObject *args) {
-    PyObject *o_table, *o_keys, *o_hashes, *o_cand, *o_stored, *o_parents, *o_out, *o_slot;
+    PyObject *o_table, *o_keys, *o_cand, *o_stored, *o_parents, *o_out, *o_slot;
     Py_ssize_t words, shard, shift, start, room, cap, n, nparents, nstored;
     Buffers bufs = {.n = 0};
-    if (!PyArg_ParseTuple(args, "OOOOOOnnnnnOO", &o_table, &o_keys, &o_hashes, &o_cand, &o_stored, &o_parents,
-                          &words, &shard, &shift, &start, &room, &o_out, &o_slot))
+    if (!PyArg_ParseTuple(args, "OOOOOnnnnnOO", &o_table, &o_keys, &o_cand, &o_stored, &o_parents, &words,
+                          &shard, &shift, &start, &room, &o_out, &o_slot))
         return NULL;
     TAKE(table, Slot, o_table, 1, &cap);
     TAKE(keys, uint64_t, o_keys, 0, &n);
-    TAKE(hashes, uint64_t, o_hashes, 0, NULL);
     TAKE(cand, uint64_t, o_cand, 0, NULL);
     TAKE(stored, uint64_t, o_stored, 0, &nstored);
     TAKE(parents, int64_t, o_parents, 0, &nparents);
@@ -135,17 +144,36 @@ static PyObject *probe_shard(PyObject *self, PyObject *args) {
     const int single = shift >= 64;
     const int exact = words == 1;
     nstored /= words;
-    for (; i < n; i++) {
-        /* the slot a later candidate will read, fetched while this one is probed */
-        if (i + PREFETCH_AHEAD < n) __builtin_prefetch(&table[hashes[i + PREFETCH_AHEAD] & mask], 1, 1);
-        uint64_t h = hashes[i];
-        if (!single && (h >> shift) != (uint64_t)shard) continue;
+    /* ring[q]: the next own candidates (index and hash), their slots being fetched */
+    Py_ssize_t ring_i[PREFETCH_AHEAD];
+    uint64_t ring_h[PREFETCH_AHEAD];
+    int head = 0, count = 0;
+    Py_ssize_t scan = i;
+    for (;;) {
+        while (count < PREFETCH_AHEAD && scan < n) {
+            uint64_t h = slot_hash(keys[scan]);
+            if (single || (h >> shift) == (uint64_t)shard) {
+                __builtin_prefetch(&table[h & mask], 1, 1);
+                int q = (head + count) % PREFETCH_AHEAD;
+                ring_i[q] = scan, ring_h[q] = h;
+                count++;
+            }
+            scan++;
+        }
+        if (count == 0) {
+            i = n;
+            break;
+        }
+        i = ring_i[head];
+        uint64_t h = ring_h[head];
         /* a step that leaves the state unchanged lands on its parent: no probe needed */
         if (nparents && parents[i] >= 0 && parents[i] < nstored && same(cand + i * words, stored + parents[i] * words, words)) {
             out[i] = parents[i];
+            head = (head + 1) % PREFETCH_AHEAD, count--;
             continue;
         }
-        if (nnew >= room) break;
+        if (nnew >= room) break; /* i is the next candidate to probe, once the shard grew */
+        head = (head + 1) % PREFETCH_AHEAD, count--;
         uint64_t k = keys[i], s = h & mask;
         for (;;) {
             int64_t j = table[s].idx;
@@ -202,21 +230,21 @@ fail:
 }
 
 static PyObject *settle(PyObject *self, PyObject *args) {
-    PyObject *o_table, *o_slot, *o_hashes, *o_new, *o_out;
+    PyObject *o_table, *o_slot, *o_keys, *o_new, *o_out;
     Py_ssize_t shard, shift, m;
     Buffers bufs = {.n = 0};
-    if (!PyArg_ParseTuple(args, "OOOnnOO", &o_table, &o_slot, &o_hashes, &shard, &shift, &o_new, &o_out))
+    if (!PyArg_ParseTuple(args, "OOOnnOO", &o_table, &o_slot, &o_keys, &shard, &shift, &o_new, &o_out))
         return NULL;
     TAKE(table, Slot, o_table, 1, NULL);
     TAKE(slot_of, int64_t, o_slot, 0, NULL);
-    TAKE(hashes, uint64_t, o_hashes, 0, NULL);
+    TAKE(keys, uint64_t, o_keys, 0, NULL);
     TAKE(newc, int64_t, o_new, 0, &m);
     TAKE(out, int64_t, o_out, 0, NULL);
     Py_BEGIN_ALLOW_THREADS
     const int single = shift >= 64;
     for (Py_ssize_t q = 0; q < m; q++) {
         int64_t i = newc[q];
-        if (!single && (hashes[i] >> shift) != (uint64_t)shard) continue;
+        if (!single && (slot_hash(keys[i]) >> shift) != (uint64_t)shard) continue;
         table[slot_of[i]].idx = (int32_t)out[i];
     }
     Py_END_ALLOW_THREADS
@@ -239,10 +267,31 @@ static PyObject *rehash(PyObject *self, PyObject *args) {
     const uint64_t mask = (uint64_t)ncap - 1;
     for (Py_ssize_t s = 0; s < cap; s++) {
         if (old[s].idx == EMPTY) continue;
-        uint64_t t = mix(old[s].key * M1) & mask;
+        uint64_t t = slot_hash(old[s].key) & mask;
         while (nt[t].idx != EMPTY) t = (t + 1) & mask;
         nt[t] = old[s];
         if (old[s].idx <= -2) slot_of[-2 - (int64_t)old[s].idx] = (int64_t)t; /* pending: it moved */
+    }
+    Py_END_ALLOW_THREADS
+    release(&bufs);
+    Py_RETURN_NONE;
+fail:
+    release(&bufs);
+    return NULL;
+}
+
+static PyObject *renumber_table(PyObject *self, PyObject *args) {
+    PyObject *o_table, *o_moved;
+    Py_ssize_t base, cap, k;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OnO", &o_table, &base, &o_moved)) return NULL;
+    TAKE(table, Slot, o_table, 1, &cap);
+    TAKE(moved, int64_t, o_moved, 0, &k);
+    Py_BEGIN_ALLOW_THREADS
+    /* one pass over the slots: an entry of the renumbered block follows its state */
+    for (Py_ssize_t s = 0; s < cap; s++) {
+        int64_t j = table[s].idx;
+        if (j >= base && j - base < k) table[s].idx = (int32_t)(base + moved[j - base]);
     }
     Py_END_ALLOW_THREADS
     release(&bufs);
@@ -386,6 +435,16 @@ fail:
     return NULL;
 }
 
+/* Strongly connected components of the subgraph induced by `inside`, numbered only where
+ * they hold a cycle (two states or more, or a self-loop); every other state gets -1.
+ *
+ * First a topological peel (Kahn's algorithm): a state no remaining inside edge enters
+ * is on no cycle, and neither is what only it leads to.  The peel walks the rows about
+ * in the order they are stored (the BFS order), so it is cheap even on a graph of tens of
+ * millions of states, and on an acyclic region (the usual case: a migration moves forward)
+ * it is all the work there is.  Tarjan's algorithm then runs on the states left, which
+ * contain every cycle, with an explicit DFS path and a per-frame edge cursor.
+ * Components are numbered in the order Tarjan completes them, counting only cyclic ones. */
 static PyObject *components(PyObject *self, PyObject *args) {
     PyObject *o_indptr, *o_col, *o_inside, *o_comp;
     Py_ssize_t np1;
@@ -397,22 +456,55 @@ static PyObject *components(PyObject *self, PyObject *args) {
     TAKE(comp, int32_t, o_comp, 1, NULL);
     Py_ssize_t n = np1 - 1;
     size_t sz = (size_t)(n > 0 ? n : 1);
+    /* the peel: indeg counts inside edges from states not peeled yet; queue the peeled */
+    int32_t *indeg = calloc(sz, sizeof(int32_t)), *queue = malloc(sizeof(int32_t) * sz);
+    if (!indeg || !queue) {
+        free(indeg), free(queue);
+        PyErr_NoMemory();
+        goto fail;
+    }
+    Py_ssize_t left = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t u = 0; u < n; u++) {
+        comp[u] = -1;
+        if (!inside[u]) continue;
+        for (int64_t e = indptr[u]; e < indptr[u + 1]; e++)
+            if (inside[col[e]]) indeg[col[e]]++;
+    }
+    Py_ssize_t head = 0, tail = 0;
+    for (Py_ssize_t u = 0; u < n; u++)
+        if (inside[u] && indeg[u] == 0) queue[tail++] = (int32_t)u;
+    while (head < tail) {
+        int32_t u = queue[head++];
+        for (int64_t e = indptr[u]; e < indptr[u + 1]; e++) {
+            int32_t v = col[e];
+            if (inside[v] && --indeg[v] == 0) queue[tail++] = v;
+        }
+    }
+    for (Py_ssize_t u = 0; u < n; u++) left += inside[u] && indeg[u] > 0;
+    Py_END_ALLOW_THREADS
+    free(queue);
+    if (left == 0) {
+        free(indeg);
+        release(&bufs);
+        Py_RETURN_NONE;
+    }
+    /* Tarjan on the states left (indeg > 0) */
     int32_t *index = malloc(sizeof(int32_t) * sz), *low = malloc(sizeof(int32_t) * sz);
     int32_t *stack = malloc(sizeof(int32_t) * sz), *call = malloc(sizeof(int32_t) * sz);
     int64_t *next = malloc(sizeof(int64_t) * sz);
     uint8_t *onstack = calloc(sz, 1);
     if (!index || !low || !stack || !call || !next || !onstack) {
-        free(index), free(low), free(stack), free(call), free(next), free(onstack);
+        free(indeg), free(index), free(low), free(stack), free(call), free(next), free(onstack);
         PyErr_NoMemory();
         goto fail;
     }
     Py_BEGIN_ALLOW_THREADS
-    /* Tarjan's algorithm with an explicit DFS path (call) and per-frame edge cursor. */
-    for (Py_ssize_t s = 0; s < n; s++) index[s] = -1, comp[s] = -1;
+    for (Py_ssize_t s = 0; s < n; s++) index[s] = -1;
     int32_t counter = 0, ncomp = 0;
     Py_ssize_t sp = 0;
     for (Py_ssize_t root = 0; root < n; root++) {
-        if (!inside[root] || index[root] >= 0) continue;
+        if (indeg[root] == 0 || !inside[root] || index[root] >= 0) continue;
         Py_ssize_t depth = 0;
         call[0] = (int32_t)root;
         next[0] = indptr[root];
@@ -423,7 +515,7 @@ static PyObject *components(PyObject *self, PyObject *args) {
             int32_t u = call[depth];
             if (next[depth] < indptr[u + 1]) {
                 int32_t v = col[next[depth]++];
-                if (!inside[v]) continue;
+                if (!inside[v] || indeg[v] == 0) continue;
                 if (index[v] < 0) {
                     index[v] = low[v] = counter++;
                     stack[sp++] = v;
@@ -437,20 +529,23 @@ static PyObject *components(PyObject *self, PyObject *args) {
                 continue;
             }
             if (low[u] == index[u]) {
+                /* a single state is a component here only with a self-loop */
+                int cyclic = stack[sp - 1] != u;
+                for (int64_t e = indptr[u]; !cyclic && e < indptr[u + 1]; e++) cyclic = col[e] == u;
                 int32_t w;
                 do {
                     w = stack[--sp];
                     onstack[w] = 0;
-                    comp[w] = ncomp;
+                    comp[w] = cyclic ? ncomp : -1;
                 } while (w != u);
-                ncomp++;
+                ncomp += cyclic;
             }
             depth--;
             if (depth >= 0 && low[u] < low[call[depth]]) low[call[depth]] = low[u];
         }
     }
     Py_END_ALLOW_THREADS
-    free(index), free(low), free(stack), free(call), free(next), free(onstack);
+    free(indeg), free(index), free(low), free(stack), free(call), free(next), free(onstack);
     release(&bufs);
     Py_RETURN_NONE;
 fail:
@@ -503,6 +598,26 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------------ the heap */
+
+/* Keep freed memory for the next chunk instead of giving it back to the kernel.  A search
+ * allocates and frees arrays of tens of MB every chunk; glibc serves those with mmap (or
+ * trims the heap's top once they are freed), so every chunk wrote to freshly faulted pages
+ * the kernel had to zero first (a third of a 66M-state run's time was clear_page).  Serving
+ * arrays up to glibc's largest mmap threshold from the heap, growing the heap 512 MB at a
+ * time and trimming it only past 2 GB free lets a chunk reuse its predecessor's pages.
+ * Returns whether the allocator took the settings (False off glibc). */
+static PyObject *keep_freed_memory(PyObject *self, PyObject *noargs) {
+#ifdef __GLIBC__
+    int ok = mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    ok &= mallopt(M_TOP_PAD, 512 << 20);
+    ok &= mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
+    return PyBool_FromLong(ok);
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyMethodDef methods[] = {
     {"keys_of", keys_of, METH_VARARGS, "one 64-bit key per packed row"},
     {"slots_of", slots_of, METH_VARARGS, "the hash of each key"},
@@ -510,12 +625,14 @@ static PyMethodDef methods[] = {
     {"number_new", number_new, METH_VARARGS, "number a batch's new states in candidate order"},
     {"settle", settle, METH_VARARGS, "give one shard's pending entries their numbers"},
     {"rehash", rehash, METH_VARARGS, "move a shard into a larger table"},
+    {"renumber_table", renumber_table, METH_VARARGS, "entries of a renumbered block follow their states"},
     {"count_out", count_out, METH_VARARGS, "out-degrees of a batch of edges"},
     {"fill_out", fill_out, METH_VARARGS, "place a batch of edges in their rows"},
     {"enabled_groups", enabled_groups, METH_VARARGS, "fairness groups enabled per state"},
     {"bfs", bfs, METH_VARARGS, "breadth-first search in increasing successor order"},
-    {"components", components, METH_VARARGS, "strongly connected components (Tarjan)"},
+    {"components", components, METH_VARARGS, "the strongly connected components that hold a cycle"},
     {"fair_components", fair_components, METH_VARARGS, "which components are fair"},
+    {"keep_freed_memory", keep_freed_memory, METH_NOARGS, "keep freed arrays in the heap for reuse"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -70,8 +70,11 @@ def bfs(
 
 
 def components(indptr: np.ndarray, col: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """Strongly connected components of the subgraph induced by ``inside`` (Tarjan's
-    algorithm, iterative): a component number per state, -1 outside."""
+    """The strongly connected components of the subgraph induced by ``inside`` that hold a
+    cycle (two states or more, or one with a self-loop): a component number per state in
+    one, -1 for every other state (outside, or on no cycle).  Only these can be fair, and
+    numbering only them lets a topological peel take every acyclic part in one pass before
+    Tarjan's algorithm runs on the rest."""
     assert len(inside) == len(indptr) - 1 and inside.dtype == np.bool_
     comp = np.empty(len(indptr) - 1, dtype=np.int32)
     _native.components(indptr, col, np.ascontiguousarray(inside), comp)

@@ -55,7 +55,7 @@ from checker.lang.spec import Predicate, Spec, as_mask
 from checker.limits import NO_LIMITS as NO_LIMITS
 from checker.limits import Limits as Limits
 from checker.limits import current_rss_mb as current_rss_mb
-from checker.limits import peak_rss_mb
+from checker.limits import keep_freed_memory, peak_rss_mb
 from checker.liveness import LiveGraph
 from checker.liveness import check_liveness as liveness_violation
 from checker.parallel import Workers, available_cores, power_of_two_at_most
@@ -179,6 +179,7 @@ class Explorer:
 
     # ------------------------------------------------------------------ the search
     def run(self) -> Result:
+        keep_freed_memory()
         self._t0 = self._last_progress = time.perf_counter()
         self._rss0 = current_rss_mb()
         with INTERRUPT.polling():  # from here to the result, a Ctrl-C loses nothing found
@@ -242,7 +243,7 @@ class Explorer:
                 return None
             c1 = min(hi, c + self._chunk_size())
             t = time.perf_counter()
-            self.merge(self.expand(c, c1, lo, hi), level)
+            self.merge(self.expand(c, c1, lo, hi), level, whole=c == lo and c1 == hi)
             self._tune(c1 - c, time.perf_counter() - t)
             self._rows_expanded += c1 - c
             self.stats.frontier = (hi - c1) + (self.store.n - hi)
@@ -286,7 +287,7 @@ class Explorer:
         parts: list[tuple[np.ndarray, np.ndarray, int]] = []
         cand = Candidates(
             np.zeros((0, self.layout.words), dtype=np.uint64), np.zeros(0, dtype=np.int64),
-            np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=np.int32), lo, hi - lo,
             np.zeros(n_actions, dtype=np.int64), np.zeros(n_actions, dtype=np.int64),
         )
         each: Iterable[_Fired]
@@ -306,14 +307,11 @@ class Explorer:
             counts = np.diff(whole.offsets)
             cand.rows, cand.parents = whole.rows, whole.parents
             cand.actions = np.repeat(np.arange(n_actions, dtype=np.int32), counts)
-            first_key = np.arange(n_actions, dtype=np.int64) * (hi - lo) - lo  # of each action
-            cand.keys = np.repeat(first_key, counts) + whole.parents
         elif parts:
             cand.rows = np.concatenate([p[0] for p in parts])
             cand.parents = np.concatenate([p[1] for p in parts])
             ids = np.array([p[2] for p in parts], dtype=np.int32)
             cand.actions = np.repeat(ids, [len(p[0]) for p in parts])
-            cand.keys = cand.actions.astype(np.int64) * (hi - lo) + (cand.parents - lo)
         if self.spec.check_deadlock:
             cand.found += self._deadlocks(view, enabled, c0, lo)
         return cand
@@ -397,18 +395,30 @@ class Explorer:
         return [_Found("Deadlock", PropertyKind.DEADLOCK, "deadlock: no action is enabled",
                        (self.stats.depth, DEADLOCK, bad - lo), bad)]
 
-    def merge(self, cand: Candidates, level: _Level) -> np.ndarray:
+    def merge(self, cand: Candidates, level: _Level, whole: bool = False) -> np.ndarray:
         """Store a chunk's candidates, keep for each new state of the level the first
-        candidate (in whole-level order) that reaches it, check the new states."""
+        candidate (in whole-level order) that reaches it, check the new states.  ``whole``:
+        the chunk is the whole level, so the store's own order (candidate order) is the
+        level's and no first candidates need be kept."""
         store = self.store
         new_idx, targets = store.add(cand.rows, cand.parents, cand.actions, want_targets=True)
         assert targets is not None
         level.chunks += 1
-        level.minkey = np.concatenate([level.minkey, np.full(len(new_idx), _NO_KEY, dtype=np.int64)])
-        mine = targets >= level.hi
-        np.minimum.at(level.minkey, targets[mine] - level.hi, cand.keys[mine])
-        if self.want_edges:
-            level.edges.append((cand.parents, targets, cand.actions, cand.keys))
+        if not whole:
+            level.minkey = np.concatenate([level.minkey, np.full(len(new_idx), _NO_KEY, dtype=np.int64)])
+            mine = np.flatnonzero(targets >= level.hi)
+            np.minimum.at(level.minkey, targets[mine] - level.hi, cand.keys(mine))
+        if self.keep_graph:
+            level.edges.append((cand.parents, targets, cand.actions, cand.keys()))
+        elif self.want_edges:
+            # Liveness reads each state's row of state-changing edges in action order.  A
+            # chunk holds every edge of its sources, in that order, so its edges are kept as
+            # they come (int32, self-loops dropped), never sorted across the level: the
+            # rows are the same and no level-wide copies are made.
+            moves = cand.parents != targets
+            level.live_edges.append(
+                (cand.parents[moves].astype(np.int32), targets[moves].astype(np.int32), cand.actions[moves])
+            )
         level.found += cand.found
         level.generated += cand.generated
         level.coverage += cand.coverage
@@ -455,7 +465,7 @@ class Explorer:
                 moved = store.renumber(base, order)
             store.parent[base : store.n] = level.lo + key % level.size
             store.action[base : store.n] = (key // level.size).astype(store.action.dtype)
-        if level.edges:
+        if level.edges or level.live_edges:
             self._keep_edges(level, moved)
         self.stats.distinct = store.n
         if k_new:
@@ -465,6 +475,13 @@ class Explorer:
         return self._close_checks(level, new_idx, moved)
 
     def _keep_edges(self, level: _Level, moved: np.ndarray | None) -> None:
+        for src, dst, act in level.live_edges:
+            if moved is not None:
+                new = dst >= level.hi
+                dst[new] = level.hi + moved[dst[new] - level.hi]
+            self._edges.append((src, dst, act))
+        if not level.edges:
+            return
         src = np.concatenate([e[0] for e in level.edges])
         dst = np.concatenate([e[1] for e in level.edges])
         act = np.concatenate([e[2] for e in level.edges])
@@ -474,11 +491,6 @@ class Explorer:
         if level.chunks > 1:
             order = np.argsort(np.concatenate([e[3] for e in level.edges]), kind="stable")
             src, dst, act = src[order], dst[order], act[order]
-        # int32, 12 bytes an edge; self-loops only when the graph itself is wanted
-        # (liveness ignores them)
-        if not self.keep_graph:
-            moves = src != dst
-            src, dst, act = src[moves], dst[moves], act[moves]
         self._edges.append((src.astype(np.int32), dst.astype(np.int32), act.astype(np.int32)))
 
     def _close_checks(
@@ -546,19 +558,8 @@ class Explorer:
 
     # ------------------------------------------------------------------ the result
     def graph(self) -> StateGraph:
-        def cat(part: int, dtype: type) -> np.ndarray:
-            arrays = [e[part] for e in self._edges]
-            return np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
-
-        return StateGraph(
-            rows=self.store.rows[: self.store.n],
-            src=cat(0, np.int64),
-            dst=cat(1, np.int64),
-            act=cat(2, np.int32),
-            labels=self.labels,
-            families=self.families,
-            init=self.init_idx,
-        )
+        return StateGraph.of_chunks(self.store.rows[: self.store.n], self._edges, self.labels,
+                                    self.families, self.init_idx)
 
     def finish(self) -> Result:
         """The result: on a complete search also the witnesses' and liveness verdicts.

@@ -61,7 +61,6 @@ def slots_of(keys: np.ndarray) -> np.ndarray:
 def probe_shard(
     tab: np.ndarray,
     keys: np.ndarray,
-    hashes: np.ndarray,
     cand: np.ndarray,
     stored: np.ndarray,
     parents: np.ndarray,
@@ -72,8 +71,8 @@ def probe_shard(
     out: np.ndarray,
     slot_of: np.ndarray,
 ) -> tuple[int, int, int]:
-    """Insert the candidates ``start..`` of one shard (``hashes >> shift == shard``; every
-    candidate when ``shift`` is 64).
+    """Insert the candidates ``start..`` of one shard (``slots_of(keys) >> shift == shard``;
+    every candidate when ``shift`` is 64; the hashes are computed as the probe goes).
 
     ``parents`` (the store index of each candidate's parent, -1 for none; or empty) lets a
     candidate equal to its parent (a self-loop) skip the probe.
@@ -86,14 +85,13 @@ def probe_shard(
     """
     assert tab.dtype == SLOT and len(tab) & (len(tab) - 1) == 0
     assert cand.dtype == np.uint64 and cand.flags.c_contiguous and stored.dtype == np.uint64
-    assert cand.shape[1:] == stored.shape[1:] and len(keys) == len(hashes) == len(cand) == len(out)
-    assert out.dtype == np.int64 and keys.dtype == np.uint64 and hashes.dtype == np.uint64
+    assert cand.shape[1:] == stored.shape[1:] and len(keys) == len(cand) == len(out)
+    assert out.dtype == np.int64 and keys.dtype == np.uint64 and keys.flags.c_contiguous
     assert slot_of.dtype == np.int64 and len(slot_of) == len(out)
     words = cand.shape[1]
     result: tuple[int, int, int] = _native.probe_shard(
         tab,
         keys,
-        hashes,
         cand,
         np.ascontiguousarray(stored),
         np.ascontiguousarray(parents, dtype=np.int64),
@@ -121,7 +119,7 @@ def number_new(out: np.ndarray, base: int) -> np.ndarray:
 def settle(
     tab: np.ndarray,
     slot_of: np.ndarray,
-    hashes: np.ndarray,
+    keys: np.ndarray,
     shard: int,
     shift: int,
     new: np.ndarray,
@@ -130,7 +128,8 @@ def settle(
     """Replace this shard's pending entries (its candidates among ``new``, at their
     ``slot_of``) by their store indices ``out``."""
     assert tab.dtype == SLOT and slot_of.dtype == np.int64 and out.dtype == np.int64 and new.dtype == np.int64
-    _native.settle(tab, slot_of, hashes, shard, shift, np.ascontiguousarray(new), out)
+    assert keys.dtype == np.uint64 and keys.flags.c_contiguous
+    _native.settle(tab, slot_of, keys, shard, shift, np.ascontiguousarray(new), out)
 
 
 def rehash(old: np.ndarray, new: np.ndarray, slot_of: np.ndarray) -> None:
@@ -138,3 +137,10 @@ def rehash(old: np.ndarray, new: np.ndarray, slot_of: np.ndarray) -> None:
     pending entry's new slot goes to ``slot_of``."""
     assert old.dtype == SLOT and new.dtype == SLOT and len(new) > len(old) and slot_of.dtype == np.int64
     _native.rehash(old, new, slot_of)
+
+
+def renumber(tab: np.ndarray, base: int, moved: np.ndarray) -> None:
+    """After the states from ``base`` on moved (the one at ``base + i`` to ``base +
+    moved[i]``): point every entry of one shard's table at its state's new index."""
+    assert tab.dtype == SLOT and moved.dtype == np.int64
+    _native.renumber_table(tab, base, np.ascontiguousarray(moved))

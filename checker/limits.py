@@ -47,3 +47,14 @@ def current_rss_mb() -> float:
         return pages * resource.getpagesize() / (1024.0 * 1024.0)
     except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
         return peak_rss_mb()
+
+
+def keep_freed_memory() -> bool:
+    """Have the C allocator keep the arrays a chunk frees for the next chunk, instead of
+    handing them back to the kernel and having the next chunk's pages faulted and zeroed
+    afresh (``checker/_native.c`` says how; process-wide, idempotent).  The resident set
+    then no longer shrinks when a chunk's arrays are freed, which ``--max-memory`` sees:
+    the memory is the process's all the same.  False where the allocator is not glibc's."""
+    from checker import _native  # type: ignore[attr-defined]
+
+    return bool(_native.keep_freed_memory())

@@ -21,8 +21,9 @@ checked on the constrained graph).
 The graph is compressed once (:class:`LiveGraph`, rows of out-edges by source) and every
 property is then a few linear passes of compiled code (``checker/digraph.py``): the
 fairness groups as bits per action and per state, a breadth-first search for the region,
-Tarjan's components inside it, and which of them are fair.  Only building the lasso of a
-counterexample walks states one by one in Python, and only inside one component.
+its components that hold a cycle (a topological peel, then Tarjan's algorithm on what is
+left) and which of them are fair.  Only building the lasso of a counterexample walks
+states one by one in Python, and only inside one component.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ def check_liveness(
     memory("liveness")
     if comp.max(initial=-1) >= 0:
         ok = digraph.fair_components(g.indptr, g.col, g.act, comp, en, amask, full)
-        fair = np.flatnonzero(region & ok[np.maximum(comp, 0)])
+        fair = np.flatnonzero(region & (comp >= 0) & ok[np.maximum(comp, 0)])
         if len(fair):
             s = _nearest(fair, dist)
             if best is None or dist[s] < best[0]:

@@ -56,6 +56,16 @@ class StateGraph:
     families: list[str]  # family of each action id
     init: np.ndarray  # indices of initial states
 
+    @classmethod
+    def of_chunks(cls, rows: np.ndarray, edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                  labels: list[str], families: list[str], init: np.ndarray) -> StateGraph:
+        """The graph from its edges kept chunk by chunk, as (src, dst, action) arrays."""
+        def cat(part: int, dtype: type) -> np.ndarray:
+            return np.concatenate([e[part] for e in edges]) if edges else np.zeros(0, dtype=dtype)
+
+        return cls(rows=rows, src=cat(0, np.int64), dst=cat(1, np.int64), act=cat(2, np.int32),
+                   labels=labels, families=families, init=init)
+
     def to_networkx(self, layout: Layout) -> nx.MultiDiGraph:
         import networkx as nx
 

@@ -34,16 +34,26 @@ class Found:
 class Candidates:
     """One chunk of a level, expanded: its successors in the order a whole-level expansion
     computes them (by action, then by frontier row), with their parents' store indices,
-    action ids and that order as a number (``keys``: action x frontier size + row), and
-    what was met on the way (action invariants, values that do not fit, deadlocks)."""
+    action ids, and what was met on the way (action invariants, values that do not fit,
+    deadlocks).  The frontier is ``store[lo:lo + size]``."""
 
     rows: np.ndarray
     parents: np.ndarray
     actions: np.ndarray
-    keys: np.ndarray
+    lo: int
+    size: int
     coverage: np.ndarray  # per action: rows of the chunk enabling it
     generated: np.ndarray  # per action: successors kept
     found: list[Found] = field(default_factory=list)
+
+    def keys(self, which: np.ndarray | None = None) -> np.ndarray:
+        """The place of candidates (all, or a mask or indices of them) in whole-level
+        order, as a number: action x frontier size + frontier row.  Computed when asked,
+        for the few candidates that reach a new state, not kept for every candidate."""
+        actions, parents = (self.actions, self.parents) if which is None else (
+            self.actions[which], self.parents[which])
+        keys: np.ndarray = actions.astype(np.int64) * self.size + (parents - self.lo)
+        return keys
 
 
 @dataclass
@@ -68,7 +78,10 @@ class Level:
     generated: np.ndarray  # per action, this level
     coverage: np.ndarray  # per action, this level
     minkey: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # (source, target, action, whole-level key) of every candidate, for the kept graph
     edges: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    # (source, target, action) int32 of the state-changing edges, chunk by chunk, for liveness
+    live_edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     found: list[Found] = field(default_factory=list)
     bad_states: list[tuple[int, str, np.ndarray]] = field(default_factory=list)  # (prop index, name, idx)
     chunks: int = 0

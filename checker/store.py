@@ -89,7 +89,9 @@ class StateStore:
         return self.words > 1
 
     def keys(self, rows: np.ndarray) -> np.ndarray:
-        return fingerprint(rows)
+        """The keys of a batch of candidates (C-contiguous uint64): one-word rows are
+        their own keys, read in place (the batch is not changed while it is added)."""
+        return rows.reshape(-1) if self.words == 1 else fingerprint(rows)
 
     @property
     def nbytes(self) -> int:
@@ -140,20 +142,19 @@ class StateStore:
             raise StoreFull(f"more than {MAX_STATES} states")
         rows = np.ascontiguousarray(rows, dtype=np.uint64)
         keys = self.keys(rows)
-        hashes = hashset.slots_of(keys)
         out = np.empty(g, dtype=np.int64)
         stored = self.rows[: self.n]
         par = g >= _PARALLEL_CANDIDATES
         parents = np.ascontiguousarray(parents, dtype=np.int64)
         slot_of = np.empty(g, dtype=np.int64)
         self._each_shard(
-            lambda k, sh: self._probe(k, sh, keys, hashes, rows, stored, parents, out, slot_of), par
+            lambda k, sh: self._probe(k, sh, keys, rows, stored, parents, out, slot_of), par
         )
         base = self.n
         new_cand = hashset.number_new(out, base)  # out now holds every candidate's index
         k = len(new_cand)
         self._each_shard(
-            lambda s, sh: hashset.settle(sh.table, slot_of, hashes, s, self._shift, new_cand, out), par
+            lambda s, sh: hashset.settle(sh.table, slot_of, keys, s, self._shift, new_cand, out), par
         )
         self._grow(base + k)
         self.rows[base : base + k] = rows[new_cand]
@@ -177,7 +178,6 @@ class StateStore:
         k: int,
         shard: _Shard,
         keys: np.ndarray,
-        hashes: np.ndarray,
         rows: np.ndarray,
         stored: np.ndarray,
         parents: np.ndarray,
@@ -187,7 +187,7 @@ class StateStore:
         i = 0
         while i < len(keys):
             i, nnew, coll = hashset.probe_shard(
-                shard.table, keys, hashes, rows, stored, parents, k, self._shift, i, shard.room, out, slot_of
+                shard.table, keys, rows, stored, parents, k, self._shift, i, shard.room, out, slot_of
             )
             shard.count += nnew
             shard.collisions += coll
@@ -207,10 +207,8 @@ class StateStore:
             arr = getattr(self, name)
             arr[base : self.n] = arr[base : self.n][order]
         assert self._shards is not None, "the hash table was dropped"
-        for shard in self._shards:  # the table's entries follow their states
-            idx = shard.table["idx"]
-            inblock = idx >= base
-            idx[inblock] = base + moved[idx[inblock] - base]
+        # the table's entries follow their states (one pass of C per shard, in parallel)
+        self._each_shard(lambda _, sh: hashset.renumber(sh.table, base, moved), parallel=True)
         return moved
 
     def path(self, idx: int) -> list[tuple[int, int]]:

@@ -36,10 +36,33 @@ def test_components_are_networkx_strongly_connected_components(seed: int) -> Non
     comp = digraph.components(indptr, col, inside)
     g = nx.DiGraph()
     g.add_nodes_from(np.flatnonzero(inside).tolist())
-    g.add_edges_from((int(s), int(d)) for s, d in zip(src, dst, strict=True) if inside[s] and inside[d])
-    ours = {frozenset(np.flatnonzero(comp == c).tolist()) for c in range(comp.max() + 1)}
-    assert ours == {frozenset(c) for c in nx.strongly_connected_components(g)}
+    g.add_edges_from(  # compress drops self-loops
+        (int(s), int(d)) for s, d in zip(src, dst, strict=True) if inside[s] and inside[d] and s != d
+    )
+    ours = [frozenset(np.flatnonzero(comp == c).tolist()) for c in range(comp.max() + 1)]
+    cyclic = {frozenset(c) for c in nx.strongly_connected_components(g) if len(c) > 1}
+    assert set(ours) == cyclic and len(ours) == len(cyclic)
+    on_cycle = set().union(*cyclic)
+    assert all((comp[s] >= 0) == (s in on_cycle) for s in range(n))
     assert (comp[~inside] == -1).all()
+
+
+def test_components_of_an_acyclic_graph_are_none() -> None:
+    """A DAG (every edge to a larger state) has no component with a cycle: the peel takes
+    every state; one back edge makes exactly the states between its ends one component."""
+    n = 200
+    rng = np.random.default_rng(7)
+    src = rng.integers(0, n - 1, 600).astype(np.int32)
+    dst = (src + rng.integers(1, 5, 600)).clip(max=n - 1).astype(np.int32)
+    chain = np.arange(n - 1, dtype=np.int32)
+    src, dst = np.concatenate([src, chain]), np.concatenate([dst, chain + 1])
+    act = np.zeros(len(src), dtype=np.int32)
+    everywhere = np.ones(n, dtype=bool)
+    indptr, col, _ = digraph.compress(n, [(src, dst, act)])
+    assert (digraph.components(indptr, col, everywhere) == -1).all()
+    indptr, col, _ = digraph.compress(n, [(np.append(src, 150), np.append(dst, 40), np.append(act, 0))])
+    comp = digraph.components(indptr, col, everywhere)
+    assert comp.max() == 0 and set(np.flatnonzero(comp == 0).tolist()) == set(range(40, 151))
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -90,3 +113,12 @@ def test_max_memory_covers_the_liveness_phase(monkeypatch: pytest.MonkeyPatch) -
     r = explore(toggler(("Finish",)), limits=Limits(memory_mb=1e8))
     assert r.outcome == Outcome.LIMIT and r.limit == Limit.MEMORY and r.limit_bound == 1e8
     assert r.properties["Finishes"] == "unchecked"
+
+
+def test_a_self_loop_is_a_cycle_of_one_state() -> None:
+    """compress drops self-loops, but components counts one when given it: 0 -> 0 is a
+    component, 1 -> 0 and 2 -> 1 are on no cycle."""
+    indptr = np.array([0, 1, 2, 3], dtype=np.int64)
+    col = np.array([0, 0, 1], dtype=np.int32)
+    comp = digraph.components(indptr, col, np.ones(3, dtype=bool))
+    assert comp.tolist() == [0, -1, -1]

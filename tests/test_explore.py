@@ -1,6 +1,9 @@
 """The explorer on small synthetic specs: multi-word states, constraints, symmetry,
 limits, liveness cycles and the reachable graph."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -289,3 +292,30 @@ def test_ctrl_c_stops_with_partial_statistics():
     # the first progress call comes after the first chunk of the first level
     assert r.stats.depth == 1 and r.stats.distinct > 1 and stopped_by(r) == "interrupted (Ctrl-C)"
     assert set(r.properties.values()) == {"unchecked"}
+
+
+_FREED = """
+import sys
+import numpy as np
+from checker.limits import current_rss_mb, keep_freed_memory
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+a = np.ones(24 << 20, dtype=np.uint8)  # 24 MB, under glibc's largest mmap threshold
+before = current_rss_mb()
+del a
+print(before - current_rss_mb())
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator settings")
+def test_freed_arrays_stay_in_the_process_for_the_next_chunk() -> None:
+    """By default glibc unmaps a freed 24 MB array at once (the next one is faulted and
+    zeroed afresh); after keep_freed_memory, which every search calls, it stays."""
+
+    def released(mode: str) -> float:
+        cmd = [sys.executable, "-c", _FREED, mode]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        return float(done.stdout)
+
+    assert released("default") > 20
+    assert released("keep") < 4
