@@ -134,13 +134,21 @@ def install(grace: float = GRACE_SECONDS) -> None:
         return  # started with Ctrl-C ignored (a background job): keep it so
     _State.installed = True
     INTERRUPT.on_request(_interrupt_z3)
-    signal.signal(signal.SIGINT, _handler)
     sys.unraisablehook = _unraisable
     reader, writer = socket.socketpair()
     _State.sockets = (reader, writer)
     writer.setblocking(False)
     signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
     threading.Thread(target=_watch, args=(reader, grace), daemon=True, name="ctrl-c").start()
+    signal.signal(signal.SIGINT, _handler)  # last: until here the start-up handler ends the process
+
+
+def ignore_from_now_on() -> None:
+    """Ignore SIGINT for the rest of the process (its work is done; a request already
+    noted still counts).  Python does not put an ignored SIGINT back to its default
+    when it shuts down, as it does with a handler."""
+    if _State.installed:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def z3_interruptible() -> None:

@@ -117,19 +117,24 @@ class Migcheck(click.Group):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        if args is None:  # a real process (the console script), not a test runner
-            from cli.interrupts import install
+        def command() -> Any:
+            # Inside run(): a Ctrl-C that lands as soon as install() takes SIGINT over
+            # (CI saw one inside it) is an interruption like any other, not a traceback.
+            if args is None:  # a real process (the console script), not a test runner
+                from cli.interrupts import install
 
-            install()
-        _Debug.on = os.environ.get(DEBUG_ENV, "") not in ("", "0")
-        sys.exit(run(lambda: super(Migcheck, self).main(args, prog_name, complete_var,
-                                                          standalone_mode=False, **extra)))
+                install()
+            _Debug.on = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+            return super(Migcheck, self).main(args, prog_name, complete_var, standalone_mode=False, **extra)
+
+        sys.exit(run(command))
 
 
 def run(command: Any) -> int:
     """Run a click command (``standalone_mode=False``) and give its exit code."""
     try:
         rv = command()
+        _done()
     except SystemExit as exc:
         return _exit_status(exc.code)
     except click.exceptions.Abort as exc:
@@ -155,7 +160,19 @@ def run(command: Any) -> int:
             click.echo("\ninterrupted", err=True)
             return EXIT_INTERRUPTED
         return internal_error(exc)
+    finally:
+        _done()
     return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+
+
+def _done() -> None:
+    """The command is over and its output written: a Ctrl-C from here on changes nothing.
+    Without this, one landing while the interpreter shuts down (which first puts a
+    handled SIGINT back to its default) killed the process by the signal instead of
+    ending it with the command's exit code (seen in CI, on ``--help``)."""
+    interrupts = sys.modules.get("cli.interrupts")  # imported only by a real process
+    if interrupts is not None:
+        interrupts.ignore_from_now_on()
 
 
 def _exit_status(code: object) -> int:
