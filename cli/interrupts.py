@@ -36,6 +36,7 @@ EXIT_INTERRUPTED = 130
 class _State:
     signals = 0
     installed = False
+    settled = False  # the command has taken the first Ctrl-C in hand (see settle())
     sockets: tuple[socket.socket, socket.socket] | None = None  # kept open for the process
 
 
@@ -44,7 +45,7 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     if _State.signals > 1:
         _hard_exit("interrupted again")
     INTERRUPT.request()
-    if INTERRUPT.polled:
+    if INTERRUPT.polled or _State.settled:
         return
     if _must_defer(frame):
         # Two places where an exception must not land:
@@ -73,7 +74,9 @@ def _in_library(frame: FrameType) -> bool:
 
 
 def _raise_when_safe(frame: FrameType, event: str, arg: object) -> None:
-    if event == "call" and not _must_defer(frame):
+    # not in a call of this module's either: caused_by_ctrl_c() is how a command says it
+    # has the Ctrl-C in hand, and a KeyboardInterrupt raised by that call would defeat it
+    if event == "call" and not _must_defer(frame) and frame.f_globals.get("__name__") != __name__:
         sys.settrace(None)
         raise KeyboardInterrupt
 
@@ -117,7 +120,10 @@ def _watch(sock: socket.socket, grace: float) -> None:
             return
         if not data or signal.SIGINT not in data:
             continue
-        _interrupt_z3()
+        # The request is made here, before z3 is woken (a hook of INTERRUPT's): what z3
+        # raises or answers once woken is then known for the Ctrl-C's doing when the main
+        # thread meets it, even where the handler has not run there yet.
+        INTERRUPT.request()
         threading.Thread(target=_deadline, args=(grace,), daemon=True).start()
 
 
@@ -149,6 +155,31 @@ def ignore_from_now_on() -> None:
     when it shuts down, as it does with a handler."""
     if _State.installed:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def settle() -> None:
+    """The command has taken the Ctrl-C in hand and goes on to write its partial output:
+    no ``KeyboardInterrupt`` of that same Ctrl-C may land in the middle of it, neither one
+    deferred out of z3 (see :func:`_handler`) nor one whose handler has yet to run.  A
+    second Ctrl-C still ends the process at once."""
+    _State.settled = True
+    if sys.gettrace() is _raise_when_safe:
+        sys.settrace(None)
+
+
+def caused_by_ctrl_c(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Ctrl-C or what one broke on its way: z3's context interrupted
+    raises (``Z3Exception: canceled``) or answers ``unknown`` (a ``TimeoutError`` of
+    :mod:`model.decision.solver`).  When it is, the Ctrl-C is settled (:func:`settle`)."""
+    # First of all, and by C calls only (they make no trace event): a KeyboardInterrupt
+    # still deferred out of z3 must not land in the rest of this function.
+    deferred = sys.gettrace() is _raise_when_safe
+    if deferred:
+        sys.settrace(None)
+    if deferred or isinstance(exc, KeyboardInterrupt) or INTERRUPT.requested:
+        settle()
+        return True
+    return False
 
 
 def z3_interruptible() -> None:

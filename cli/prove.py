@@ -48,7 +48,7 @@ from checker.smt import Pred, TransitionPred
 from checker.trace import changes, format_value
 from checker.verdict import EXIT_INTERRUPTED, EXIT_LIMIT, EXIT_MISMATCH, EXIT_OK
 from cli.errors import UserError
-from cli.interrupts import z3_interruptible
+from cli.interrupts import caused_by_ctrl_c, z3_interruptible
 from cli.limits import stopped_by
 from cli.load import collect_paths, load_target, not_a_scenario
 from cli.options import FiniteFloat, writable_file, write_text
@@ -426,10 +426,14 @@ def prove(paths: tuple[str, ...], json_out: str | None, timeout_s: float) -> Non
                 results.append(prove_scenario(sc, timeout_ms=int(timeout_s * 1000),
                                               say=lambda text: click.echo(text, err=True)))
             except TimeoutError as exc:  # z3 answered unknown: no verdict (exit 3)
+                if caused_by_ctrl_c(exc):
+                    raise  # the spec was not done: it is left out, not "unknown"
                 exp = sc.check.expect
                 results.append(SpecProof(sc.path, sc.name, "pass" if exp is None else str(exp), "unknown",
                                          False, [], 0.0, str(exc)))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as exc:  # what a Ctrl-C broke (see cli/tables.py)
+        if not caused_by_ctrl_c(exc):
+            raise
         interrupted = True
     _write(results, json_out, skips, interrupted)
     if interrupted:

@@ -25,7 +25,7 @@ import click
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from cli.interrupts import z3_interruptible
+from cli.interrupts import caused_by_ctrl_c, z3_interruptible
 from model.decision.proofs import DEVICE_PROPERTIES, Proof, prove_any_devices
 from model.decision.space import MAX_TABLE_DEVICES
 from model.decision.tables import TABLE_KINDS, Table, decision_table
@@ -151,11 +151,16 @@ def tables(vmm: str, profiles: tuple[str, ...], devices: int, kind: str, fmt: st
         _tables(result, names, devices, kinds, show_progress=fmt == "text")
         if do_prove:
             _proofs(proofs, names)
-    except KeyboardInterrupt:
-        interrupted = True
-    except TimeoutError as exc:  # z3 answered unknown: no verdict
-        click.echo(f"unknown: {exc}", err=True)
-        undecided = True
+    except (KeyboardInterrupt, Exception) as exc:
+        # A Ctrl-C ends z3's query as it can: KeyboardInterrupt, z3's "canceled", or an
+        # unknown answer; the tables finished before it are kept, the one it cut is not.
+        if caused_by_ctrl_c(exc):
+            interrupted = True
+        elif isinstance(exc, TimeoutError):  # z3 answered unknown: no verdict
+            click.echo(f"unknown: {exc}", err=True)
+            undecided = True
+        else:
+            raise
     if interrupted and fmt == "text":
         # Rendering dozens of finished tables through rich can take longer than the user
         # is willing to wait after Ctrl-C; json and markdown keep the partial result.

@@ -287,3 +287,83 @@ def test_a_ctrl_c_after_the_search_keeps_the_search(monkeypatch: pytest.MonkeyPa
     assert result.outcome == Outcome.INTERRUPTED
     assert result.stats.distinct == 4013  # the pin of specs/cancel-recovers.toml: the whole search
     assert result.properties["NoPageLost"] == "ok" and result.properties["MigrationEnds"] == "unchecked"
+
+
+# --- what a Ctrl-C breaks in z3, in process (the CI failure of `tables --format json`) ------------
+
+
+def test_z3_unknown_is_never_taken_for_an_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table's enumeration used to read z3's ``unknown`` (its context interrupted by a
+    Ctrl-C) as "every configuration covered" and return a table cut short as if complete."""
+    import z3
+
+    from model.decision.tables import decision_table
+
+    real = z3.Solver.check
+    calls = [0]
+
+    def interrupted_after_three(self: z3.Solver, *assumptions: z3.ExprRef) -> z3.CheckSatResult:
+        calls[0] += 1
+        return real(self, *assumptions) if calls[0] <= 3 else z3.unknown
+
+    monkeypatch.setattr(z3.Solver, "check", interrupted_after_three)
+    with pytest.raises(TimeoutError, match="could not decide"):
+        decision_table("master", 1, "method")
+
+
+def test_ctrl_c_that_cancels_z3_keeps_the_tables_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI lost the partial JSON: the Ctrl-C came while z3's Python API ran, so its
+    KeyboardInterrupt was deferred; z3, woken by the watcher thread, raised ``canceled``,
+    which the command did not take for the Ctrl-C, and the deferred KeyboardInterrupt then
+    landed outside it.  Here the second table meets exactly that, every time."""
+    import z3
+    from click.testing import CliRunner
+
+    from checker.interrupt import INTERRUPT
+    from cli import interrupts, tables
+    from cli.main import main
+
+    real = tables.decision_table
+    made: list[str] = []
+
+    def cut_by_ctrl_c(profile: str, devices: int, kind: str) -> object:
+        if made:
+            INTERRUPT.request()  # as the watcher thread does before it wakes z3
+            sys.settrace(interrupts._raise_when_safe)  # as the handler does inside z3's API
+            raise z3.Z3Exception("canceled")
+        made.append(kind)
+        return real(profile, devices, kind)
+
+    monkeypatch.setattr(tables, "decision_table", cut_by_ctrl_c)
+    monkeypatch.setattr(interrupts._State, "settled", False, raising=False)
+    try:
+        r = CliRunner().invoke(main, ["tables", "--profile", "master", "--devices", "1",
+                                      "--format", "json"], catch_exceptions=False)
+    finally:
+        sys.settrace(None)
+        INTERRUPT.clear()
+    assert r.exit_code == 130, r.output
+    doc = json.loads(r.stdout)
+    assert doc["interrupted"] is True and [t["kind"] for t in doc["tables"]] == ["method"]
+
+
+def test_a_settled_ctrl_c_whose_handler_runs_late_raises_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler of the Ctrl-C a command has already taken in hand may run after that
+    (the watcher thread woke z3 first): it must not cut the partial output; a second
+    Ctrl-C still ends the process."""
+    from checker.interrupt import INTERRUPT
+    from cli import interrupts
+
+    monkeypatch.setattr(interrupts._State, "signals", 0)
+    monkeypatch.setattr(interrupts._State, "settled", False)
+    assert interrupts.caused_by_ctrl_c(TimeoutError("z3 could not decide")) is False  # no Ctrl-C
+    try:
+        INTERRUPT.request()
+        assert interrupts.caused_by_ctrl_c(TimeoutError("z3 could not decide")) is True
+        interrupts._handler(signal.SIGINT, sys._getframe())  # returns: no KeyboardInterrupt
+        exits: list[str] = []
+        monkeypatch.setattr(interrupts, "_hard_exit", exits.append)
+        interrupts._handler(signal.SIGINT, sys._getframe())
+        assert exits == ["interrupted again"]
+    finally:
+        INTERRUPT.clear()

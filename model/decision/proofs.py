@@ -26,6 +26,7 @@ from model.decision.smt import (
     realize_step,
     symbolic_realized,
 )
+from model.decision.solver import unsat
 from model.decision.space import (
     M_DEVICE,
     MAX_TABLE_DEVICES,
@@ -152,7 +153,7 @@ def find_violation(profile: Profile, prop: DeviceProperty, mutations: Iterable[s
         s, o = fold(space, mutations)
         solver = z3.Solver()
         solver.add(space.domain(), z3.Not(prop.holds(profile, space.globals(), s, o)))
-        if solver.check() == z3.sat:
+        if not unsat(solver):
             m = solver.model()
             return {v.key: v.values[m.eval(v.var, model_completion=True).as_long()]
                     for v in space.vars}

@@ -33,6 +33,7 @@ from model.decision.smt import (
     initial,
     realize_step,
 )
+from model.decision.solver import unsat
 from model.decision.space import (
     M_TYPE1,
     MAX_TABLE_DEVICES,
@@ -278,7 +279,7 @@ class _Cover:
     def unsat(self, cond: Cube, *extra: Bool) -> bool:
         self.calls += 1
         lits = [self.literal(k, ks) for k, ks in cond.items()]
-        return self.prove.check(*extra, *lits) == z3.unsat
+        return unsat(self.prove, *extra, *lits)
 
     def _differs(self, results: list[z3.ExprRef]) -> Bool:
         key = "differs:" + ",".join(str(r) for r in results)
@@ -289,7 +290,7 @@ class _Cover:
         out: list[tuple[Cube, list[z3.ExprRef]]] = []
         while True:
             self.calls += 1
-            if self.enum.check() != z3.sat:
+            if unsat(self.enum):  # every configuration is covered
                 return out
             m = self.enum.model()
             values = {v.key: m.eval(v.var, model_completion=True).as_long() for v in self.space.vars}
@@ -342,7 +343,7 @@ class _Cover:
                 self.calls += 1
                 s = z3.Solver()
                 s.add(self.space.domain(), self.cube(cubes[i][0]), z3.Not(z3.Or(others)))
-                if s.check() == z3.unsat:
+                if unsat(s):
                     dropped.add(i)
         return [c for i, c in enumerate(cubes) if i not in dropped]
 
@@ -380,7 +381,7 @@ def check_columns(profile: str | Profile, devices: int) -> bool:
                   *[a == b for a, b in zip(full.blockers, merged.blockers, strict=True)])
     solver = z3.Solver()
     solver.add(space.domain(), z3.Not(same))
-    return solver.check() == z3.unsat
+    return unsat(solver)
 
 
 def _drop_order(key: str) -> tuple[int, str]:
