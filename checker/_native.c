@@ -97,23 +97,6 @@ fail:
     return NULL;
 }
 
-static PyObject *slots_of(PyObject *self, PyObject *args) {
-    PyObject *o_keys, *o_out;
-    Py_ssize_t n;
-    Buffers bufs = {.n = 0};
-    if (!PyArg_ParseTuple(args, "OO", &o_keys, &o_out)) return NULL;
-    TAKE(keys, uint64_t, o_keys, 0, NULL);
-    TAKE(out, uint64_t, o_out, 1, &n);
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++) out[i] = slot_hash(keys[i]);
-    Py_END_ALLOW_THREADS
-    release(&bufs);
-    Py_RETURN_NONE;
-fail:
-    release(&bufs);
-    return NULL;
-}
-
 static inline int same(const uint64_t *a, const uint64_t *b, Py_ssize_t words) {
     for (Py_ssize_t w = 0; w < words; w++)
         if (a[w] != b[w]) return 0;
@@ -481,7 +464,9 @@ static PyObject *components(PyObject *self, PyObject *args) {
             if (inside[v] && --indeg[v] == 0) queue[tail++] = v;
         }
     }
-    for (Py_ssize_t u = 0; u < n; u++) left += inside[u] && indeg[u] > 0;
+    /* indeg > 0 now marks exactly the states left: a peeled state reached 0, and one
+       outside was never counted */
+    for (Py_ssize_t u = 0; u < n; u++) left += indeg[u] > 0;
     Py_END_ALLOW_THREADS
     free(queue);
     if (left == 0) {
@@ -504,7 +489,7 @@ static PyObject *components(PyObject *self, PyObject *args) {
     int32_t counter = 0, ncomp = 0;
     Py_ssize_t sp = 0;
     for (Py_ssize_t root = 0; root < n; root++) {
-        if (indeg[root] == 0 || !inside[root] || index[root] >= 0) continue;
+        if (indeg[root] == 0 || index[root] >= 0) continue;
         Py_ssize_t depth = 0;
         call[0] = (int32_t)root;
         next[0] = indptr[root];
@@ -515,7 +500,7 @@ static PyObject *components(PyObject *self, PyObject *args) {
             int32_t u = call[depth];
             if (next[depth] < indptr[u + 1]) {
                 int32_t v = col[next[depth]++];
-                if (!inside[v] || indeg[v] == 0) continue;
+                if (indeg[v] == 0) continue;
                 if (index[v] < 0) {
                     index[v] = low[v] = counter++;
                     stack[sp++] = v;
@@ -620,7 +605,6 @@ static PyObject *keep_freed_memory(PyObject *self, PyObject *noargs) {
 
 static PyMethodDef methods[] = {
     {"keys_of", keys_of, METH_VARARGS, "one 64-bit key per packed row"},
-    {"slots_of", slots_of, METH_VARARGS, "the hash of each key"},
     {"probe_shard", probe_shard, METH_VARARGS, "insert one shard's candidates"},
     {"number_new", number_new, METH_VARARGS, "number a batch's new states in candidate order"},
     {"settle", settle, METH_VARARGS, "give one shard's pending entries their numbers"},

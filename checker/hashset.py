@@ -51,13 +51,6 @@ def keys_of(rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def slots_of(keys: np.ndarray) -> np.ndarray:
-    """The hash of each key: its top bits pick the shard, its low bits the slot."""
-    out = np.empty(len(keys), dtype=np.uint64)
-    _native.slots_of(_u64(keys), out)
-    return out
-
-
 def probe_shard(
     tab: np.ndarray,
     keys: np.ndarray,
@@ -71,8 +64,9 @@ def probe_shard(
     out: np.ndarray,
     slot_of: np.ndarray,
 ) -> tuple[int, int, int]:
-    """Insert the candidates ``start..`` of one shard (``slots_of(keys) >> shift == shard``;
-    every candidate when ``shift`` is 64; the hashes are computed as the probe goes).
+    """Insert the candidates ``start..`` of one shard (the top bits of a key's hash,
+    ``slot_hash`` in ``checker/_native.c``, pick its shard; every candidate when ``shift``
+    is 64; the hashes are computed as the probe goes).
 
     ``parents`` (the store index of each candidate's parent, -1 for none; or empty) lets a
     candidate equal to its parent (a self-loop) skip the probe.

@@ -134,7 +134,6 @@ def run(command: Any) -> int:
     """Run a click command (``standalone_mode=False``) and give its exit code."""
     try:
         rv = command()
-        _done()
     except SystemExit as exc:
         return _exit_status(exc.code)
     except click.exceptions.Abort as exc:

@@ -195,12 +195,9 @@ def prove_any_devices(profile: str | Profile, prop: DeviceProperty, *,
         solver = z3.Solver()
         solver.set("timeout", timeout_ms)
         solver.add(gdom, *context, z3.Not(claim))
-        r = solver.check()
+        proved = unsat(solver, query=f"the {name} of {prop.name}")
         timings[name] = time.perf_counter() - q0
-        if r == z3.unknown:
-            raise TimeoutError(f"z3 could not decide the {name} of {prop.name}: "
-                               f"{solver.reason_unknown()}")
-        if r == z3.unsat:
+        if proved:
             return None
         m = solver.model()
         cex: dict[str, Any] = {"globals": _eval_fields(m, g.__dict__)}

@@ -12,10 +12,10 @@ from __future__ import annotations
 import z3
 
 
-def unsat(solver: z3.Solver, *assumptions: z3.BoolRef) -> bool:
+def unsat(solver: z3.Solver, *assumptions: z3.BoolRef, query: str = "a query") -> bool:
     """True when z3 proves ``solver``'s assertions (under ``assumptions``) unsatisfiable,
-    False when it finds a model; ``TimeoutError`` when it could not decide."""
+    False when it finds a model; ``TimeoutError`` naming ``query`` when it could not decide."""
     r = solver.check(*assumptions)
     if r == z3.unknown:
-        raise TimeoutError(f"z3 could not decide a query: {solver.reason_unknown()}")
+        raise TimeoutError(f"z3 could not decide {query}: {solver.reason_unknown()}")
     return bool(r == z3.unsat)
