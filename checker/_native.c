@@ -136,10 +136,22 @@ static PyObject *probe_shard(PyObject *self, PyObject *args) {
         while (count < PREFETCH_AHEAD && scan < n) {
             uint64_t h = slot_hash(keys[scan]);
             if (single || (h >> shift) == (uint64_t)shard) {
-                __builtin_prefetch(&table[h & mask], 1, 1);
-                int q = (head + count) % PREFETCH_AHEAD;
-                ring_i[q] = scan, ring_h[q] = h;
-                count++;
+                int64_t p = nparents ? parents[scan] : -1;
+                if (p >= 0 && p < nstored && same(cand + scan * words, stored + p * words, words)) {
+                    /* a step that leaves the state unchanged lands on its parent: no probe
+                     * (and no prefetch).  Done again, to the same effect, if the shard
+                     * stops to grow before it reaches this candidate. */
+                    out[scan] = p;
+                } else {
+                    /* a slot may straddle two cache lines, and the probe goes on to the
+                     * next slots: the line after is fetched too */
+                    const char *at = (const char *)&table[h & mask];
+                    __builtin_prefetch(at, 1, 1);
+                    __builtin_prefetch(at + 32, 1, 1);
+                    int q = (head + count) % PREFETCH_AHEAD;
+                    ring_i[q] = scan, ring_h[q] = h;
+                    count++;
+                }
             }
             scan++;
         }
@@ -149,12 +161,6 @@ static PyObject *probe_shard(PyObject *self, PyObject *args) {
         }
         i = ring_i[head];
         uint64_t h = ring_h[head];
-        /* a step that leaves the state unchanged lands on its parent: no probe needed */
-        if (nparents && parents[i] >= 0 && parents[i] < nstored && same(cand + i * words, stored + parents[i] * words, words)) {
-            out[i] = parents[i];
-            head = (head + 1) % PREFETCH_AHEAD, count--;
-            continue;
-        }
         if (nnew >= room) break; /* i is the next candidate to probe, once the shard grew */
         head = (head + 1) % PREFETCH_AHEAD, count--;
         uint64_t k = keys[i], s = h & mask;
@@ -212,23 +218,29 @@ fail:
     return NULL;
 }
 
+/* A new state's place in the table, for renumber_slots: its slot and its shard. */
+#define SHARD_BITS 8
+#define WHERE(slot, shard) (((slot) << SHARD_BITS) | (shard))
+
 static PyObject *settle(PyObject *self, PyObject *args) {
-    PyObject *o_table, *o_slot, *o_keys, *o_new, *o_out;
+    PyObject *o_table, *o_slot, *o_keys, *o_new, *o_out, *o_where;
     Py_ssize_t shard, shift, m;
     Buffers bufs = {.n = 0};
-    if (!PyArg_ParseTuple(args, "OOOnnOO", &o_table, &o_slot, &o_keys, &shard, &shift, &o_new, &o_out))
+    if (!PyArg_ParseTuple(args, "OOOnnOOO", &o_table, &o_slot, &o_keys, &shard, &shift, &o_new, &o_out, &o_where))
         return NULL;
     TAKE(table, Slot, o_table, 1, NULL);
     TAKE(slot_of, int64_t, o_slot, 0, NULL);
     TAKE(keys, uint64_t, o_keys, 0, NULL);
     TAKE(newc, int64_t, o_new, 0, &m);
     TAKE(out, int64_t, o_out, 0, NULL);
+    TAKE(where, int64_t, o_where, 1, NULL);
     Py_BEGIN_ALLOW_THREADS
     const int single = shift >= 64;
     for (Py_ssize_t q = 0; q < m; q++) {
         int64_t i = newc[q];
         if (!single && (slot_hash(keys[i]) >> shift) != (uint64_t)shard) continue;
         table[slot_of[i]].idx = (int32_t)out[i];
+        where[q] = WHERE(slot_of[i], shard); /* each shard writes only its own entries */
     }
     Py_END_ALLOW_THREADS
     release(&bufs);
@@ -275,6 +287,31 @@ static PyObject *renumber_table(PyObject *self, PyObject *args) {
     for (Py_ssize_t s = 0; s < cap; s++) {
         int64_t j = table[s].idx;
         if (j >= base && j - base < k) table[s].idx = (int32_t)(base + moved[j - base]);
+    }
+    Py_END_ALLOW_THREADS
+    release(&bufs);
+    Py_RETURN_NONE;
+fail:
+    release(&bufs);
+    return NULL;
+}
+
+/* The same for a block whose slots settle() recorded: only the block's own slots are
+ * visited (one random write per state of the block, instead of a pass over the table). */
+static PyObject *renumber_slots(PyObject *self, PyObject *args) {
+    PyObject *o_table, *o_moved, *o_where;
+    Py_ssize_t base, shard, cap, k;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OnOOn", &o_table, &base, &o_moved, &o_where, &shard)) return NULL;
+    TAKE(table, Slot, o_table, 1, &cap);
+    TAKE(moved, int64_t, o_moved, 0, &k);
+    TAKE(where, int64_t, o_where, 0, NULL);
+    Py_BEGIN_ALLOW_THREADS
+    const int64_t mine = shard, low = (1 << SHARD_BITS) - 1;
+    const uint64_t mask = (uint64_t)cap - 1;
+    for (Py_ssize_t q = 0; q < k; q++) {
+        if (q + PREFETCH_AHEAD < k) __builtin_prefetch(&table[((uint64_t)where[q + PREFETCH_AHEAD] >> SHARD_BITS) & mask], 1, 1);
+        if ((where[q] & low) == mine) table[where[q] >> SHARD_BITS].idx = (int32_t)(base + moved[q]);
     }
     Py_END_ALLOW_THREADS
     release(&bufs);
@@ -610,6 +647,7 @@ static PyMethodDef methods[] = {
     {"settle", settle, METH_VARARGS, "give one shard's pending entries their numbers"},
     {"rehash", rehash, METH_VARARGS, "move a shard into a larger table"},
     {"renumber_table", renumber_table, METH_VARARGS, "entries of a renumbered block follow their states"},
+    {"renumber_slots", renumber_slots, METH_VARARGS, "the same, visiting only the block's recorded slots"},
     {"count_out", count_out, METH_VARARGS, "out-degrees of a batch of edges"},
     {"fill_out", fill_out, METH_VARARGS, "place a batch of edges in their rows"},
     {"enabled_groups", enabled_groups, METH_VARARGS, "fairness groups enabled per state"},

@@ -236,6 +236,7 @@ class Explorer:
         if self.compile == "auto" and self.built is None and hi - lo >= COMPILE_ROWS:
             self._build_kernel()
         level = self._open_level(self.stats.depth, lo, hi)
+        self.store.begin_block()
         c = lo
         while c < hi:
             if self._should_stop():

@@ -118,12 +118,16 @@ def settle(
     shift: int,
     new: np.ndarray,
     out: np.ndarray,
+    where: np.ndarray,
 ) -> None:
     """Replace this shard's pending entries (its candidates among ``new``, at their
-    ``slot_of``) by their store indices ``out``."""
+    ``slot_of``) by their store indices ``out``; ``where[q]`` becomes the place (slot and
+    shard, for :func:`renumber_slots`) of the new state brought by ``new[q]``, for this
+    shard's states only."""
     assert tab.dtype == SLOT and slot_of.dtype == np.int64 and out.dtype == np.int64 and new.dtype == np.int64
     assert keys.dtype == np.uint64 and keys.flags.c_contiguous
-    _native.settle(tab, slot_of, keys, shard, shift, np.ascontiguousarray(new), out)
+    assert where.dtype == np.int64 and where.flags.c_contiguous and len(where) == len(new)
+    _native.settle(tab, slot_of, keys, shard, shift, np.ascontiguousarray(new), out, where)
 
 
 def rehash(old: np.ndarray, new: np.ndarray, slot_of: np.ndarray) -> None:
@@ -138,3 +142,16 @@ def renumber(tab: np.ndarray, base: int, moved: np.ndarray) -> None:
     moved[i]``): point every entry of one shard's table at its state's new index."""
     assert tab.dtype == SLOT and moved.dtype == np.int64
     _native.renumber_table(tab, base, np.ascontiguousarray(moved))
+
+
+#: A shard's number in the low bits of a place from :func:`settle` (so at most 256 shards).
+SHARD_BITS = 8
+
+
+def renumber_slots(tab: np.ndarray, base: int, moved: np.ndarray, where: np.ndarray, shard: int) -> None:
+    """:func:`renumber` for a block whose places :func:`settle` recorded (``where[i]``:
+    the place of the state at ``base + i``, the table not grown since): only this shard's
+    slots of the block are written, not the whole table read."""
+    assert tab.dtype == SLOT and moved.dtype == np.int64 and where.dtype == np.int64
+    assert len(where) == len(moved) and 0 <= shard < 1 << SHARD_BITS
+    _native.renumber_slots(tab, base, np.ascontiguousarray(moved), np.ascontiguousarray(where), shard)

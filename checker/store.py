@@ -64,8 +64,8 @@ class StateStore:
     (a power of two) probed in parallel."""
 
     def __init__(self, words: int, bits: int, capacity: int = 1 << 12, threads: int = 1) -> None:
-        if threads < 1 or threads & (threads - 1):
-            raise ValueError(f"threads must be a power of two, got {threads}")
+        if threads < 1 or threads & (threads - 1) or threads > 1 << hashset.SHARD_BITS:
+            raise ValueError(f"threads must be a power of two up to {1 << hashset.SHARD_BITS}, got {threads}")
         self.words = words
         self.bits = bits
         self.n = 0
@@ -77,6 +77,10 @@ class StateStore:
         self._shards: list[_Shard] | None = [_Shard(_MIN_SLOTS) for _ in range(threads)]
         self._pool = ThreadPoolExecutor(threads) if threads > 1 else None
         self._collisions = 0
+        # The block that renumber() may reorder: its first state and each state's place in
+        # the table (None: no block begun, or the table grew since, so places moved).
+        self._block_base = 0
+        self._block_where: list[np.ndarray] | None = None
 
     @property
     def collisions(self) -> int:
@@ -123,6 +127,14 @@ class StateStore:
             new[: self.n] = old[: self.n]
             setattr(self, name, new)
 
+    def begin_block(self) -> None:
+        """The states added from now on form one block for :meth:`renumber` (a BFS level):
+        their places in the table are recorded, so that renumbering them writes their own
+        slots rather than reading the whole table (which, at tens of millions of states,
+        is gigabytes for every level)."""
+        self._block_base = self.n
+        self._block_where = []
+
     # ------------------------------------------------------------------ adding
     def add(
         self, rows: np.ndarray, parents: np.ndarray, actions: np.ndarray, want_targets: bool = False
@@ -153,9 +165,12 @@ class StateStore:
         base = self.n
         new_cand = hashset.number_new(out, base)  # out now holds every candidate's index
         k = len(new_cand)
+        where = np.empty(k, dtype=np.int64)
         self._each_shard(
-            lambda s, sh: hashset.settle(sh.table, slot_of, keys, s, self._shift, new_cand, out), par
+            lambda s, sh: hashset.settle(sh.table, slot_of, keys, s, self._shift, new_cand, out, where), par
         )
+        if self._block_where is not None:
+            self._block_where.append(where)
         self._grow(base + k)
         self.rows[base : base + k] = rows[new_cand]
         self.parent[base : base + k] = parents[new_cand]
@@ -193,6 +208,7 @@ class StateStore:
             shard.collisions += coll
             if i < len(keys):
                 shard.grow(slot_of)
+                self._block_where = None  # the block's states moved to other slots
 
     def renumber(self, base: int, order: np.ndarray) -> np.ndarray:
         """Put the states stored from index ``base`` on in ``order`` (the state at
@@ -207,8 +223,17 @@ class StateStore:
             arr = getattr(self, name)
             arr[base : self.n] = arr[base : self.n][order]
         assert self._shards is not None, "the hash table was dropped"
-        # the table's entries follow their states (one pass of C per shard, in parallel)
-        self._each_shard(lambda _, sh: hashset.renumber(sh.table, base, moved), parallel=True)
+        # The table's entries follow their states, one call of C per shard in parallel:
+        # through the block's recorded places when it has them, else a pass over the table.
+        blk = self._block_where
+        if blk is not None and self._block_base == base and sum(len(w) for w in blk) == k:
+            where = np.concatenate(blk) if len(blk) != 1 else blk[0]
+            self._each_shard(
+                lambda s, sh: hashset.renumber_slots(sh.table, base, moved, where, s), parallel=True
+            )
+        else:
+            self._each_shard(lambda _, sh: hashset.renumber(sh.table, base, moved), parallel=True)
+        self._block_where = None
         return moved
 
     def path(self, idx: int) -> list[tuple[int, int]]:

@@ -58,6 +58,39 @@ def test_store_numbers_states_as_a_python_dict_would(words: int, threads: int) -
     assert len(store.rows) >= store.n
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("grows", [False, True])
+def test_renumbering_a_block_by_its_places_equals_a_pass_over_the_table(threads: int, grows: bool) -> None:
+    """A block renumbered through the places settle() recorded leaves the same table as the
+    pass over every slot (the table grown inside the block: that pass is taken instead)."""
+    rng = np.random.default_rng(threads + 2 * grows)
+    first = rng.permutation(1 << 16)[:3000].astype(np.uint64).reshape(-1, 1)
+    stores = [StateStore(1, 64, capacity=16, threads=threads) for _ in range(2)]
+    for st in stores:
+        st.add(first[:1000], np.full(1000, -1), np.zeros(1000, dtype=np.int32))
+        if st is stores[0]:
+            st.begin_block()  # the other store has no block: renumber() reads its whole table
+        if not grows:  # room for the block first, so that no shard grows inside it
+            for sh in st._shards or []:
+                sh.grow(np.empty(0, dtype=np.int64))
+                sh.grow(np.empty(0, dtype=np.int64))
+        for part in np.array_split(first[1000:], 4):
+            st.add(part, np.zeros(len(part)), np.zeros(len(part), dtype=np.int32))
+    order = rng.permutation(2000)
+    moved = [st.renumber(1000, order) for st in stores]
+    assert (moved[0] == moved[1]).all()
+    assert (stores[0]._block_where is None) and (stores[1]._block_where is None)
+    for a, b in zip(stores[0]._shards or [], stores[1]._shards or [], strict=True):
+        assert a.table.tobytes() == b.table.tobytes()
+    again, targets = stores[0].add(
+        first, np.full(3000, -1), np.zeros(3000, dtype=np.int32), want_targets=True
+    )
+    assert len(again) == 0 and targets is not None
+    expect = np.concatenate([np.arange(1000), 1000 + moved[0]])
+    assert targets.tolist() == expect.tolist()
+    assert (stores[0].rows[: stores[0].n, 0] == first[np.argsort(expect), 0]).all()
+
+
 def test_fingerprint_collisions_are_kept_apart_and_counted() -> None:
     store, ref = _AllCollide(2, 128), _Reference()
     for rows, parents in _batches(2, seed=7, levels=3, size=200, spread=40):
