@@ -12,7 +12,7 @@ known and against each other.
 
     python bench/compare_tlc.py [--rms 8] [--rounds 5] [--tlc /path/to/tla2tools.jar]
                                 [--workers N] [--engine-workers-1] [--engine-numpy]
-                                [--engine-cold] [--before TREE]
+                                [--engine-cold] [--before TREE] [--touch-first MB]
 
 The engine compiles the spec's actions (``check --compile auto``) into a cache of this run,
 filled by one untimed warm-up run, as a user's second run of a spec finds it;
@@ -22,6 +22,12 @@ filled by one untimed warm-up run, as a user's second run of a spec finds it;
 Before the rounds the engine's Python is compiled to bytecode (``compileall``, as pip does
 when it installs a package), so that no run parses its modules again where
 ``PYTHONDONTWRITEBYTECODE`` is set (as on the development machine: 60 ms a process).
+
+``--touch-first MB`` writes and frees that much memory in this process just before every
+timed run, each tool alike, so that the run finds pages the machine already backs: on a
+virtual machine that backs guest memory lazily and takes freed memory back (see
+bench/first_touch.py), a tool's first use of fresh memory otherwise costs more the more it
+allocates, and by how much depends on what ran in the seconds before.  Give both figures.
 
 ``--before TREE`` adds the engine of another source tree (``git archive COMMIT | tar -x -C
 TREE``, e.g. the commit before the hash-set store) run by this Python with ``PYTHONPATH=TREE``,
@@ -98,6 +104,14 @@ def _engine(
     return run
 
 
+def _touch(mb: int) -> None:
+    """Write ``mb`` MB once and free them: the next process gets pages the host backs."""
+    import numpy as np
+
+    a = np.ones(mb << 20, dtype=np.uint8)
+    del a
+
+
 def _yardstick(work: Path, rms: int, cc: str) -> Callable[[], tuple[float, Counts]]:
     exe = work / "twophase"
     subprocess.run([cc, "-O2", "-o", str(exe), str(HERE / "twophase.c")], check=True)
@@ -155,6 +169,8 @@ def main() -> None:
     ap.add_argument("--engine-cold", action="store_true",
                     help="also run the engine with an empty cache of compiled actions (compiles every run)")
     ap.add_argument("--before", type=Path, help="also run the engine of this source tree (PYTHONPATH=TREE)")
+    ap.add_argument("--touch-first", type=int, default=0, metavar="MB",
+                    help="write and free MB of memory before every timed run (every tool alike)")
     args = ap.parse_args()
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="compare-tlc-") as tmp:
@@ -181,6 +197,8 @@ def main() -> None:
         counts: dict[str, Counts] = {}
         for _ in range(args.rounds):
             for name, run in tools.items():
+                if args.touch_first:
+                    _touch(args.touch_first)
                 dt, c = run()
                 times[name].append(dt)
                 counts[name] = c
@@ -194,6 +212,7 @@ def main() -> None:
         "benchmark": "compare_tlc",
         "spec": f"TwoPhase(RM={args.rms})",
         "rounds": args.rounds,
+        "touch_first_mb": args.touch_first,
         "order": list(tools),
         "what": "whole-process wall time per tool, alternating rounds; ratios: medians of per-round ratios",
         "machine": platform.machine(),

@@ -51,7 +51,7 @@ def test_compare_tlc_runs_another_tree_as_the_engine_before() -> None:
     # this tree as its own "before": the same counts, and a ratio for every round
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench/compare_tlc.py"), "--rms", "4", "--rounds", "1"]
-        + ["--before", str(ROOT)],
+        + ["--before", str(ROOT), "--touch-first", "8"],
         capture_output=True,
         text=True,
         check=True,
@@ -59,6 +59,19 @@ def test_compare_tlc_runs_another_tree_as_the_engine_before() -> None:
     doc = json.loads(out.stdout)
     assert doc["order"] == ["engine", "engine_before", "c_yardstick"] and doc["all_tools_agree"]
     assert set(doc["paired_ratios"]) == {"engine_before/engine", "c_yardstick/engine"}
+    assert doc["touch_first_mb"] == 8
+
+
+def test_first_touch_measures_fresh_memory_after_a_pause_and_after_a_free() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench/first_touch.py"), "--mb", "16", "--rounds", "1", "--pause", "0"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    doc = json.loads(out.stdout)
+    for case in ("after_pause", "after_free"):
+        assert len(doc[case]["seconds_all"]) == 1 and doc[case]["seconds_per_gb_median"] > 0
 
 
 def test_bench_explore_fifty_is_cancel_recovers_with_six_pages(tmp_path: Path) -> None:
