@@ -13,3 +13,11 @@ import os as _os
 # checker could use; a user's own setting wins.  (Effective only before numpy is imported,
 # which every entry point of this package does after importing it.)
 _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+# glibc fixes how many malloc arenas a process may have when a second thread first
+# allocates, so the explorer's allocator settings (one arena for every thread, freed arrays
+# kept for reuse: checker/_native.c, keep_freed_memory) are made here, before an entry
+# point can start a thread; Explorer.run() makes them again for a caller that did.
+from checker import _native as _native  # noqa: E402
+
+_native.keep_freed_memory()
