@@ -294,28 +294,70 @@ def test_ctrl_c_stops_with_partial_statistics():
     assert set(r.properties.values()) == {"unchecked"}
 
 
-_FREED = """
+# The resident set in MB, read without importing checker (whose import sets the allocator).
+_RSS = """
+import resource
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+"""
+
+_FREED = _RSS + """
 import sys
 import numpy as np
-from checker.limits import current_rss_mb, keep_freed_memory
 if sys.argv[1] == "keep":
+    from checker.limits import keep_freed_memory
     assert keep_freed_memory()
 a = np.ones(24 << 20, dtype=np.uint8)  # 24 MB, under glibc's largest mmap threshold
-before = current_rss_mb()
+before = rss_mb()
 del a
-print(before - current_rss_mb())
+print(before - rss_mb())
 """
+
+_ARENAS = _RSS + """
+import sys, threading
+import numpy as np
+if sys.argv[1] == "keep":
+    import checker  # noqa: F401  (its import makes the allocator settings)
+freed, done = threading.Event(), threading.Event()
+def first():  # frees 24 MB, then stays alive (its arena, if it has one, stays its own)
+    a = np.ones(24 << 20, dtype=np.uint8)
+    del a
+    freed.set()
+    done.wait()
+def second():
+    a = np.ones(24 << 20, dtype=np.uint8)
+    del a
+ta = threading.Thread(target=first)
+ta.start()
+freed.wait()
+before = rss_mb()
+tb = threading.Thread(target=second)
+tb.start()
+tb.join()
+print(rss_mb() - before)
+done.set()
+ta.join()
+"""
+
+
+def _mb(script: str, mode: str) -> float:
+    done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, check=True)
+    return float(done.stdout)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator settings")
 def test_freed_arrays_stay_in_the_process_for_the_next_chunk() -> None:
     """By default glibc unmaps a freed 24 MB array at once (the next one is faulted and
     zeroed afresh); after keep_freed_memory, which every search calls, it stays."""
+    assert _mb(_FREED, "default") > 20
+    assert _mb(_FREED, "keep") < 4
 
-    def released(mode: str) -> float:
-        cmd = [sys.executable, "-c", _FREED, mode]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        return float(done.stdout)
 
-    assert released("default") > 20
-    assert released("keep") < 4
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator settings")
+def test_threads_reuse_what_another_thread_freed() -> None:
+    """By default a second thread's 24 MB come from an arena of its own, freshly faulted,
+    though another thread has just freed as much; once checker is imported every thread
+    shares one arena and the second reuses the first's memory."""
+    assert _mb(_ARENAS, "default") > 16
+    assert _mb(_ARENAS, "keep") < 4
