@@ -18,6 +18,6 @@ _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # allocates, so the explorer's allocator settings (one arena for every thread, freed arrays
 # kept for reuse: checker/_native.c, keep_freed_memory) are made here, before an entry
 # point can start a thread; Explorer.run() makes them again for a caller that did.
-from checker import _native as _native  # noqa: E402
+import importlib as _importlib  # noqa: E402
 
-_native.keep_freed_memory()
+_importlib.import_module("checker._native").keep_freed_memory()
