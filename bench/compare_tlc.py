@@ -51,6 +51,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from first_touch import touch  # bench/first_touch.py, beside this script
+
 HERE = Path(__file__).resolve().parent
 # TLC's figures for TwoPhase (distinct, generated, depth), as in bench/explore.py.
 TLC_COUNTS = {
@@ -102,14 +104,6 @@ def _engine(
         return dt, (st["distinct_states"], st["generated_states"], st["depth"])
 
     return run
-
-
-def _touch(mb: int) -> None:
-    """Write ``mb`` MB once and free them: the next process gets pages the host backs."""
-    import numpy as np
-
-    a = np.ones(mb << 20, dtype=np.uint8)
-    del a
 
 
 def _yardstick(work: Path, rms: int, cc: str) -> Callable[[], tuple[float, Counts]]:
@@ -197,8 +191,8 @@ def main() -> None:
         counts: dict[str, Counts] = {}
         for _ in range(args.rounds):
             for name, run in tools.items():
-                if args.touch_first:
-                    _touch(args.touch_first)
+                if args.touch_first:  # the next process gets pages the host backs
+                    touch(args.touch_first)
                 dt, c = run()
                 times[name].append(dt)
                 counts[name] = c

@@ -27,7 +27,8 @@ import time
 import numpy as np
 
 
-def _touch(mb: int) -> float:
+def touch(mb: int) -> float:
+    """Write ``mb`` MB once and free them; the seconds the writing took."""
     t = time.perf_counter()
     a = np.ones(mb << 20, dtype=np.uint8)  # every page written once
     dt = time.perf_counter() - t
@@ -44,8 +45,8 @@ def main() -> None:
     paused, freed = [], []
     for _ in range(args.rounds):
         time.sleep(args.pause)
-        paused.append(_touch(args.mb))
-        freed.append(_touch(args.mb))
+        paused.append(touch(args.mb))
+        freed.append(touch(args.mb))
 
     def per_gb(ts: list[float]) -> dict[str, object]:
         return {

@@ -17,7 +17,8 @@ _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # glibc fixes how many malloc arenas a process may have when a second thread first
 # allocates, so the explorer's allocator settings (one arena for every thread, freed arrays
 # kept for reuse: checker/_native.c, keep_freed_memory) are made here, before an entry
-# point can start a thread; Explorer.run() makes them again for a caller that did.
+# point can start a thread.  (Through importlib: checker.limits' wrapper would import
+# numpy with checker, which the commands that do not search never load.)
 import importlib as _importlib  # noqa: E402
 
 _importlib.import_module("checker._native").keep_freed_memory()

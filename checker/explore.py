@@ -55,7 +55,7 @@ from checker.lang.spec import Predicate, Spec, as_mask
 from checker.limits import NO_LIMITS as NO_LIMITS
 from checker.limits import Limits as Limits
 from checker.limits import current_rss_mb as current_rss_mb
-from checker.limits import keep_freed_memory, peak_rss_mb
+from checker.limits import peak_rss_mb
 from checker.liveness import LiveGraph
 from checker.liveness import check_liveness as liveness_violation
 from checker.parallel import Workers, available_cores, power_of_two_at_most
@@ -179,7 +179,6 @@ class Explorer:
 
     # ------------------------------------------------------------------ the search
     def run(self) -> Result:
-        keep_freed_memory()
         self._t0 = self._last_progress = time.perf_counter()
         self._rss0 = current_rss_mb()
         with INTERRUPT.polling():  # from here to the result, a Ctrl-C loses nothing found

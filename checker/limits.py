@@ -52,7 +52,8 @@ def current_rss_mb() -> float:
 def keep_freed_memory() -> bool:
     """Have the C allocator keep the arrays a chunk frees for the next chunk, instead of
     handing them back to the kernel and having the next chunk's pages faulted and zeroed
-    afresh (``checker/_native.c`` says how; process-wide, idempotent).  The resident set
+    afresh, and every thread share one arena (``checker/_native.c`` says how; process-wide,
+    idempotent; importing :mod:`checker` does it).  The resident set
     then no longer shrinks when a chunk's arrays are freed, which ``--max-memory`` sees:
     the memory is the process's all the same.  False where the allocator is not glibc's."""
     from checker import _native  # type: ignore[attr-defined]

@@ -226,8 +226,9 @@ class StateStore:
         # The table's entries follow their states, one call of C per shard in parallel:
         # through the block's recorded places when it has them, else a pass over the table.
         blk = self._block_where
-        if blk is not None and self._block_base == base and sum(len(w) for w in blk) == k:
+        if blk is not None and self._block_base == base:
             where = np.concatenate(blk) if len(blk) != 1 else blk[0]
+            assert len(where) == k, "every add() of the block recorded its states' places"
             self._each_shard(
                 lambda s, sh: hashset.renumber_slots(sh.table, base, moved, where, s), parallel=True
             )

@@ -349,7 +349,7 @@ def _mb(script: str, mode: str) -> float:
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator settings")
 def test_freed_arrays_stay_in_the_process_for_the_next_chunk() -> None:
     """By default glibc unmaps a freed 24 MB array at once (the next one is faulted and
-    zeroed afresh); after keep_freed_memory, which every search calls, it stays."""
+    zeroed afresh); after keep_freed_memory, which importing checker calls, it stays."""
     assert _mb(_FREED, "default") > 20
     assert _mb(_FREED, "keep") < 4
 
