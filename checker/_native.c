@@ -14,6 +14,10 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#ifdef __linux__
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 #define EMPTY (-1)
 
@@ -369,6 +373,94 @@ fail:
     return NULL;
 }
 
+/* Append the edges of the sources lo .. lo + rows - 1 (a chunk of the search, every edge
+ * of each) to compressed rows built as the search goes: self-loops dropped, each row in
+ * the order found (a counting sort within the chunk), from edge `at` on; indptr[lo + 1 ..
+ * lo + rows] get the rows' ends.  Returns the number of edges written, -1 (and an error)
+ * for a source outside the chunk. */
+static PyObject *append_rows(PyObject *self, PyObject *args) {
+    PyObject *o_src, *o_dst, *o_act, *o_indptr, *o_col, *o_eact;
+    Py_ssize_t lo, rows, at, e, np1, cap;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OOOnnOOOn", &o_src, &o_dst, &o_act, &lo, &rows, &o_indptr, &o_col, &o_eact, &at))
+        return NULL;
+    TAKE(src, int64_t, o_src, 0, &e);
+    TAKE(dst, int64_t, o_dst, 0, NULL);
+    TAKE(act, int32_t, o_act, 0, NULL);
+    TAKE(indptr, int64_t, o_indptr, 1, &np1);
+    TAKE(col, int32_t, o_col, 1, &cap);
+    TAKE(eact, int32_t, o_eact, 1, NULL);
+    if (lo < 0 || lo + rows + 1 > np1 || at + e > cap) {
+        PyErr_SetString(PyExc_ValueError, "append_rows: the rows or edges do not fit the arrays");
+        goto fail;
+    }
+    int64_t *cursor = calloc((size_t)rows + 1, sizeof(int64_t));
+    if (!cursor) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    int outside = 0;
+    Py_ssize_t written = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < e; k++) {
+        int64_t r = src[k] - lo;
+        if (r < 0 || r >= rows) { outside = 1; break; }
+        if (src[k] != dst[k]) cursor[r + 1]++;
+    }
+    if (!outside) {
+        for (Py_ssize_t r = 0; r < rows; r++) cursor[r + 1] += cursor[r];
+        for (Py_ssize_t r = 0; r < rows; r++) indptr[lo + 1 + r] = at + cursor[r + 1];
+        written = (Py_ssize_t)cursor[rows];
+        for (Py_ssize_t k = 0; k < e; k++) {
+            if (src[k] == dst[k]) continue;
+            int64_t p = at + cursor[src[k] - lo]++;
+            col[p] = (int32_t)dst[k];
+            eact[p] = act[k];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(cursor);
+    if (outside) {
+        PyErr_SetString(PyExc_ValueError, "append_rows: an edge's source is outside the chunk");
+        goto fail;
+    }
+    release(&bufs);
+    return PyLong_FromSsize_t(written);
+fail:
+    release(&bufs);
+    return NULL;
+}
+
+/* Map the targets of edges at .. that point into a renumbered block (states base ..) to
+ * their new numbers: a target base + i becomes base + moved[i]. */
+static PyObject *remap_targets(PyObject *self, PyObject *args) {
+    PyObject *o_col, *o_moved;
+    Py_ssize_t at, base, e, k;
+    Buffers bufs = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OnnO", &o_col, &at, &base, &o_moved)) return NULL;
+    TAKE(col, int32_t, o_col, 1, &e);
+    TAKE(moved, int64_t, o_moved, 0, &k);
+    int outside = 0;
+    if (at < 0) at = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t p = at; p < e; p++) {
+        int64_t i = (int64_t)col[p] - base;
+        if (i < 0) continue;
+        if (i >= k) { outside = 1; break; }
+        col[p] = (int32_t)(base + moved[i]);
+    }
+    Py_END_ALLOW_THREADS
+    release(&bufs);
+    if (outside) {
+        PyErr_SetString(PyExc_ValueError, "remap_targets: a target past the renumbered block");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+fail:
+    release(&bufs);
+    return NULL;
+}
+
 static PyObject *enabled_groups(PyObject *self, PyObject *args) {
     PyObject *o_indptr, *o_eact, *o_amask, *o_en;
     Py_ssize_t words, np1;
@@ -390,11 +482,71 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------------ state lists */
+
+/* A growable list of states (int32), for the per-level lists of the graph passes. */
+typedef struct {
+    int32_t *a;
+    Py_ssize_t n, cap;
+} List;
+
+static int list_reserve(List *l, Py_ssize_t cap) {
+    if (cap <= l->cap) return 0;
+    Py_ssize_t c = l->cap ? l->cap : 1024;
+    while (c < cap) c *= 2;
+    int32_t *a = realloc(l->a, sizeof(int32_t) * (size_t)c);
+    if (!a) return -1;
+    l->a = a, l->cap = c;
+    return 0;
+}
+
+static inline int list_push(List *l, int32_t x) {
+    if (l->n == l->cap && list_reserve(l, l->n + 1) < 0) return -1;
+    l->a[l->n++] = x;
+    return 0;
+}
+
+/* Sort `m` states (0 <= x < 2^31) in place: insertion sort when few, else an LSD radix
+ * sort by 16-bit digits through `tmp` (room for `m`) and `count` (65,537 entries). */
+static void sort_states(int32_t *a, int32_t *tmp, Py_ssize_t *count, Py_ssize_t m) {
+    if (m < 1024) {
+        for (Py_ssize_t i = 1; i < m; i++) {
+            int32_t x = a[i];
+            Py_ssize_t j = i;
+            while (j > 0 && a[j - 1] > x) a[j] = a[j - 1], j--;
+            a[j] = x;
+        }
+        return;
+    }
+    int32_t top = 0;
+    for (Py_ssize_t i = 0; i < m; i++) top |= a[i];
+    for (int shift = 0; shift < 31 && (top >> shift); shift += 16) {
+        memset(count, 0, sizeof(Py_ssize_t) * 65537);
+        for (Py_ssize_t i = 0; i < m; i++) count[((uint32_t)a[i] >> shift & 0xffff) + 1]++;
+        for (int d = 0; d < 65536; d++) count[d + 1] += count[d];
+        for (Py_ssize_t i = 0; i < m; i++) tmp[count[(uint32_t)a[i] >> shift & 0xffff]++] = a[i];
+        memcpy(a, tmp, sizeof(int32_t) * (size_t)m);
+    }
+}
+
+/* Breadth-first search from `sources` (in their order) through `allowed` states, each
+ * state's successors taken in increasing order: the visit order of a FIFO queue.
+ *
+ * Run level by level rather than with the queue: the queue's order follows the first
+ * predecessor of each state, so reading the rows in it jumps through memory for every
+ * state (at 66M states, 6 of a 7 s search).  Each level is read in state order instead, and
+ * its queue order is kept as each state's position: a state of the next level records the
+ * smallest position among its predecessors (the one a queue would meet first), and the
+ * next level's queue order is its states sorted by (that position, state), which is the
+ * order the queue appends them.  Distances and predecessors are those of the queue.
+ *
+ * During a level, dist holds -3 - position for its states and -2 for states outside
+ * `allowed` (so one array answers "seen?"); both are put back at the end. */
 static PyObject *bfs(PyObject *self, PyObject *args) {
     PyObject *o_indptr, *o_col, *o_sources, *o_allowed, *o_dist, *o_pred;
-    Py_ssize_t target, np1, nsrc;
+    Py_ssize_t np1, nsrc;
     Buffers bufs = {.n = 0};
-    if (!PyArg_ParseTuple(args, "OOOOnOO", &o_indptr, &o_col, &o_sources, &o_allowed, &target, &o_dist, &o_pred))
+    if (!PyArg_ParseTuple(args, "OOOOOO", &o_indptr, &o_col, &o_sources, &o_allowed, &o_dist, &o_pred))
         return NULL;
     TAKE(indptr, int64_t, o_indptr, 0, &np1);
     TAKE(col, int32_t, o_col, 0, NULL);
@@ -402,53 +554,65 @@ static PyObject *bfs(PyObject *self, PyObject *args) {
     TAKE(allowed, uint8_t, o_allowed, 0, NULL);
     TAKE(dist, int32_t, o_dist, 1, NULL);
     TAKE(pred, int32_t, o_pred, 1, NULL);
-    Py_ssize_t n = np1 - 1, width = 0;
-    for (Py_ssize_t s = 0; s < n; s++)
-        if (indptr[s + 1] - indptr[s] > width) width = (Py_ssize_t)(indptr[s + 1] - indptr[s]);
-    int32_t *queue = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
-    int32_t *buf = malloc(sizeof(int32_t) * (size_t)(width > 0 ? width : 1));
-    if (!queue || !buf) {
-        free(queue);
-        free(buf);
-        PyErr_NoMemory();
-        goto fail;
-    }
+    Py_ssize_t n = np1 - 1;
+    /* queue: the level in queue order; sorted: the same in state order; found: the next
+       level as found; tmp: sorting room */
+    List queue = {0}, sorted = {0}, found = {0}, tmp = {0};
+    Py_ssize_t *count = malloc(sizeof(Py_ssize_t) * 65537);
+    int bad = count == NULL;
     Py_BEGIN_ALLOW_THREADS
-    Py_ssize_t head = 0, tail = 0;
-    for (Py_ssize_t q = 0; q < nsrc; q++) {
+    for (Py_ssize_t s = 0; s < n; s++)
+        if (!allowed[s]) dist[s] = -2;
+    for (Py_ssize_t q = 0; q < nsrc && !bad; q++) {
         int64_t s = sources[q];
-        if (dist[s] < 0 && allowed[s]) {
-            dist[s] = 0;
-            queue[tail++] = (int32_t)s;
-        }
+        if (dist[s] != -1) continue;
+        dist[s] = (int32_t)(-3 - queue.n);
+        bad = list_push(&queue, (int32_t)s) < 0 || list_push(&sorted, (int32_t)s) < 0;
     }
-    while (head < tail) {
-        int32_t u = queue[head++];
-        if (u == target) break;
-        Py_ssize_t k = 0;
-        for (int64_t e = indptr[u]; e < indptr[u + 1]; e++) {
-            int32_t v = col[e];
-            if (dist[v] >= 0 || !allowed[v]) continue;
-            /* successors in increasing order (insertion sort: rows are short) */
-            Py_ssize_t j = k++;
-            while (j > 0 && buf[j - 1] > v) {
-                buf[j] = buf[j - 1];
-                j--;
+    if (!bad && list_reserve(&tmp, sorted.n) == 0) sort_states(sorted.a, tmp.a, count, sorted.n);
+    else bad = 1;
+    for (int32_t d = 0; queue.n && !bad; d++) {
+        found.n = 0;
+        for (Py_ssize_t i = 0; i < sorted.n && !bad; i++) {
+            int32_t u = sorted.a[i], at = -3 - dist[u];
+            for (int64_t e = indptr[u]; e < indptr[u + 1]; e++) {
+                int32_t v = col[e];
+                if (dist[v] == -1) {
+                    dist[v] = d + 1;
+                    pred[v] = at;  /* a position in this level's queue order, for now */
+                    if (list_push(&found, v) < 0) { bad = 1; break; }
+                } else if (dist[v] == d + 1 && at < pred[v]) {
+                    pred[v] = at;
+                }
             }
-            buf[j] = v;
         }
-        for (Py_ssize_t q = 0; q < k; q++) {
-            int32_t v = buf[q];
-            if (dist[v] >= 0) continue;
-            dist[v] = dist[u] + 1;
-            pred[v] = u;
-            queue[tail++] = v;
+        for (Py_ssize_t i = 0; i < sorted.n; i++) dist[sorted.a[i]] = d;
+        if (bad || list_reserve(&tmp, found.n) < 0) { bad = 1; break; }
+        /* the next level: in state order, then (stable, by counting) in queue order */
+        sort_states(found.a, tmp.a, count, found.n);
+        Py_ssize_t *at = calloc((size_t)queue.n + 1, sizeof(Py_ssize_t));
+        if (!at) { bad = 1; break; }
+        for (Py_ssize_t i = 0; i < found.n; i++) at[pred[found.a[i]] + 1]++;
+        for (Py_ssize_t k = 0; k < queue.n; k++) at[k + 1] += at[k];
+        for (Py_ssize_t i = 0; i < found.n; i++) tmp.a[at[pred[found.a[i]]]++] = found.a[i];
+        free(at);
+        for (Py_ssize_t i = 0; i < found.n; i++) {
+            int32_t v = tmp.a[i];
+            pred[v] = queue.a[pred[v]];
+            dist[v] = (int32_t)(-3 - i);
         }
+        /* tmp (queue order) becomes the queue, found (state order) the sorted level */
+        List t = queue;
+        queue = tmp, queue.n = found.n;
+        tmp = t;
+        t = sorted, sorted = found, found = t;
     }
+    for (Py_ssize_t s = 0; s < n; s++)
+        if (dist[s] == -2) dist[s] = -1;
     Py_END_ALLOW_THREADS
-    free(queue);
-    free(buf);
+    free(queue.a), free(sorted.a), free(found.a), free(tmp.a), free(count);
     release(&bufs);
+    if (bad) return PyErr_NoMemory();
     Py_RETURN_NONE;
 fail:
     release(&bufs);
@@ -459,8 +623,8 @@ fail:
  * they hold a cycle (two states or more, or a self-loop); every other state gets -1.
  *
  * First a topological peel (Kahn's algorithm): a state no remaining inside edge enters
- * is on no cycle, and neither is what only it leads to.  The peel walks the rows about
- * in the order they are stored (the BFS order), so it is cheap even on a graph of tens of
+ * is on no cycle, and neither is what only it leads to.  The peel reads the rows in the
+ * order they are stored, round after round, so it is cheap even on a graph of tens of
  * millions of states, and on an acyclic region (the usual case: a migration moves forward)
  * it is all the work there is.  Tarjan's algorithm then runs on the states left, which
  * contain every cycle, with an explicit DFS path and a per-frame edge cursor.
@@ -476,36 +640,55 @@ static PyObject *components(PyObject *self, PyObject *args) {
     TAKE(comp, int32_t, o_comp, 1, NULL);
     Py_ssize_t n = np1 - 1;
     size_t sz = (size_t)(n > 0 ? n : 1);
-    /* the peel: indeg counts inside edges from states not peeled yet; queue the peeled */
-    int32_t *indeg = calloc(sz, sizeof(int32_t)), *queue = malloc(sizeof(int32_t) * sz);
-    if (!indeg || !queue) {
-        free(indeg), free(queue);
-        PyErr_NoMemory();
-        goto fail;
-    }
+    /* the peel: indeg counts inside edges from states not peeled yet, -1 once peeled */
+    int32_t *indeg = calloc(sz, sizeof(int32_t));
+    Py_ssize_t *count = malloc(sizeof(Py_ssize_t) * 65537);
+    List now = {0}, later = {0}, tmp = {0};
+    int bad = !indeg || !count;
     Py_ssize_t left = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t u = 0; u < n; u++) {
+    for (Py_ssize_t u = 0; u < n && !bad; u++) {
         comp[u] = -1;
         if (!inside[u]) continue;
         for (int64_t e = indptr[u]; e < indptr[u + 1]; e++)
             if (inside[col[e]]) indeg[col[e]]++;
     }
-    Py_ssize_t head = 0, tail = 0;
-    for (Py_ssize_t u = 0; u < n; u++)
-        if (inside[u] && indeg[u] == 0) queue[tail++] = (int32_t)u;
-    while (head < tail) {
-        int32_t u = queue[head++];
+    /* In rounds, each reading its states in state order (a queue's order would jump
+       through memory, as in bfs): the first round sweeps every state, peeling those
+       whose count is 0 and what that frees further on; a state freed behind the sweep
+       waits for the next round, which reads only such states, sorted; and so on. */
+    for (Py_ssize_t u = 0; u < n && !bad; u++) {
+        if (!inside[u] || indeg[u] != 0) continue;
+        indeg[u] = -1;
         for (int64_t e = indptr[u]; e < indptr[u + 1]; e++) {
             int32_t v = col[e];
-            if (inside[v] && --indeg[v] == 0) queue[tail++] = v;
+            if (inside[v] && --indeg[v] == 0 && v < u && list_push(&later, v) < 0) { bad = 1; break; }
         }
     }
-    /* indeg > 0 now marks exactly the states left: a peeled state reached 0, and one
-       outside was never counted */
+    while (later.n && !bad) {
+        List t = now;
+        now = later, later = t, later.n = 0;
+        if (list_reserve(&tmp, now.n) < 0) { bad = 1; break; }
+        sort_states(now.a, tmp.a, count, now.n);
+        for (Py_ssize_t i = 0; i < now.n && !bad; i++) {
+            int32_t u = now.a[i];
+            indeg[u] = -1;
+            for (int64_t e = indptr[u]; e < indptr[u + 1]; e++) {
+                int32_t v = col[e];
+                if (inside[v] && --indeg[v] == 0 && list_push(&later, v) < 0) { bad = 1; break; }
+            }
+        }
+    }
+    /* indeg > 0 now marks exactly the states left: a peeled state is -1, and one outside
+       was never counted */
     for (Py_ssize_t u = 0; u < n; u++) left += indeg[u] > 0;
     Py_END_ALLOW_THREADS
-    free(queue);
+    free(now.a), free(later.a), free(tmp.a), free(count);
+    if (bad) {
+        free(indeg);
+        PyErr_NoMemory();
+        goto fail;
+    }
     if (left == 0) {
         free(indeg);
         release(&bufs);
@@ -526,7 +709,7 @@ static PyObject *components(PyObject *self, PyObject *args) {
     int32_t counter = 0, ncomp = 0;
     Py_ssize_t sp = 0;
     for (Py_ssize_t root = 0; root < n; root++) {
-        if (indeg[root] == 0 || index[root] >= 0) continue;
+        if (indeg[root] <= 0 || index[root] >= 0) continue;
         Py_ssize_t depth = 0;
         call[0] = (int32_t)root;
         next[0] = indptr[root];
@@ -537,7 +720,7 @@ static PyObject *components(PyObject *self, PyObject *args) {
             int32_t u = call[depth];
             if (next[depth] < indptr[u + 1]) {
                 int32_t v = col[next[depth]++];
-                if (indeg[v] == 0) continue;
+                if (indeg[v] <= 0) continue;
                 if (index[v] < 0) {
                     index[v] = low[v] = counter++;
                     stack[sp++] = v;
@@ -644,6 +827,26 @@ static PyObject *keep_freed_memory(PyObject *self, PyObject *noargs) {
 #endif
 }
 
+/* Ask for transparent huge pages over an array grown in place (realloc moves a large
+ * block with mremap, and numpy asks for huge pages only when it allocates); a hint, so
+ * it returns whether the kernel took it. */
+static PyObject *huge_pages(PyObject *self, PyObject *args) {
+    PyObject *o_arr;
+    Buffers bufs = {.n = 0};
+    int ok = 0;
+    if (!PyArg_ParseTuple(args, "O", &o_arr)) return NULL;
+    Py_buffer *v = &bufs.view[0];
+    if (PyObject_GetBuffer(o_arr, v, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    bufs.n = 1;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)v->buf + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)v->buf + (uintptr_t)v->len) & ~(page - 1);
+    if (hi > lo) ok = madvise((void *)lo, hi - lo, MADV_HUGEPAGE) == 0;
+#endif
+    release(&bufs);
+    return PyBool_FromLong(ok);
+}
+
 static PyMethodDef methods[] = {
     {"keys_of", keys_of, METH_VARARGS, "one 64-bit key per packed row"},
     {"probe_shard", probe_shard, METH_VARARGS, "insert one shard's candidates"},
@@ -654,10 +857,13 @@ static PyMethodDef methods[] = {
     {"renumber_slots", renumber_slots, METH_VARARGS, "the same, visiting only the block's recorded slots"},
     {"count_out", count_out, METH_VARARGS, "out-degrees of a batch of edges"},
     {"fill_out", fill_out, METH_VARARGS, "place a batch of edges in their rows"},
+    {"append_rows", append_rows, METH_VARARGS, "append a chunk's edges to rows built as the search goes"},
+    {"remap_targets", remap_targets, METH_VARARGS, "targets in a renumbered block follow their states"},
     {"enabled_groups", enabled_groups, METH_VARARGS, "fairness groups enabled per state"},
     {"bfs", bfs, METH_VARARGS, "breadth-first search in increasing successor order"},
     {"components", components, METH_VARARGS, "the strongly connected components that hold a cycle"},
     {"fair_components", fair_components, METH_VARARGS, "which components are fair"},
+    {"huge_pages", huge_pages, METH_VARARGS, "ask for huge pages over an array grown in place"},
     {"keep_freed_memory", keep_freed_memory, METH_NOARGS, "keep freed arrays in the heap for reuse"},
     {NULL, NULL, 0, NULL},
 };

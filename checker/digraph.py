@@ -22,13 +22,10 @@ def _i32(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int32)
 
 
-def compress(
-    n: int, batches: list[Batch], release: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def compress(n: int, batches: list[Batch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows by source (``indptr``, ``col``, ``act``) of the state-changing edges (self-loops
     dropped) of ``batches``, each row in the order the edges were found (a stable
-    counting sort, batch after batch).  With ``release``, each batch is removed from the
-    list once placed, so the edges are never held twice over."""
+    counting sort, batch after batch)."""
     indptr = np.zeros(n + 1, dtype=np.int64)
     for src, dst, _ in batches:
         _native.count_out(indptr, _i32(src), _i32(dst))
@@ -36,13 +33,8 @@ def compress(
     col = np.empty(int(indptr[n]), dtype=np.int32)
     eact = np.empty(int(indptr[n]), dtype=np.int32)
     fill = indptr[:-1].copy()
-    while batches:
-        src, dst, act = batches[0]
+    for src, dst, act in batches:
         _native.fill_out(fill, col, eact, _i32(src), _i32(dst), _i32(act))
-        if release:
-            batches.pop(0)
-        else:
-            batches = batches[1:]
     return indptr, col, eact
 
 
@@ -55,17 +47,17 @@ def enabled_groups(indptr: np.ndarray, eact: np.ndarray, amask: np.ndarray) -> n
 
 
 def bfs(
-    indptr: np.ndarray, col: np.ndarray, sources: np.ndarray, allowed: np.ndarray, target: int
+    indptr: np.ndarray, col: np.ndarray, sources: np.ndarray, allowed: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Breadth-first search from ``sources`` (in the order given) through ``allowed``
-    states, successors in increasing order; stops once ``target`` is reached (``-1``:
-    never).  Returns (distance, -1 where unreached; BFS predecessor, -1 at the sources)."""
+    states, successors in increasing order (a FIFO queue's visit, computed a level at a
+    time).  Returns (distance, -1 where unreached; BFS predecessor, -1 at the sources)."""
     n = len(indptr) - 1
     assert len(allowed) == n and allowed.dtype == np.bool_
     dist = np.full(n, -1, dtype=np.int32)
     pred = np.full(n, -1, dtype=np.int32)
     src = np.ascontiguousarray(sources, dtype=np.int64)
-    _native.bfs(indptr, col, src, np.ascontiguousarray(allowed), target, dist, pred)
+    _native.bfs(indptr, col, src, np.ascontiguousarray(allowed), dist, pred)
     return dist, pred
 
 

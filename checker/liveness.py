@@ -77,11 +77,10 @@ class LiveGraph:
         labels: list[str],
         families: list[str],
         init: np.ndarray,
-        release: bool = False,
     ) -> LiveGraph:
-        """From batches of (source, destination, action) edges (``release``: emptying the
-        list as they are placed, see :func:`checker.digraph.compress`)."""
-        indptr, col, eact = digraph.compress(len(rows), edges, release)
+        """From batches of (source, destination, action) edges (the explorer itself
+        writes the rows as it searches, checker/edge_rows.py)."""
+        indptr, col, eact = digraph.compress(len(rows), edges)
         return cls(rows, indptr, col, eact, labels, families, init)
 
     @classmethod
@@ -106,7 +105,7 @@ class LiveGraph:
         from the initial states is computed once)."""
         if self._head is None:
             everywhere = np.ones(self.n, dtype=bool)
-            self._head = digraph.bfs(self.indptr, self.col, np.unique(self.init), everywhere, -1)[1]
+            self._head = digraph.bfs(self.indptr, self.col, np.unique(self.init), everywhere)[1]
         return _path_from_pred(self._head, target)
 
     def label(self, s: int, d: int) -> str:
@@ -161,7 +160,7 @@ def check_liveness(
     en = digraph.enabled_groups(g.indptr, g.act, amask)
     memory("liveness")
     # Region: reachable from the sources through not-goal states.
-    dist, pred = digraph.bfs(g.indptr, g.col, sources, ~goal, -1)
+    dist, pred = digraph.bfs(g.indptr, g.col, sources, ~goal)
     region = dist >= 0
     del goal
     memory("liveness")
