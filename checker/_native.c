@@ -14,10 +14,6 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
-#ifdef __linux__
-#include <sys/mman.h>
-#include <unistd.h>
-#endif
 
 #define EMPTY (-1)
 
@@ -367,94 +363,6 @@ static PyObject *fill_out(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     release(&bufs);
-    Py_RETURN_NONE;
-fail:
-    release(&bufs);
-    return NULL;
-}
-
-/* Append the edges of the sources lo .. lo + rows - 1 (a chunk of the search, every edge
- * of each) to compressed rows built as the search goes: self-loops dropped, each row in
- * the order found (a counting sort within the chunk), from edge `at` on; indptr[lo + 1 ..
- * lo + rows] get the rows' ends.  Returns the number of edges written, -1 (and an error)
- * for a source outside the chunk. */
-static PyObject *append_rows(PyObject *self, PyObject *args) {
-    PyObject *o_src, *o_dst, *o_act, *o_indptr, *o_col, *o_eact;
-    Py_ssize_t lo, rows, at, e, np1, cap;
-    Buffers bufs = {.n = 0};
-    if (!PyArg_ParseTuple(args, "OOOnnOOOn", &o_src, &o_dst, &o_act, &lo, &rows, &o_indptr, &o_col, &o_eact, &at))
-        return NULL;
-    TAKE(src, int64_t, o_src, 0, &e);
-    TAKE(dst, int64_t, o_dst, 0, NULL);
-    TAKE(act, int32_t, o_act, 0, NULL);
-    TAKE(indptr, int64_t, o_indptr, 1, &np1);
-    TAKE(col, int32_t, o_col, 1, &cap);
-    TAKE(eact, int32_t, o_eact, 1, NULL);
-    if (lo < 0 || lo + rows + 1 > np1 || at + e > cap) {
-        PyErr_SetString(PyExc_ValueError, "append_rows: the rows or edges do not fit the arrays");
-        goto fail;
-    }
-    int64_t *cursor = calloc((size_t)rows + 1, sizeof(int64_t));
-    if (!cursor) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    int outside = 0;
-    Py_ssize_t written = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = 0; k < e; k++) {
-        int64_t r = src[k] - lo;
-        if (r < 0 || r >= rows) { outside = 1; break; }
-        if (src[k] != dst[k]) cursor[r + 1]++;
-    }
-    if (!outside) {
-        for (Py_ssize_t r = 0; r < rows; r++) cursor[r + 1] += cursor[r];
-        for (Py_ssize_t r = 0; r < rows; r++) indptr[lo + 1 + r] = at + cursor[r + 1];
-        written = (Py_ssize_t)cursor[rows];
-        for (Py_ssize_t k = 0; k < e; k++) {
-            if (src[k] == dst[k]) continue;
-            int64_t p = at + cursor[src[k] - lo]++;
-            col[p] = (int32_t)dst[k];
-            eact[p] = act[k];
-        }
-    }
-    Py_END_ALLOW_THREADS
-    free(cursor);
-    if (outside) {
-        PyErr_SetString(PyExc_ValueError, "append_rows: an edge's source is outside the chunk");
-        goto fail;
-    }
-    release(&bufs);
-    return PyLong_FromSsize_t(written);
-fail:
-    release(&bufs);
-    return NULL;
-}
-
-/* Map the targets of edges at .. that point into a renumbered block (states base ..) to
- * their new numbers: a target base + i becomes base + moved[i]. */
-static PyObject *remap_targets(PyObject *self, PyObject *args) {
-    PyObject *o_col, *o_moved;
-    Py_ssize_t at, base, e, k;
-    Buffers bufs = {.n = 0};
-    if (!PyArg_ParseTuple(args, "OnnO", &o_col, &at, &base, &o_moved)) return NULL;
-    TAKE(col, int32_t, o_col, 1, &e);
-    TAKE(moved, int64_t, o_moved, 0, &k);
-    int outside = 0;
-    if (at < 0) at = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t p = at; p < e; p++) {
-        int64_t i = (int64_t)col[p] - base;
-        if (i < 0) continue;
-        if (i >= k) { outside = 1; break; }
-        col[p] = (int32_t)(base + moved[i]);
-    }
-    Py_END_ALLOW_THREADS
-    release(&bufs);
-    if (outside) {
-        PyErr_SetString(PyExc_ValueError, "remap_targets: a target past the renumbered block");
-        return NULL;
-    }
     Py_RETURN_NONE;
 fail:
     release(&bufs);
@@ -827,26 +735,6 @@ static PyObject *keep_freed_memory(PyObject *self, PyObject *noargs) {
 #endif
 }
 
-/* Ask for transparent huge pages over an array grown in place (realloc moves a large
- * block with mremap, and numpy asks for huge pages only when it allocates); a hint, so
- * it returns whether the kernel took it. */
-static PyObject *huge_pages(PyObject *self, PyObject *args) {
-    PyObject *o_arr;
-    Buffers bufs = {.n = 0};
-    int ok = 0;
-    if (!PyArg_ParseTuple(args, "O", &o_arr)) return NULL;
-    Py_buffer *v = &bufs.view[0];
-    if (PyObject_GetBuffer(o_arr, v, PyBUF_C_CONTIGUOUS) < 0) return NULL;
-    bufs.n = 1;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)v->buf + page - 1) & ~(page - 1);
-    uintptr_t hi = ((uintptr_t)v->buf + (uintptr_t)v->len) & ~(page - 1);
-    if (hi > lo) ok = madvise((void *)lo, hi - lo, MADV_HUGEPAGE) == 0;
-#endif
-    release(&bufs);
-    return PyBool_FromLong(ok);
-}
-
 static PyMethodDef methods[] = {
     {"keys_of", keys_of, METH_VARARGS, "one 64-bit key per packed row"},
     {"probe_shard", probe_shard, METH_VARARGS, "insert one shard's candidates"},
@@ -857,13 +745,10 @@ static PyMethodDef methods[] = {
     {"renumber_slots", renumber_slots, METH_VARARGS, "the same, visiting only the block's recorded slots"},
     {"count_out", count_out, METH_VARARGS, "out-degrees of a batch of edges"},
     {"fill_out", fill_out, METH_VARARGS, "place a batch of edges in their rows"},
-    {"append_rows", append_rows, METH_VARARGS, "append a chunk's edges to rows built as the search goes"},
-    {"remap_targets", remap_targets, METH_VARARGS, "targets in a renumbered block follow their states"},
     {"enabled_groups", enabled_groups, METH_VARARGS, "fairness groups enabled per state"},
     {"bfs", bfs, METH_VARARGS, "breadth-first search in increasing successor order"},
     {"components", components, METH_VARARGS, "the strongly connected components that hold a cycle"},
     {"fair_components", fair_components, METH_VARARGS, "which components are fair"},
-    {"huge_pages", huge_pages, METH_VARARGS, "ask for huge pages over an array grown in place"},
     {"keep_freed_memory", keep_freed_memory, METH_NOARGS, "keep freed arrays in the heap for reuse"},
     {NULL, NULL, 0, NULL},
 };

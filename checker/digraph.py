@@ -22,10 +22,13 @@ def _i32(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int32)
 
 
-def compress(n: int, batches: list[Batch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def compress(
+    n: int, batches: list[Batch], release: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows by source (``indptr``, ``col``, ``act``) of the state-changing edges (self-loops
     dropped) of ``batches``, each row in the order the edges were found (a stable
-    counting sort, batch after batch)."""
+    counting sort, batch after batch).  With ``release``, each batch is removed from the
+    list once placed, so the edges are never held twice over."""
     indptr = np.zeros(n + 1, dtype=np.int64)
     for src, dst, _ in batches:
         _native.count_out(indptr, _i32(src), _i32(dst))
@@ -33,8 +36,13 @@ def compress(n: int, batches: list[Batch]) -> tuple[np.ndarray, np.ndarray, np.n
     col = np.empty(int(indptr[n]), dtype=np.int32)
     eact = np.empty(int(indptr[n]), dtype=np.int32)
     fill = indptr[:-1].copy()
-    for src, dst, act in batches:
+    while batches:
+        src, dst, act = batches[0]
         _native.fill_out(fill, col, eact, _i32(src), _i32(dst), _i32(act))
+        if release:
+            batches.pop(0)
+        else:
+            batches = batches[1:]
     return indptr, col, eact
 
 

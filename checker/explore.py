@@ -49,7 +49,6 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from checker.compiled import Built, Kernel, Successors, Uncompiled, build
-from checker.edge_rows import EdgeRows
 from checker.interrupt import INTERRUPT
 from checker.lang.layout import Next, View, apply_checked
 from checker.lang.spec import Predicate, Spec, as_mask
@@ -152,8 +151,6 @@ class Explorer:
         self._rows_expanded = 0
         self._inv_names = list(spec.invariants)
         self._edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (src, dst, action)
-        # Liveness without keep_graph: its rows of edges, written as the search goes.
-        self._live_rows = EdgeRows() if self.want_edges and not keep_graph else None
         self._chunk_rows = FIRST_CHUNK_ROWS
         self._t0 = time.perf_counter()
         self._last_progress = self._t0
@@ -238,8 +235,6 @@ class Explorer:
         if self.compile == "auto" and self.built is None and hi - lo >= COMPILE_ROWS:
             self._build_kernel()
         level = self._open_level(self.stats.depth, lo, hi)
-        if self._live_rows is not None:
-            level.first_edge = self._live_rows.edges
         self.store.begin_block()
         c = lo
         while c < hi:
@@ -293,7 +288,7 @@ class Explorer:
         cand = Candidates(
             np.zeros((0, self.layout.words), dtype=np.uint64), np.zeros(0, dtype=np.int64),
             np.zeros(0, dtype=np.int32), lo, hi - lo,
-            np.zeros(n_actions, dtype=np.int64), np.zeros(n_actions, dtype=np.int64), chunk=(c0, c1),
+            np.zeros(n_actions, dtype=np.int64), np.zeros(n_actions, dtype=np.int64),
         )
         each: Iterable[_Fired]
         whole = None  # the kernel's successors, when every one of them is kept as it came
@@ -415,10 +410,15 @@ class Explorer:
             np.minimum.at(level.minkey, targets[mine] - level.hi, cand.keys(mine))
         if self.keep_graph:
             level.edges.append((cand.parents, targets, cand.actions, cand.keys()))
-        elif self._live_rows is not None:
-            # A chunk holds every edge of its sources, and chunks come in source order, so
-            # its edges are the next rows of liveness's graph (checker/edge_rows.py).
-            self._live_rows.append(*cand.chunk, cand.parents, targets, cand.actions)
+        elif self.want_edges:
+            # Liveness reads each state's row of state-changing edges in action order.  A
+            # chunk holds every edge of its sources, in that order, so its edges are kept as
+            # they come (int32, self-loops dropped), never sorted across the level: the
+            # rows are the same and no level-wide copies are made.
+            moves = cand.parents != targets
+            level.live_edges.append(
+                (cand.parents[moves].astype(np.int32), targets[moves].astype(np.int32), cand.actions[moves])
+            )
         level.found += cand.found
         level.generated += cand.generated
         level.coverage += cand.coverage
@@ -465,9 +465,7 @@ class Explorer:
                 moved = store.renumber(base, order)
             store.parent[base : store.n] = level.lo + key % level.size
             store.action[base : store.n] = (key // level.size).astype(store.action.dtype)
-        if moved is not None and self._live_rows is not None:
-            self._live_rows.remap(level.first_edge, base, moved)
-        if level.edges:
+        if level.edges or level.live_edges:
             self._keep_edges(level, moved)
         self.stats.distinct = store.n
         if k_new:
@@ -477,6 +475,13 @@ class Explorer:
         return self._close_checks(level, new_idx, moved)
 
     def _keep_edges(self, level: _Level, moved: np.ndarray | None) -> None:
+        for src, dst, act in level.live_edges:
+            if moved is not None:
+                new = dst >= level.hi
+                dst[new] = level.hi + moved[dst[new] - level.hi]
+            self._edges.append((src, dst, act))
+        if not level.edges:
+            return
         src = np.concatenate([e[0] for e in level.edges])
         dst = np.concatenate([e[1] for e in level.edges])
         act = np.concatenate([e[2] for e in level.edges])
@@ -654,10 +659,9 @@ class Explorer:
             if graph is not None:
                 live = LiveGraph.of(graph)
             else:
-                assert self._live_rows is not None
                 rows = self.store.rows[: self.store.n]
-                indptr, col, act = self._live_rows.rows(self.store.n)
-                live = LiveGraph(rows, indptr, col, act, self.labels, self.families, self.init_idx)
+                live = LiveGraph.build(rows, self._edges, self.labels, self.families, self.init_idx,
+                                       release=True)
             self._memory("liveness")
             for i, (name, prop) in enumerate(self.spec.liveness.items()):
                 if self._should_stop():

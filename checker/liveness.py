@@ -77,10 +77,11 @@ class LiveGraph:
         labels: list[str],
         families: list[str],
         init: np.ndarray,
+        release: bool = False,
     ) -> LiveGraph:
-        """From batches of (source, destination, action) edges (the explorer itself
-        writes the rows as it searches, checker/edge_rows.py)."""
-        indptr, col, eact = digraph.compress(len(rows), edges)
+        """From batches of (source, destination, action) edges (``release``: emptying the
+        list as they are placed, see :func:`checker.digraph.compress`)."""
+        indptr, col, eact = digraph.compress(len(rows), edges, release)
         return cls(rows, indptr, col, eact, labels, families, init)
 
     @classmethod

@@ -45,7 +45,6 @@ class Candidates:
     coverage: np.ndarray  # per action: rows of the chunk enabling it
     generated: np.ndarray  # per action: successors kept
     found: list[Found] = field(default_factory=list)
-    chunk: tuple[int, int] = (0, 0)  # the frontier rows store[c0:c1] expanded
 
     def keys(self, which: np.ndarray | None = None) -> np.ndarray:
         """The place of candidates (all, or a mask or indices of them) in whole-level
@@ -82,7 +81,7 @@ class Level:
     # (source, target, action, whole-level key) of every candidate, for the kept graph
     edges: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     # (source, target, action) int32 of the state-changing edges, chunk by chunk, for liveness
-    first_edge: int = 0  # the level's edges in the explorer's EdgeRows start here
+    live_edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     found: list[Found] = field(default_factory=list)
     bad_states: list[tuple[int, str, np.ndarray]] = field(default_factory=list)  # (prop index, name, idx)
     chunks: int = 0

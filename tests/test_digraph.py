@@ -103,13 +103,13 @@ def test_max_memory_covers_the_liveness_phase(monkeypatch: pytest.MonkeyPatch) -
     # Over the limit only once the search is done (this spec's growth, measured from its
     # start, jumps when liveness builds its graph): liveness must stop with the memory limit.
     after = {"search": False}
-    real_rows = explore_module.EdgeRows.rows
+    real_build = explore_module.LiveGraph.build
 
-    def rows(*args: Any, **kwargs: Any) -> Any:
+    def build(*args: Any, **kwargs: Any) -> Any:
         after["search"] = True
-        return real_rows(*args, **kwargs)
+        return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(explore_module.EdgeRows, "rows", rows)
+    monkeypatch.setattr(explore_module.LiveGraph, "build", build)
     monkeypatch.setattr(explore_module, "current_rss_mb", lambda: 1e9 if after["search"] else 0.0)
     r = explore(toggler(("Finish",)), limits=Limits(memory_mb=1e8))
     assert r.outcome == Outcome.LIMIT and r.limit == Limit.MEMORY and r.limit_bound == 1e8
