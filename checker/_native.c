@@ -466,7 +466,7 @@ static PyObject *bfs(PyObject *self, PyObject *args) {
     /* queue: the level in queue order; sorted: the same in state order; found: the next
        level as found; tmp: sorting room */
     List queue = {0}, sorted = {0}, found = {0}, tmp = {0};
-    Py_ssize_t *count = malloc(sizeof(Py_ssize_t) * 65537);
+    Py_ssize_t *count = malloc(sizeof(Py_ssize_t) * 65537), *at = NULL, at_room = 0;
     int bad = count == NULL;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t s = 0; s < n; s++)
@@ -498,12 +498,15 @@ static PyObject *bfs(PyObject *self, PyObject *args) {
         if (bad || list_reserve(&tmp, found.n) < 0) { bad = 1; break; }
         /* the next level: in state order, then (stable, by counting) in queue order */
         sort_states(found.a, tmp.a, count, found.n);
-        Py_ssize_t *at = calloc((size_t)queue.n + 1, sizeof(Py_ssize_t));
-        if (!at) { bad = 1; break; }
+        if (queue.n + 1 > at_room) {  /* the counts, one per state of this level */
+            Py_ssize_t *grown = realloc(at, sizeof(Py_ssize_t) * (size_t)(queue.n + 1));
+            if (!grown) { bad = 1; break; }
+            at = grown, at_room = queue.n + 1;
+        }
+        memset(at, 0, sizeof(Py_ssize_t) * (size_t)(queue.n + 1));
         for (Py_ssize_t i = 0; i < found.n; i++) at[pred[found.a[i]] + 1]++;
         for (Py_ssize_t k = 0; k < queue.n; k++) at[k + 1] += at[k];
         for (Py_ssize_t i = 0; i < found.n; i++) tmp.a[at[pred[found.a[i]]]++] = found.a[i];
-        free(at);
         for (Py_ssize_t i = 0; i < found.n; i++) {
             int32_t v = tmp.a[i];
             pred[v] = queue.a[pred[v]];
@@ -518,13 +521,26 @@ static PyObject *bfs(PyObject *self, PyObject *args) {
     for (Py_ssize_t s = 0; s < n; s++)
         if (dist[s] == -2) dist[s] = -1;
     Py_END_ALLOW_THREADS
-    free(queue.a), free(sorted.a), free(found.a), free(tmp.a), free(count);
+    free(queue.a), free(sorted.a), free(found.a), free(tmp.a), free(count), free(at);
     release(&bufs);
     if (bad) return PyErr_NoMemory();
     Py_RETURN_NONE;
 fail:
     release(&bufs);
     return NULL;
+}
+
+/* Peel state u of the topological peel (below): mark it, take its inside edges off their
+ * targets' counts, and list each target so freed whose number is below `behind`.  Returns
+ * -1 when the list cannot grow. */
+static int peel_state(int32_t u, const int64_t *indptr, const int32_t *col, const uint8_t *inside,
+                      int32_t *indeg, List *freed, int64_t behind) {
+    indeg[u] = -1;
+    for (int64_t e = indptr[u]; e < indptr[u + 1]; e++) {
+        int32_t v = col[e];
+        if (inside[v] && --indeg[v] == 0 && v < behind && list_push(freed, v) < 0) return -1;
+    }
+    return 0;
 }
 
 /* Strongly connected components of the subgraph induced by `inside`, numbered only where
@@ -565,27 +581,15 @@ static PyObject *components(PyObject *self, PyObject *args) {
        through memory, as in bfs): the first round sweeps every state, peeling those
        whose count is 0 and what that frees further on; a state freed behind the sweep
        waits for the next round, which reads only such states, sorted; and so on. */
-    for (Py_ssize_t u = 0; u < n && !bad; u++) {
-        if (!inside[u] || indeg[u] != 0) continue;
-        indeg[u] = -1;
-        for (int64_t e = indptr[u]; e < indptr[u + 1]; e++) {
-            int32_t v = col[e];
-            if (inside[v] && --indeg[v] == 0 && v < u && list_push(&later, v) < 0) { bad = 1; break; }
-        }
-    }
+    for (Py_ssize_t u = 0; u < n && !bad; u++)
+        if (inside[u] && indeg[u] == 0) bad = peel_state((int32_t)u, indptr, col, inside, indeg, &later, u) < 0;
     while (later.n && !bad) {
         List t = now;
         now = later, later = t, later.n = 0;
         if (list_reserve(&tmp, now.n) < 0) { bad = 1; break; }
         sort_states(now.a, tmp.a, count, now.n);
-        for (Py_ssize_t i = 0; i < now.n && !bad; i++) {
-            int32_t u = now.a[i];
-            indeg[u] = -1;
-            for (int64_t e = indptr[u]; e < indptr[u + 1]; e++) {
-                int32_t v = col[e];
-                if (inside[v] && --indeg[v] == 0 && list_push(&later, v) < 0) { bad = 1; break; }
-            }
-        }
+        for (Py_ssize_t i = 0; i < now.n && !bad; i++)
+            bad = peel_state(now.a[i], indptr, col, inside, indeg, &later, INT64_MAX) < 0;
     }
     /* indeg > 0 now marks exactly the states left: a peeled state is -1, and one outside
        was never counted */
