@@ -720,16 +720,20 @@ fail:
 /* Keep freed memory for the next chunk instead of giving it back to the kernel.  A search
  * allocates and frees arrays of tens of MB every chunk; glibc serves those with mmap (or
  * trims the heap's top once they are freed), so every chunk wrote to freshly faulted pages
- * the kernel had to zero first (a third of a 66M-state run's time was clear_page).  Serving
- * arrays up to glibc's largest mmap threshold from the heap, growing the heap 512 MB at a
- * time and trimming it only past 2 GB free lets a chunk reuse its predecessor's pages.
+ * the kernel had to zero first (a third of a 66M-state run's time was clear_page).  Every
+ * array is served from the heap (no mmap at all: glibc falls back to it only if the heap
+ * cannot grow), the heap grows 512 MB at a time and is trimmed only past 2 GB free, so a
+ * chunk reuses its predecessor's pages, and the hash table's and the store's arrays, once
+ * outgrown, hold later chunks and liveness's edges instead of going back to the kernel
+ * (at 66.7M states: 7.6 GB faulted in over the run instead of 11.2 GB, for a peak 0.4 GB
+ * higher; docs/performance.md).
  * One arena for every thread: the shards' and the kernel's threads allocate few, large
  * arrays, and with an arena each, what one thread freed could not serve another (a tenth
  * to a seventh of the resident set at 1.7M-5.7M states; the lock is taken a few times
  * per chunk).  Returns whether the allocator took the settings (False off glibc). */
 static PyObject *keep_freed_memory(PyObject *self, PyObject *noargs) {
 #ifdef __GLIBC__
-    int ok = mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    int ok = mallopt(M_MMAP_MAX, 0);
     ok &= mallopt(M_TOP_PAD, 512 << 20);
     ok &= mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
     ok &= mallopt(M_ARENA_MAX, 1);

@@ -314,6 +314,24 @@ del a
 print(before - rss_mb())
 """
 
+# An array larger than the heap's free top (512 MB of padding after keep_freed_memory) and
+# than any mmap threshold: MB of it that glibc mapped on its own (and would unmap when it
+# is freed), as mallinfo2 counts them.  Never written, so it costs no memory.
+_MAPPED = """
+import ctypes, sys
+import numpy as np
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd",
+        "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Mallinfo2
+if sys.argv[1] == "keep":
+    import checker  # noqa: F401  (its import makes the allocator settings)
+a = np.empty(640 << 20, dtype=np.uint8)
+print(libc.mallinfo2().hblkhd / 2**20)
+"""
+
 _ARENAS = _RSS + """
 import sys, threading
 import numpy as np
@@ -352,6 +370,15 @@ def test_freed_arrays_stay_in_the_process_for_the_next_chunk() -> None:
     zeroed afresh); after keep_freed_memory, which importing checker calls, it stays."""
     assert _mb(_FREED, "default") > 20
     assert _mb(_FREED, "keep") < 4
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator settings")
+def test_even_the_largest_arrays_come_from_the_heap() -> None:
+    """By default glibc maps a 640 MB array on its own and unmaps it when freed; after
+    keep_freed_memory it comes from the heap, so an outgrown hash table's or store's
+    memory is reused by later chunks instead of being faulted in afresh."""
+    assert _mb(_MAPPED, "default") >= 640
+    assert _mb(_MAPPED, "keep") < 16  # what numpy's import mapped before the settings
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator settings")
