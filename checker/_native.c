@@ -482,15 +482,15 @@ static PyObject *bfs(PyObject *self, PyObject *args) {
     for (int32_t d = 0; queue.n && !bad; d++) {
         found.n = 0;
         for (Py_ssize_t i = 0; i < sorted.n && !bad; i++) {
-            int32_t u = sorted.a[i], at = -3 - dist[u];
+            int32_t u = sorted.a[i], pos = -3 - dist[u];  /* u's place in the queue */
             for (int64_t e = indptr[u]; e < indptr[u + 1]; e++) {
                 int32_t v = col[e];
                 if (dist[v] == -1) {
                     dist[v] = d + 1;
-                    pred[v] = at;  /* a position in this level's queue order, for now */
+                    pred[v] = pos;  /* a position in this level's queue order, for now */
                     if (list_push(&found, v) < 0) { bad = 1; break; }
-                } else if (dist[v] == d + 1 && at < pred[v]) {
-                    pred[v] = at;
+                } else if (dist[v] == d + 1 && pos < pred[v]) {
+                    pred[v] = pos;
                 }
             }
         }
